@@ -1,0 +1,80 @@
+//! `App`: wires the pieces together and runs them until shutdown. The only place that
+//! spawns and joins long-lived tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::http;
+
+/// A built application: database open and migrated, HTTP listener bound.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    db: Db,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl App {
+    /// Opens the database (running migrations) and binds the HTTP port. With port 0 the OS
+    /// picks a free port: read it back with [`App::http_addr`].
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated, or the port cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let path = config.database.path.clone();
+        let busy = Duration::from_millis(u64::from(config.database.busy_timeout_ms));
+        let (db, report) = tokio::task::spawn_blocking(move || Db::open(&path, busy))
+            .await
+            .context("the database task failed")??;
+        if !report.applied.is_empty() {
+            tracing::info!(applied = ?report.applied, "database migrated");
+        }
+        let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            config,
+            db,
+            listener,
+            addr,
+        })
+    }
+
+    /// The address the HTTP server listens on.
+    #[must_use]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The database handle.
+    #[must_use]
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains every task before returning.
+    ///
+    /// # Errors
+    /// A task failed in a way that stops the service.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = Arc::new(http::HttpState {
+            db: self.db.clone(),
+            started: Instant::now(),
+        });
+        tracing::info!(
+            addr = %self.addr,
+            database = %self.config.database.path.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "listening"
+        );
+        http::serve(self.listener, http::router(&state), shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

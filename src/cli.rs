@@ -1,0 +1,38 @@
+//! Command-line definitions (clap). No logic here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Docobo: sell paid Discord roles from one small self-hosted binary.
+#[derive(Debug, Parser)]
+#[command(name = "docobo", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file. Without it, ./docobo.toml is used if present.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "DOCOBO_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot and the webhook server (the default).
+    Serve,
+    /// Create or upgrade the database, then exit.
+    Migrate,
+    /// Check the configuration, print every problem, and exit non-zero if there are any.
+    CheckConfig,
+    /// Write a consistent copy of the live database to FILE (safe while serving).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
+    },
+}

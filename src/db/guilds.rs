@@ -1,0 +1,135 @@
+//! `guilds`: one row per Discord server Docobo serves.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{DbError, id_from};
+use crate::domain::{ChannelId, GuildId, ProviderId, UserId};
+
+/// A Discord server and its Docobo settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guild {
+    pub id: GuildId,
+    pub name: String,
+    pub owner_id: Option<UserId>,
+    pub provider: Option<ProviderId>,
+    /// AEAD ciphertext of the provider credentials; opaque here.
+    pub credentials: Option<Vec<u8>>,
+    pub webhook_key: String,
+    pub log_channel_id: Option<ChannelId>,
+}
+
+const COLUMNS: &str =
+    "guild_id, name, owner_id, provider, credentials, webhook_key, log_channel_id";
+
+type RawRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<Vec<u8>>,
+    String,
+    Option<i64>,
+);
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn to_guild(
+    (id, name, owner, provider, credentials, webhook_key, log_channel): RawRow,
+) -> Result<Guild, DbError> {
+    Ok(Guild {
+        id: id_from("guilds", id)?,
+        name,
+        owner_id: owner.map(|o| id_from("guilds", o)).transpose()?,
+        provider: provider
+            .map(|p| {
+                ProviderId::parse(&p).map_err(|e| DbError::Corrupt {
+                    table: "guilds",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?,
+        credentials,
+        webhook_key,
+        log_channel_id: log_channel.map(|c| id_from("guilds", c)).transpose()?,
+    })
+}
+
+/// Inserts a new guild.
+///
+/// # Errors
+/// A duplicate guild id or webhook key ([`DbError::is_unique_violation`]).
+pub fn insert(conn: &Connection, guild: &Guild) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO guilds (guild_id, name, owner_id, provider, credentials, webhook_key, log_channel_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            guild.id.as_i64(),
+            guild.name,
+            guild.owner_id.map(UserId::as_i64),
+            guild.provider.as_ref().map(ProviderId::as_str),
+            guild.credentials,
+            guild.webhook_key,
+            guild.log_channel_id.map(ChannelId::as_i64),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records a guild seen on the gateway, keeping its Docobo settings if it is known.
+/// `new_webhook_key` is used only when the guild is new.
+pub fn upsert_seen(
+    conn: &Connection,
+    id: GuildId,
+    name: &str,
+    owner_id: Option<UserId>,
+    new_webhook_key: &str,
+) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO guilds (guild_id, name, owner_id, webhook_key) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (guild_id) DO UPDATE SET
+             name = excluded.name,
+             owner_id = coalesce(excluded.owner_id, owner_id),
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        params![
+            id.as_i64(),
+            name,
+            owner_id.map(UserId::as_i64),
+            new_webhook_key
+        ],
+    )?;
+    Ok(())
+}
+
+/// The guild with this id.
+pub fn get(conn: &Connection, id: GuildId) -> Result<Option<Guild>, DbError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM guilds WHERE guild_id = ?1"),
+        [id.as_i64()],
+        from_row,
+    )
+    .optional()?
+    .map(to_guild)
+    .transpose()
+}
+
+/// The guild whose webhook URL ends in `key`.
+pub fn by_webhook_key(conn: &Connection, key: &str) -> Result<Option<Guild>, DbError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM guilds WHERE webhook_key = ?1"),
+        [key],
+        from_row,
+    )
+    .optional()?
+    .map(to_guild)
+    .transpose()
+}

@@ -1,0 +1,219 @@
+//! The SQLite store: the only module that opens connections.
+//!
+//! Every connection gets `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON` and a
+//! `busy_timeout`. Migrations (`migrations/*.sql`, embedded by refinery) run before anything
+//! else touches the file. Blocking SQLite work never runs on a tokio worker thread: async code
+//! goes through [`Db::call`], which runs the closure on the blocking pool.
+//!
+//! Repository functions (in the submodules) are plain functions over a `&Connection` that take
+//! and return domain types, so one transaction can span several of them.
+
+mod backup;
+pub mod guilds;
+pub mod members;
+pub mod paid_roles;
+pub mod subscriptions;
+pub mod webhook_events;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use backup::backup_to;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Errors from the store. Messages say what to do; they never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "cannot open the database {path}: {source}. Fix: check that the folder exists and is writable by this user, or set database.path"
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "cannot create the database folder {path}: {source}. Fix: create it, or set database.path to a writable location"
+    )]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] refinery::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value that the domain refuses (a corrupt or hand-edited row).
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+    #[error("backup failed: {0}")]
+    Backup(String),
+    #[error("the database task stopped unexpectedly: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl DbError {
+    /// Whether this is a UNIQUE (or PRIMARY KEY) constraint violation.
+    #[must_use]
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Sqlite(e) if is_unique_violation(e))
+    }
+}
+
+/// Whether a rusqlite error is a UNIQUE (or PRIMARY KEY) constraint violation.
+#[must_use]
+pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// A cheap, cloneable handle to the database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// One connection shared by every task. SQLite serializes writers anyway, and a single
+    /// connection keeps transactions simple; the mutex is a std one because it is only ever
+    /// held on the blocking pool, never across an `.await`.
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+    busy_timeout: Duration,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Names of the migrations applied by this run (empty when already up to date).
+    pub applied: Vec<String>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Blocking: call from `main` before the runtime is busy, or through `spawn_blocking`.
+    ///
+    /// # Errors
+    /// The folder or file cannot be created or opened, or a migration fails.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<(Self, MigrationReport), DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut conn = open_connection(path, busy_timeout)?;
+        let report = migrate(&mut conn)?;
+        Ok((
+            Self {
+                conn: Arc::new(Mutex::new(conn)),
+                path: Arc::new(path.to_owned()),
+                busy_timeout,
+            },
+            report,
+        ))
+    }
+
+    /// Runs blocking database work on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// Whatever the closure returns, or [`DbError::Task`] if it panicked.
+    pub async fn call<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still
+            // sound (an open transaction was rolled back when it was dropped).
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut conn)
+        })
+        .await?
+    }
+
+    /// Checks that the database answers (for `/health`).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.call(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A consistent copy of the live database at `dest` (see [`backup_to`]).
+    pub async fn backup(&self, dest: PathBuf) -> Result<(), DbError> {
+        let source = Arc::clone(&self.path);
+        let busy = self.busy_timeout;
+        tokio::task::spawn_blocking(move || backup_to(&source, &dest, busy)).await?
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Opens one connection with Docobo's pragmas.
+///
+/// # Errors
+/// The file cannot be opened, or a pragma is refused.
+pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, DbError> {
+    let open = |source| DbError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open)?;
+    conn.busy_timeout(busy_timeout).map_err(open)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode (network filesystem?); continuing");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open)?;
+    Ok(conn)
+}
+
+/// Applies pending migrations.
+///
+/// # Errors
+/// A migration fails (the database is left at the last good version).
+pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, DbError> {
+    let report = embedded::migrations::runner().run(conn)?;
+    Ok(MigrationReport {
+        applied: report
+            .applied_migrations()
+            .iter()
+            .map(|m| format!("V{}__{}", m.version(), m.name()))
+            .collect(),
+    })
+}
+
+/// Reads a snowflake column, refusing corrupt values.
+pub(crate) fn id_from<M>(table: &'static str, value: i64) -> Result<crate::domain::Id<M>, DbError> {
+    crate::domain::Id::from_i64(value).map_err(|e| DbError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
+}
+
+/// Current unix time in milliseconds (wall clock).
+#[must_use]
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,41 @@
+//! Docobo's domain: ids, money, billing and the subscription state machine.
+//!
+//! Pure code: nothing in this module does I/O or reads the clock. Time comes in as an
+//! argument (unix milliseconds), so every rule can be tested with fixed instants.
+
+mod ids;
+mod money;
+mod subscription;
+
+pub use ids::{
+    ChannelId, ChannelMarker, GuildId, GuildMarker, Id, ProviderId, RoleId, RoleMarker, UserId,
+    UserMarker,
+};
+pub use money::{Billing, Currency, Money};
+pub use subscription::{
+    StatusChange, SubscriptionState, SubscriptionStatus, Transition, is_entitled,
+};
+
+/// Unix time in milliseconds. Plain `i64` at the edges (SQLite, WIT), named by convention
+/// `*_at` / `*_ms`.
+pub type UnixMillis = i64;
+
+/// Input that breaks a domain rule, with the field it concerns and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field or concept that is wrong (`price`, `id`, …).
+    pub field: &'static str,
+    /// What is wrong and how to fix it; never contains secrets.
+    pub message: String,
+}
+
+impl ValidationError {
+    #[must_use]
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

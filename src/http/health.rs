@@ -1,0 +1,48 @@
+//! `GET /health`: is the process able to do its job? Used by Docker's HEALTHCHECK and
+//! uptime monitors. 200 when healthy, 503 otherwise.
+
+use std::sync::Arc;
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde::Serialize;
+
+use super::HttpState;
+
+pub struct Health {
+    pub state: Arc<HttpState>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    status: &'static str,
+    time: String,
+    version: &'static str,
+    uptime_seconds: u64,
+    database: &'static str,
+}
+
+#[handler]
+impl Health {
+    async fn handle(&self, res: &mut Response) {
+        let db_ok = match self.state.db.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "health check: database unreachable");
+                false
+            }
+        };
+        let report = Report {
+            status: if db_ok { "ok" } else { "unhealthy" },
+            time: jiff::Timestamp::now().to_string(),
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: self.state.started.elapsed().as_secs(),
+            database: if db_ok { "ok" } else { "unreachable" },
+        };
+        if !db_ok {
+            res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        res.add_header("cache-control", "no-store", true).ok();
+        res.render(Json(report));
+    }
+}

@@ -1,0 +1,28 @@
+//! Docobo sells paid Discord roles: a Discord bot (serenity), a webhook server (salvo) and an
+//! embedded SQLite database (rusqlite + refinery) in one binary. Payment providers are WASM
+//! components run in a sandbox.
+//!
+//! # Layout
+//!
+//! - [`config`]: layered configuration (defaults → `docobo.toml` → `DOCOBO_…` env → `_FILE`).
+//! - [`domain`]: pure types and rules: ids, money, billing, the subscription state machine.
+//! - [`db`]: the SQLite store (the only module that opens connections) and its repositories.
+//! - [`subscriptions`]: `SubscriptionService`, the state machine over the store.
+//! - [`http`]: the salvo server and its routes.
+//! - [`app`]: wires everything and runs it until shutdown.
+//! - [`cli`], [`telemetry`], [`shutdown`]: the binary's edges.
+//!
+//! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod shutdown;
+pub mod subscriptions;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,243 @@
+//! The `docobo` binary, run as a user would: real processes, real files, real signals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_docobo");
+
+/// A `docobo` command in `dir`, with a clean environment apart from the given variables.
+fn docobo(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn example_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docobo.example.toml")
+}
+
+/// Starts `docobo serve`, waits for its "listening" log line and returns the child and the
+/// address it listens on.
+fn start_server(
+    dir: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = docobo(dir, env)
+        .args(args)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn docobo serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "server did not log 'listening'; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let entry: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        for key in ["level", "time", "msg", "target"] {
+            assert!(entry.get(key).is_some(), "log line lacks {key}: {line}");
+        }
+        if entry["msg"] == "listening" {
+            let addr = entry["addr"].as_str().expect("addr field").to_owned();
+            return (child, addr, rx);
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docobo did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn serve_with_the_example_config_answers_health_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = example_config();
+    let (mut child, addr, logs) = start_server(
+        dir.path(),
+        &[
+            ("DOCOBO_DISCORD__TOKEN", "test-token-not-a-secret-elsewhere"),
+            ("DOCOBO_SERVER__PORT", "0"),
+            ("DOCOBO_SERVER__BIND", "127.0.0.1"),
+        ],
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    let addr = addr.replace("0.0.0.0", "127.0.0.1");
+    let response = reqwest::get(format!("http://{addr}/health"))
+        .await
+        .expect("GET /health");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        body["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    // The database was created where the example says, relative to the working directory.
+    assert!(dir.path().join("data/docobo.db").exists());
+
+    sigterm(&child);
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    let rest: Vec<String> = logs.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("\"msg\":\"stopped\"")),
+        "{rest:?}"
+    );
+    // The token never reaches the logs.
+    assert!(
+        !rest
+            .iter()
+            .any(|l| l.contains("test-token-not-a-secret-elsewhere"))
+    );
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("docobo.toml"),
+        "[server]\nport = 70000\n[log]\nformat = \"xml\"\n",
+    )
+    .expect("write");
+    let out = docobo(dir.path(), &[("DOCOBO_DATABASE__BUSY_TIMEOUT_MS", "soon")])
+        .arg("check-config")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "4 problems",
+        "server.port",
+        "log.format",
+        "database.busy_timeout_ms",
+        "discord.token",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let ok = docobo(dir.path(), &[("DOCOBO_DISCORD__TOKEN", "t")])
+        .args(["--config", example_config().to_str().expect("utf-8")])
+        .arg("check-config")
+        .output()
+        .expect("run");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
+
+    let missing = docobo(dir.path(), &[("DOCOBO_DISCORD__TOKEN", "t")])
+        .args(["--config", "does-not-exist.toml", "check-config"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read the configuration file")
+    );
+}
+
+#[test]
+fn migrate_then_backup_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("DOCOBO_DISCORD__TOKEN", "t"),
+        ("DOCOBO_DATABASE__PATH", "db/docobo.db"),
+    ];
+    let first = docobo(dir.path(), &env)
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied"));
+    let second = docobo(dir.path(), &env)
+        .arg("migrate")
+        .output()
+        .expect("migrate again");
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 migration(s) applied"));
+
+    let backup = docobo(dir.path(), &env)
+        .args(["backup", "copy.db"])
+        .output()
+        .expect("backup");
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let copy = rusqlite::Connection::open(dir.path().join("copy.db")).expect("open copy");
+    let tables: i64 = copy
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('guilds','members','paid_roles','subscriptions','webhook_events')", [], |r| r.get(0))
+        .expect("tables");
+    assert_eq!(tables, 5);
+
+    let again = docobo(dir.path(), &env)
+        .args(["backup", "copy.db"])
+        .output()
+        .expect("backup again");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn version_is_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = docobo(dir.path(), &[])
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("docobo {}", env!("CARGO_PKG_VERSION"))
+    );
+}

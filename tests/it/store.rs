@@ -1,0 +1,289 @@
+//! The SQLite store: migrations, pragmas, unique constraints, backups.
+
+use docobo::db::{self, Db, guilds, members, paid_roles, subscriptions, webhook_events};
+use docobo::domain::{Billing, SubscriptionState, SubscriptionStatus, UserId};
+
+use crate::helpers::{BUSY, fresh_db, guild, open_raw, provider, role, seed_guild_with_role, usd};
+
+#[test]
+fn a_fresh_database_migrates_to_the_five_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The folder does not exist yet: it is created.
+    let path = dir.path().join("nested/data/docobo.db");
+    let (_db, report) = Db::open(&path, BUSY).expect("open");
+    assert_eq!(report.applied, vec!["V1__init".to_owned()]);
+    let conn = open_raw(&path);
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'refinery_schema_history' ORDER BY name")
+        .expect("prepare");
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        tables,
+        [
+            "guilds",
+            "members",
+            "paid_roles",
+            "subscriptions",
+            "webhook_events"
+        ]
+    );
+}
+
+#[test]
+fn migrating_twice_is_a_no_op() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("docobo.db");
+    let (db, first) = Db::open(&path, BUSY).expect("first open");
+    assert_eq!(first.applied.len(), 1);
+    drop(db);
+    let (_db, second) = Db::open(&path, BUSY).expect("second open");
+    assert!(second.applied.is_empty(), "{:?}", second.applied);
+    let mut conn = open_raw(&path);
+    assert!(db::migrate(&mut conn).expect("third").applied.is_empty());
+    let versions: i64 = conn
+        .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| {
+            r.get(0)
+        })
+        .expect("history");
+    assert_eq!(versions, 1);
+}
+
+#[test]
+fn every_connection_has_wal_foreign_keys_and_normal_sync() {
+    let t = fresh_db();
+    let conn = open_raw(&t.dir.path().join("docobo.db"));
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    let fk: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .expect("fk");
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("sync");
+    let busy: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .expect("busy");
+    assert_eq!(mode, "wal");
+    assert_eq!(fk, 1);
+    assert_eq!(sync, 1, "NORMAL");
+    assert_eq!(busy, 5000);
+    // Foreign keys are enforced: a paid role for an unknown guild is refused.
+    let orphan = paid_roles::insert(
+        &conn,
+        &paid_roles::NewPaidRole {
+            guild_id: guild(999),
+            role_id: role(1),
+            name: String::new(),
+            price: usd(100),
+            billing: Billing::Monthly,
+            product_ref: None,
+        },
+    );
+    assert!(orphan.is_err());
+}
+
+fn new_sub(
+    g: docobo::domain::GuildId,
+    user: u64,
+    paid_role_id: i64,
+    external: Option<&str>,
+    code: Option<&str>,
+) -> subscriptions::NewSubscription {
+    subscriptions::NewSubscription {
+        guild_id: g,
+        user_id: UserId::new(user).expect("user"),
+        paid_role_id,
+        provider: provider("polar"),
+        external_id: external.map(str::to_owned),
+        state: SubscriptionState {
+            status: SubscriptionStatus::Active,
+            period_end: None,
+            last_event_at: None,
+        },
+        payment_code: code.map(str::to_owned),
+    }
+}
+
+#[test]
+fn each_unique_constraint_rejects_a_duplicate() {
+    let t = fresh_db();
+    let conn = open_raw(&t.dir.path().join("docobo.db"));
+    let g = guild(1);
+    let paid = seed_guild_with_role(&conn, g, role(10));
+
+    // guilds.guild_id
+    let mut dup_guild = guilds::get(&conn, g).expect("get").expect("exists");
+    dup_guild.webhook_key = "other-key".into();
+    assert!(
+        guilds::insert(&conn, &dup_guild)
+            .expect_err("dup id")
+            .is_unique_violation()
+    );
+    // guilds.webhook_key
+    dup_guild.id = guild(2);
+    dup_guild.webhook_key = format!("key-{g}");
+    assert!(
+        guilds::insert(&conn, &dup_guild)
+            .expect_err("dup key")
+            .is_unique_violation()
+    );
+
+    // members (guild_id, user_id)
+    let user = UserId::new(5).expect("user");
+    members::insert(&conn, g, user, Some("alice")).expect("member");
+    assert!(
+        members::insert(&conn, g, user, None)
+            .expect_err("dup member")
+            .is_unique_violation()
+    );
+
+    // paid_roles (guild_id, role_id)
+    let again = paid_roles::NewPaidRole {
+        guild_id: g,
+        role_id: role(10),
+        name: "Gold again".into(),
+        price: usd(999),
+        billing: Billing::Yearly,
+        product_ref: None,
+    };
+    assert!(
+        paid_roles::insert(&conn, &again)
+            .expect_err("dup role")
+            .is_unique_violation()
+    );
+
+    // subscriptions (provider, external_id)
+    subscriptions::insert(
+        &conn,
+        &new_sub(g, 5, paid.id, Some("sub_1"), Some("DCBAAAA")),
+    )
+    .expect("sub");
+    assert!(
+        subscriptions::insert(&conn, &new_sub(g, 5, paid.id, Some("sub_1"), None))
+            .expect_err("dup external id")
+            .is_unique_violation()
+    );
+    // subscriptions.payment_code
+    assert!(
+        subscriptions::insert(
+            &conn,
+            &new_sub(g, 5, paid.id, Some("sub_2"), Some("DCBAAAA"))
+        )
+        .expect_err("dup payment code")
+        .is_unique_violation()
+    );
+    // NULL external ids (unpaid bank-transfer checkouts) do not collide.
+    subscriptions::insert(&conn, &new_sub(g, 5, paid.id, None, Some("DCBBBBB")))
+        .expect("null ext 1");
+    subscriptions::insert(&conn, &new_sub(g, 5, paid.id, None, Some("DCBCCCC")))
+        .expect("null ext 2");
+
+    // webhook_events (provider, external_event_id): the duplicate is reported, not an error.
+    let p = provider("polar");
+    let event = webhook_events::NewWebhookEvent {
+        provider: &p,
+        external_event_id: "msg_1",
+        guild_id: Some(g),
+        subscription_id: None,
+        event_type: "subscription.active",
+        event_json: "{}",
+        outcome: webhook_events::Outcome::Applied,
+        detail: None,
+    };
+    assert!(
+        webhook_events::insert_if_new(&conn, &event)
+            .expect("first")
+            .is_some()
+    );
+    assert_eq!(
+        webhook_events::insert_if_new(&conn, &event).expect("second"),
+        None
+    );
+    let other_provider = provider("sepay");
+    let same_id_other_provider = webhook_events::NewWebhookEvent {
+        provider: &other_provider,
+        ..event
+    };
+    assert!(
+        webhook_events::insert_if_new(&conn, &same_id_other_provider)
+            .expect("other")
+            .is_some()
+    );
+    assert_eq!(webhook_events::count(&conn).expect("count"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_writes_is_a_readable_copy_of_committed_rows() {
+    let t = fresh_db();
+    let g = guild(1);
+    t.db.call(move |conn| {
+        seed_guild_with_role(conn, g, role(10));
+        Ok(())
+    })
+    .await
+    .expect("seed");
+
+    // A writer that commits one member per transaction until told to stop.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let db = t.db.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n: u64 = 0;
+            while !stop.is_cancelled() {
+                n += 1;
+                let user = UserId::new(n).expect("user");
+                db.call(move |conn| members::insert(conn, g, user, Some("m")))
+                    .await
+                    .expect("insert");
+            }
+            n
+        })
+    };
+    // Let some rows commit first.
+    while members_count(&t.db).await < 50 {
+        tokio::task::yield_now().await;
+    }
+    let before = members_count(&t.db).await;
+    let dest = t.dir.path().join("backup.db");
+    t.db.backup(dest.clone()).await.expect("backup");
+    let after = members_count(&t.db).await;
+    stop.cancel();
+    let written = writer.await.expect("writer");
+    assert!(written >= 50);
+
+    let copy = rusqlite::Connection::open(&dest).expect("open backup");
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let copied: i64 = copy
+        .query_row("SELECT count(*) FROM members", [], |r| r.get(0))
+        .expect("count");
+    assert!(
+        (before..=after).contains(&copied),
+        "backup has {copied} members; {before} were committed before it started, {after} after"
+    );
+    // A real copy: the paid role and schema history came along.
+    let roles: i64 = copy
+        .query_row("SELECT count(*) FROM paid_roles", [], |r| r.get(0))
+        .expect("roles");
+    assert_eq!(roles, 1);
+    // No partial file is left behind.
+    assert!(!t.dir.path().join("backup.db.partial").exists());
+
+    // Backing up over an existing file is refused with a fix.
+    let err = t.db.backup(dest).await.expect_err("exists");
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+async fn members_count(db: &Db) -> i64 {
+    db.call(|conn| Ok(conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?))
+        .await
+        .expect("count")
+}
