@@ -11,12 +11,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http;
+use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
 
 /// A built application: database open and migrated, HTTP listener bound.
 #[derive(Debug)]
 pub struct App {
     config: Config,
     db: Db,
+    providers: ProviderHost,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
 }
@@ -36,11 +38,13 @@ impl App {
         if !report.applied.is_empty() {
             tracing::info!(applied = ?report.applied, "database migrated");
         }
+        let providers = ProviderHost::load(host_options(&config)).await?;
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
             config,
             db,
+            providers,
             listener,
             addr,
         })
@@ -58,6 +62,12 @@ impl App {
         &self.db
     }
 
+    /// The loaded provider plugins.
+    #[must_use]
+    pub fn providers(&self) -> &ProviderHost {
+        &self.providers
+    }
+
     /// Runs until `shutdown` is cancelled, then drains every task before returning.
     ///
     /// # Errors
@@ -65,6 +75,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = Arc::new(http::HttpState {
             db: self.db.clone(),
+            providers: self.providers.clone(),
             started: Instant::now(),
         });
         tracing::info!(
@@ -76,5 +87,27 @@ impl App {
         http::serve(self.listener, http::router(&state), shutdown).await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The plugin host settings from the configuration.
+#[must_use]
+pub fn host_options(config: &Config) -> HostOptions {
+    let plugins = &config.plugins;
+    HostOptions {
+        plugins_dir: Some(plugins.dir.clone()),
+        cache_dir: Some(plugins.cache_dir.clone()),
+        fetch: FetchPolicy {
+            allowed_hosts: plugins.allowed_hosts.clone(),
+            allow_loopback_http: plugins.allow_loopback_http,
+        },
+        limits: Limits {
+            memory_bytes: (plugins.memory_limit_mb as usize) << 20,
+            deadline: Duration::from_millis(u64::from(plugins.cpu_deadline_ms)),
+            call_timeout: Duration::from_millis(u64::from(plugins.call_timeout_ms)),
+            ..Limits::default()
+        },
+        builtins: true,
+        ..HostOptions::default()
     }
 }

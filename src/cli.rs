@@ -35,4 +35,18 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Provider plugins: list the loaded ones, or inspect a file.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the built-in plugins and those in plugins.dir, and the ones that fail to load.
+    List,
+    /// Show what a plugin file is, what it needs, and whether it loads.
+    Inspect {
+        /// The plugin (.wasm component).
+        file: PathBuf,
+    },
 }

@@ -22,8 +22,30 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub discord: DiscordConfig,
     pub subscriptions: SubscriptionsConfig,
+    pub plugins: PluginsConfig,
     pub log: LogConfig,
 }
+
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    /// Extra provider plugins (`*.wasm`) loaded at start, beside the built-in ones.
+    pub dir: PathBuf,
+    /// Where compiled plugins are cached (created with mode 0700).
+    pub cache_dir: PathBuf,
+    /// Hosts plugins may reach with `http-fetch` (each plugin must also declare them).
+    pub allowed_hosts: Vec<String>,
+    /// Allow plugins plain http to loopback (only for tests against local fakes).
+    pub allow_loopback_http: bool,
+    /// Linear memory per plugin call, in MiB.
+    pub memory_limit_mb: u32,
+    /// CPU time a plugin call may spend in WebAssembly, in milliseconds.
+    pub cpu_deadline_ms: u32,
+    /// Wall-clock limit of a whole plugin call (including its HTTP requests), in milliseconds.
+    pub call_timeout_ms: u32,
+}
+
+/// The hosts the built-in plugins need.
+pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["api.polar.sh", "sandbox-api.polar.sh", "my.sepay.vn"];
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -129,6 +151,7 @@ enum Kind {
     Secret,
     Bool,
     Integer,
+    List,
 }
 
 /// Every key Docobo reads. `docobo.example.toml` documents each one (a test checks).
@@ -141,6 +164,13 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("discord", "token", Kind::Secret),
     ("discord", "guild_members_intent", Kind::Bool),
     ("subscriptions", "grace_period_hours", Kind::Integer),
+    ("plugins", "dir", Kind::Text),
+    ("plugins", "cache_dir", Kind::Text),
+    ("plugins", "allowed_hosts", Kind::List),
+    ("plugins", "allow_loopback_http", Kind::Bool),
+    ("plugins", "memory_limit_mb", Kind::Integer),
+    ("plugins", "cpu_deadline_ms", Kind::Integer),
+    ("plugins", "call_timeout_ms", Kind::Integer),
     ("log", "level", Kind::Text),
     ("log", "format", Kind::Text),
 ];
@@ -354,6 +384,13 @@ impl Reader {
         let token = self.secret("discord", "token");
         let members = self.boolean("discord", "guild_members_intent", false);
         let grace = self.integer("subscriptions", "grace_period_hours", 72, 0, 24 * 365);
+        let plugins_dir = self.text("plugins", "dir", "data/plugins");
+        let cache_dir = self.text("plugins", "cache_dir", "data/cache");
+        let allowed_hosts = self.list("plugins", "allowed_hosts", DEFAULT_ALLOWED_HOSTS);
+        let loopback = self.boolean("plugins", "allow_loopback_http", false);
+        let memory = self.integer("plugins", "memory_limit_mb", 16, 1, 1024);
+        let cpu = self.integer("plugins", "cpu_deadline_ms", 2000, 10, 60_000);
+        let call = self.integer("plugins", "call_timeout_ms", 15_000, 100, 120_000);
         let level = self.text("log", "level", "info");
         let format = self.parsed("log", "format", "auto", |s| match s {
             "auto" => Ok(LogFormat::Auto),
@@ -379,6 +416,15 @@ impl Reader {
             },
             subscriptions: SubscriptionsConfig {
                 grace_period_hours: u32::try_from(grace?).ok()?,
+            },
+            plugins: PluginsConfig {
+                dir: PathBuf::from(plugins_dir?),
+                cache_dir: PathBuf::from(cache_dir?),
+                allowed_hosts: allowed_hosts?,
+                allow_loopback_http: loopback?,
+                memory_limit_mb: u32::try_from(memory?).ok()?,
+                cpu_deadline_ms: u32::try_from(cpu?).ok()?,
+                call_timeout_ms: u32::try_from(call?).ok()?,
             },
             log: LogConfig {
                 level: level?,
@@ -527,6 +573,48 @@ impl Reader {
         }
     }
 
+    /// A list of host names; from the environment, comma-separated.
+    fn list(&mut self, section: &str, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        let items: Vec<String> = match self.take(section, key).map(|r| r.value) {
+            None => return Some(default.iter().map(|s| (*s).to_owned()).collect()),
+            Some(RawValue::Env(s)) => s
+                .split(',')
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            Some(RawValue::Toml(toml::Value::Array(values))) => {
+                let mut items = Vec::new();
+                for value in values {
+                    if let toml::Value::String(s) = value {
+                        items.push(s);
+                    } else {
+                        self.problem(section, key, format!("expected a list of host names, found a {} in it. Fix: quote every entry", value.type_str()));
+                        return None;
+                    }
+                }
+                items
+            }
+            Some(RawValue::Toml(other)) => {
+                self.problem(section, key, format!("expected a list of host names, found {}. Fix: write [\"api.example.com\", …]", other.type_str()));
+                return None;
+            }
+        };
+        let bad: Vec<&String> = items
+            .iter()
+            .filter(|h| {
+                h.is_empty()
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            })
+            .collect();
+        if !bad.is_empty() {
+            self.problem(section, key, format!("{bad:?} are not host names. Fix: list bare host names such as api.polar.sh (no scheme, port or path)"));
+            return None;
+        }
+        Some(items.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+    }
+
     /// A required secret. Its value never appears in a problem.
     fn secret(&mut self, section: &str, key: &str) -> Option<SecretString> {
         let env_name = format!(
@@ -622,6 +710,41 @@ mod tests {
         assert_eq!(config.log.format, LogFormat::Auto);
         assert!(!config.discord.guild_members_intent);
         assert_eq!(config.server.public_url, None);
+        assert_eq!(config.plugins.allowed_hosts, DEFAULT_ALLOWED_HOSTS);
+        assert!(!config.plugins.allow_loopback_http);
+    }
+
+    #[test]
+    fn host_lists_come_from_toml_arrays_or_comma_separated_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            &dir,
+            "docobo.toml",
+            "[plugins]\nallowed_hosts = [\"API.polar.sh\"]\n",
+        );
+        let from_file =
+            Config::load(Some(&file), true, env(&[("DOCOBO_DISCORD__TOKEN", "t")])).expect("valid");
+        assert_eq!(from_file.plugins.allowed_hosts, ["api.polar.sh"]);
+        let from_env = Config::load(
+            Some(&file),
+            true,
+            env(&[
+                ("DOCOBO_DISCORD__TOKEN", "t"),
+                ("DOCOBO_PLUGINS__ALLOWED_HOSTS", "a.example, b.example"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(from_env.plugins.allowed_hosts, ["a.example", "b.example"]);
+        let bad = Config::load(
+            None,
+            false,
+            env(&[
+                ("DOCOBO_DISCORD__TOKEN", "t"),
+                ("DOCOBO_PLUGINS__ALLOWED_HOSTS", "https://x.example/path"),
+            ]),
+        )
+        .expect_err("not a host");
+        assert!(bad.to_string().contains("plugins.allowed_hosts"), "{bad}");
     }
 
     #[test]

@@ -16,10 +16,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod providers;
 pub mod shutdown;
 pub mod subscriptions;
 pub mod telemetry;

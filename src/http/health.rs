@@ -20,6 +20,8 @@ struct Report {
     version: &'static str,
     uptime_seconds: u64,
     database: &'static str,
+    plugins: Vec<String>,
+    plugins_failed: usize,
 }
 
 #[handler]
@@ -38,6 +40,13 @@ impl Health {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.state.started.elapsed().as_secs(),
             database: if db_ok { "ok" } else { "unreachable" },
+            plugins: self
+                .state
+                .providers
+                .plugins()
+                .map(|p| p.id.to_string())
+                .collect(),
+            plugins_failed: self.state.providers.failures().len(),
         };
         if !db_ok {
             res.status_code(StatusCode::SERVICE_UNAVAILABLE);

@@ -10,11 +10,13 @@ use salvo::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
+use crate::providers::ProviderHost;
 
 /// What handlers share.
 #[derive(Debug)]
 pub struct HttpState {
     pub db: Db,
+    pub providers: ProviderHost,
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
 }

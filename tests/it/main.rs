@@ -1,6 +1,8 @@
 //! Docobo's integration tests: one binary, one module per capability.
 
 mod cli;
+mod fake_api;
 mod helpers;
+mod providers;
 mod service;
 mod store;

@@ -1,0 +1,122 @@
+//! Builds the provider plugins in `plugins/` (a separate cargo workspace targeting
+//! `wasm32-wasip2`) so that a plain `cargo build` or `cargo test` has them. The built-in
+//! `polar` and `sepay` components are embedded in the binary; the test provider and the
+//! template are exposed to tests through `DOCOBO_PLUGINS_OUT`.
+//!
+//! The plugins get their own target directory (`target/plugins`), so the host's and the
+//! guests' artifacts never mix and guest builds stay incremental across host profiles.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PACKAGES: &[&str] = &[
+    "docobo-polar",
+    "docobo-sepay",
+    "docobo-test-provider",
+    "docobo-template",
+];
+const ARTIFACTS: &[&str] = &[
+    "docobo_polar.wasm",
+    "docobo_sepay.wasm",
+    "docobo_test_provider.wasm",
+    "docobo_template.wasm",
+];
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
+    let plugins = manifest_dir.join("plugins");
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "sdk",
+        "polar",
+        "sepay",
+        "template",
+        "test-provider",
+    ] {
+        println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("wit").display()
+    );
+
+    let out_dir = PathBuf::from(env("OUT_DIR"));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest_dir.join("target"), PathBuf::from)
+        .join("plugins");
+
+    check_wasm_target();
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&plugins)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for package in PACKAGES {
+        cmd.args(["-p", package]);
+    }
+    // The outer build's flags are for the host, not for wasm guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!("cannot run cargo to build the provider plugins: {e}");
+    });
+    assert!(
+        status.success(),
+        "building the provider plugins in plugins/ failed (see the errors above). \
+         Try it directly: cd plugins && cargo build --release --target {TARGET}"
+    );
+
+    let built = target_dir.join(TARGET).join("release");
+    for artifact in ARTIFACTS {
+        let from = built.join(artifact);
+        let to = out_dir.join(artifact);
+        std::fs::copy(&from, &to)
+            .unwrap_or_else(|e| panic!("the plugin build did not produce {}: {e}", from.display()));
+    }
+    println!("cargo:rustc-env=DOCOBO_PLUGINS_OUT={}", out_dir.display());
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("cargo did not set {name}"))
+}
+
+/// Fails early, with the fix, when the wasm target is not installed.
+fn check_wasm_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(sysroot) = sysroot {
+        let lib = sysroot.join("lib/rustlib").join(TARGET);
+        assert!(
+            Path::new(&lib).exists(),
+            "\n\nThe {TARGET} target is not installed, and Docobo's provider plugins are built \
+             for it.\nFix: rustup target add {TARGET}\n(rust-toolchain.toml lists it, so recent \
+             rustup versions install it on first use.)\n"
+        );
+    }
+}

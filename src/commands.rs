@@ -1,0 +1,157 @@
+//! What each CLI command does, once the configuration is loaded.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Command, PluginCommand};
+use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
+use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
+use crate::{App, db, telemetry};
+
+/// Runs a command that needs the configuration.
+///
+/// # Errors
+/// The command failed; the error says why and how to fix it.
+pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let busy = Duration::from_millis(u64::from(config.database.busy_timeout_ms));
+    match command {
+        Command::CheckConfig => {
+            println!("configuration OK");
+            Ok(())
+        }
+        Command::Migrate => {
+            let (_, report) = db::Db::open(&config.database.path, busy)?;
+            println!(
+                "{}: {} migration(s) applied",
+                config.database.path.display(),
+                report.applied.len()
+            );
+            Ok(())
+        }
+        Command::Backup { file } => {
+            db::backup_to(&config.database.path, &file, busy)?;
+            println!("backup written to {}", file.display());
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::List) => runtime()?.block_on(async {
+            let host = ProviderHost::load(crate::app::host_options(&config)).await?;
+            print!("{}", list_report(&host));
+            Ok(())
+        }),
+        Command::Plugin(PluginCommand::Inspect { file }) => {
+            inspect(&file, &config.plugins.allowed_hosts)
+        }
+        Command::Serve => {
+            telemetry::init(&config.log)?;
+            runtime()?.block_on(async {
+                let shutdown = CancellationToken::new();
+                crate::shutdown::cancel_on_signals(shutdown.clone())?;
+                App::build(config).await?.run_until_stopped(shutdown).await
+            })
+        }
+    }
+}
+
+/// `docobo plugin inspect FILE`, which needs no configuration (plugin authors run it).
+///
+/// # Errors
+/// The file does not load; the error says why.
+pub fn inspect_without_config(file: &Path) -> anyhow::Result<()> {
+    let hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    inspect(file, &hosts)
+}
+
+fn inspect(file: &Path, allowed_hosts: &[String]) -> anyhow::Result<()> {
+    let fetch = FetchPolicy {
+        allowed_hosts: allowed_hosts.to_vec(),
+        allow_loopback_http: false,
+    };
+    let report = runtime()?.block_on(providers::inspect(file, fetch))?;
+    match report.result {
+        Ok(info) => {
+            println!("{} ({} bytes): loads", report.path.display(), report.size);
+            print!("{}", describe(&info));
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{} does not load: {e}", report.path.display()),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// The text of `docobo plugin list`.
+#[must_use]
+pub fn list_report(host: &ProviderHost) -> String {
+    let mut out = String::new();
+    for info in host.plugins() {
+        out.push_str(&describe(info));
+        out.push('\n');
+    }
+    for failure in host.failures() {
+        let _ = writeln!(out, "NOT LOADED {}: {}", failure.source, failure.error);
+    }
+    if out.is_empty() {
+        out.push_str("no plugins\n");
+    }
+    out
+}
+
+fn describe(info: &PluginInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} — {} {}", info.id, info.name, info.version);
+    let _ = writeln!(out, "  source:       {}", info.source);
+    let _ = writeln!(out, "  plugin API:   {}", info.api_version);
+    let _ = writeln!(
+        out,
+        "  hosts:        {} (allowed: {})",
+        join_or_none(&info.hosts),
+        join_or_none(&info.allowed_hosts)
+    );
+    let _ = writeln!(
+        out,
+        "  products:     {}; poll: {}",
+        if info.needs_products {
+            "needed per paid role"
+        } else {
+            "not needed"
+        },
+        if info.supports_poll { "yes" } else { "no" }
+    );
+    if !info.webhook_events.is_empty() {
+        let _ = writeln!(
+            out,
+            "  webhook events to enable: {}",
+            info.webhook_events.join(", ")
+        );
+    }
+    let _ = writeln!(out, "  config fields:");
+    for field in &info.config_fields {
+        let _ = writeln!(
+            out,
+            "    {:<20} {}{}{}",
+            field.key,
+            field.label,
+            if field.required { " (required)" } else { "" },
+            if field.secret { " (secret)" } else { "" }
+        );
+    }
+    out
+}
+
+fn join_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}

@@ -1,0 +1,228 @@
+//! The wasmtime engine and the on-disk cache of compiled components.
+//!
+//! One engine per process. It runs without the pooling allocator and with a small memory
+//! reservation: Raspberry Pi kernels (39-bit address spaces) cannot reserve wasmtime's
+//! defaults (4 GiB per memory, ≈4 TiB for the pool; docs/wasm.md §5).
+//!
+//! Compiling a component takes 50–150 ms (seconds on a Pi), loading a compiled one from disk
+//! takes microseconds, so compiled artifacts are cached under
+//! `<sha256 of the wasm>-<engine compatibility hash>.cwasm`. Loading a compiled artifact
+//! trusts it completely, so only files this process wrote, in a folder only this user can
+//! write, are ever loaded.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use super::limits::EPOCH_TICK;
+
+/// Builds the engine.
+///
+/// # Errors
+/// wasmtime refuses the configuration (it does not on supported platforms).
+pub fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 << 10)
+        // Small reservations: explicit bounds checks instead of 4 GiB guard regions.
+        .memory_reservation(64 << 20)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(1 << 20);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread that ends when the
+/// engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("docobo-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the plugin deadline thread; plugin calls are limited by fuel only");
+    }
+}
+
+/// Where a component came from this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded a compiled artifact from the cache.
+    Hit,
+    /// Compiled, and wrote the artifact to the cache.
+    Compiled,
+    /// Compiled; no cache configured or the cache is unusable.
+    Uncached,
+}
+
+/// Compiles `wasm`, or loads it from `cache_dir`.
+///
+/// # Errors
+/// The bytes are not a valid component.
+pub fn load_component(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<(Component, CacheOutcome)> {
+    let Some(dir) = cache_dir.and_then(|d| usable_cache_dir(d).ok()) else {
+        return Ok((Component::new(engine, wasm)?, CacheOutcome::Uncached));
+    };
+    let path = dir.join(cache_key(engine, wasm));
+    if owned_by_us(&path, &dir) {
+        match load_cached(engine, &path) {
+            Ok(component) => return Ok((component, CacheOutcome::Hit)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable compiled plugin; recompiling");
+            }
+        }
+    }
+    let compiled = engine.precompile_component(wasm)?;
+    // Load what we compiled from memory; the file is for the next start.
+    let component = Component::new(engine, wasm)?;
+    match write_atomically(&dir, &path, &compiled) {
+        Ok(()) => Ok((component, CacheOutcome::Compiled)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the plugin cache; plugins will be recompiled at every start");
+            Ok((component, CacheOutcome::Uncached))
+        }
+    }
+}
+
+/// Loads a compiled artifact this process (or an earlier run as the same user) wrote.
+///
+/// The file is read into memory rather than mapped: a mapped file that something truncates
+/// later would crash the process (SIGBUS), and reading ~300 KB costs well under a millisecond.
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    let bytes = std::fs::read(path)?;
+    // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output for this engine.
+    // They are: the file's name is derived from the wasm's SHA-256 and this engine's
+    // compatibility hash, it lives in a folder that only this user can write
+    // (`usable_cache_dir`), it is a regular file owned by this user and not writable by
+    // others (`owned_by_us`), and it was written by `write_atomically` (a complete file
+    // renamed into place, never a partial one). wasmtime still checks the header, version
+    // and engine settings and returns an error on a mismatch, which makes us recompile.
+    unsafe { Component::deserialize(engine, &bytes) }
+}
+
+/// `<sha256(wasm)>-<compatibility hash>.cwasm`.
+fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    let wasm_hash = hex(&Sha256::digest(wasm));
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let compat = hex(&hasher.0.finalize()[..8]);
+    format!("{wasm_hash}-{compat}.cwasm")
+}
+
+/// A stable `Hasher` (std's `DefaultHasher` may change between Rust releases).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(bytes)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Creates the cache folder (mode 0700) and checks that only this user can write it.
+fn usable_cache_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let meta = std::fs::metadata(dir)?;
+        let uid = our_uid(dir)?;
+        if meta.uid() != uid || meta.permissions().mode() & 0o022 != 0 {
+            tracing::warn!(dir = %dir.display(), "the plugin cache folder is writable by other users or owned by another user; not using it (fix: chmod 700 and chown it to the user running Docobo)");
+            return Err(std::io::Error::other("unsafe cache folder"));
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_owned())
+}
+
+/// The uid this process creates files with, found by creating one.
+#[cfg(unix)]
+fn our_uid(dir: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile_in(dir)?;
+    let uid = probe.1.metadata()?.uid();
+    let _ = std::fs::remove_file(&probe.0);
+    Ok(uid)
+}
+
+fn owned_by_us(path: &Path, dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (Ok(meta), Ok(uid)) = (std::fs::symlink_metadata(path), our_uid(dir)) else {
+            return false;
+        };
+        meta.file_type().is_file() && meta.uid() == uid && meta.permissions().mode() & 0o022 == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        path.is_file()
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(&path)?;
+    Ok((path, file))
+}
+
+/// Writes `bytes` to a temporary file in `dir`, then renames it to `path`.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (tmp, mut file) = tempfile_in(dir)?;
+    let result = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
