@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http;
-use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
+use crate::metrics::Metrics;
+use crate::providers::{FetchPolicy, HostOptions, Limits, PluginConfig, ProviderHost};
+use crate::secrets::CredentialBox;
 
 /// A built application: database open and migrated, HTTP listener bound.
 #[derive(Debug)]
@@ -19,6 +21,9 @@ pub struct App {
     config: Config,
     db: Db,
     providers: ProviderHost,
+    credentials: CredentialBox,
+    metrics: Arc<Metrics>,
+    role_sync: Arc<tokio::sync::Notify>,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
 }
@@ -39,12 +44,17 @@ impl App {
             tracing::info!(applied = ?report.applied, "database migrated");
         }
         let providers = ProviderHost::load(host_options(&config)).await?;
+        let credentials =
+            CredentialBox::load(config.secrets.key.as_ref(), &config.secrets.key_path)?;
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
             config,
             db,
             providers,
+            credentials,
+            metrics: Metrics::new(),
+            role_sync: Arc::new(tokio::sync::Notify::new()),
             listener,
             addr,
         })
@@ -68,15 +78,37 @@ impl App {
         &self.providers
     }
 
+    /// The credential box (encrypts what owners enter in `/setup`).
+    #[must_use]
+    pub fn credentials(&self) -> &CredentialBox {
+        &self.credentials
+    }
+
+    /// Notified whenever a delivery changed a subscription (the role-sync worker waits on it).
+    #[must_use]
+    pub fn role_sync_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.role_sync)
+    }
+
     /// Runs until `shutdown` is cancelled, then drains every task before returning.
     ///
     /// # Errors
     /// A task failed in a way that stops the service.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let server = &self.config.server;
         let state = Arc::new(http::HttpState {
             db: self.db.clone(),
             providers: self.providers.clone(),
+            metrics: Arc::clone(&self.metrics),
+            credentials: self.credentials.clone(),
+            operator_credentials: operator_credentials(&self.config),
+            role_sync: Arc::clone(&self.role_sync),
             started: Instant::now(),
+            protection: http::Protection::new(
+                server.rate_limit_per_minute,
+                server.trusted_proxies.clone(),
+                Duration::from_millis(u64::from(server.request_timeout_ms)),
+            ),
         });
         tracing::info!(
             addr = %self.addr,
@@ -84,7 +116,7 @@ impl App {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        http::serve(self.listener, http::router(&state), shutdown).await?;
+        http::serve(self.listener, http::service(&state), shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -110,4 +142,19 @@ pub fn host_options(config: &Config) -> HostOptions {
         builtins: true,
         ..HostOptions::default()
     }
+}
+
+fn operator_credentials(config: &Config) -> std::collections::BTreeMap<String, PluginConfig> {
+    use secrecy::ExposeSecret as _;
+    config
+        .providers
+        .iter()
+        .map(|(id, fields)| {
+            let config = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+                .collect();
+            (id.clone(), config)
+        })
+        .collect()
 }

@@ -23,6 +23,10 @@ pub struct Config {
     pub discord: DiscordConfig,
     pub subscriptions: SubscriptionsConfig,
     pub plugins: PluginsConfig,
+    pub secrets: SecretsConfig,
+    /// Operator-level provider credentials (`[providers.<id>]`), for
+    /// `POST /webhooks/{provider}` without a guild key. Every value is treated as a secret.
+    pub providers: BTreeMap<String, Vec<(String, SecretString)>>,
     pub log: LogConfig,
 }
 
@@ -56,6 +60,20 @@ pub struct ServerConfig {
     /// The URL at which providers reach this server (no trailing slash), e.g.
     /// `https://docobo.example.org`. Needed by `/setup` to print webhook URLs.
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (IPs or networks).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests per minute from one client IP; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    /// Longest time a request may take, in milliseconds.
+    pub request_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretsConfig {
+    /// The credential encryption key (base64, 32 bytes); else `key_path` is used.
+    pub key: Option<SecretString>,
+    /// Where the key is kept (created with mode 0600 on first run).
+    pub key_path: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +177,11 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "bind", Kind::Text),
     ("server", "port", Kind::Integer),
     ("server", "public_url", Kind::Text),
+    ("server", "trusted_proxies", Kind::List),
+    ("server", "rate_limit_per_minute", Kind::Integer),
+    ("server", "request_timeout_ms", Kind::Integer),
+    ("secrets", "key", Kind::Secret),
+    ("secrets", "key_path", Kind::Text),
     ("database", "path", Kind::Text),
     ("database", "busy_timeout_ms", Kind::Integer),
     ("discord", "token", Kind::Secret),
@@ -324,9 +347,10 @@ fn read_env(
         );
     }
     for (section, key, name, path) in files {
-        let is_secret = KEYS
-            .iter()
-            .any(|(s, k, kind)| *s == section && *k == key && *kind == Kind::Secret);
+        let is_secret = section == "providers"
+            || KEYS
+                .iter()
+                .any(|(s, k, kind)| *s == section && *k == key && *kind == Kind::Secret);
         if !is_secret {
             problems.push(ConfigProblem {
                 key: format!("{section}.{key}"),
@@ -386,7 +410,13 @@ impl Reader {
         let grace = self.integer("subscriptions", "grace_period_hours", 72, 0, 24 * 365);
         let plugins_dir = self.text("plugins", "dir", "data/plugins");
         let cache_dir = self.text("plugins", "cache_dir", "data/cache");
-        let allowed_hosts = self.list("plugins", "allowed_hosts", DEFAULT_ALLOWED_HOSTS);
+        let allowed_hosts = self.host_list("plugins", "allowed_hosts", DEFAULT_ALLOWED_HOSTS);
+        let trusted = self.network_list("server", "trusted_proxies");
+        let rate = self.integer("server", "rate_limit_per_minute", 100, 0, 1_000_000);
+        let timeout = self.integer("server", "request_timeout_ms", 10_000, 100, 300_000);
+        let key = self.optional_secret("secrets", "key");
+        let key_file = self.text("secrets", "key_path", "data/docobo.key");
+        let credentials = self.provider_credentials();
         let loopback = self.boolean("plugins", "allow_loopback_http", false);
         let memory = self.integer("plugins", "memory_limit_mb", 16, 1, 1024);
         let cpu = self.integer("plugins", "cpu_deadline_ms", 2000, 10, 60_000);
@@ -405,7 +435,15 @@ impl Reader {
                 bind: bind?,
                 port: u16::try_from(port?).ok()?,
                 public_url: public_url.unwrap_or(None),
+                trusted_proxies: trusted?,
+                rate_limit_per_minute: u32::try_from(rate?).ok()?,
+                request_timeout_ms: u32::try_from(timeout?).ok()?,
             },
+            secrets: SecretsConfig {
+                key: key.ok()?,
+                key_path: PathBuf::from(key_file?),
+            },
+            providers: credentials?,
             database: DatabaseConfig {
                 path: PathBuf::from(db_path?),
                 busy_timeout_ms: u32::try_from(busy?).ok()?,
@@ -573,32 +611,45 @@ impl Reader {
         }
     }
 
-    /// A list of host names; from the environment, comma-separated.
-    fn list(&mut self, section: &str, key: &str, default: &[&str]) -> Option<Vec<String>> {
-        let items: Vec<String> = match self.take(section, key).map(|r| r.value) {
-            None => return Some(default.iter().map(|s| (*s).to_owned()).collect()),
-            Some(RawValue::Env(s)) => s
-                .split(',')
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .collect(),
+    /// A list of strings; from the environment, comma-separated.
+    fn text_list(&mut self, section: &str, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        match self.take(section, key).map(|r| r.value) {
+            None => Some(default.iter().map(|s| (*s).to_owned()).collect()),
+            Some(RawValue::Env(s)) => Some(
+                s.split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            ),
             Some(RawValue::Toml(toml::Value::Array(values))) => {
                 let mut items = Vec::new();
                 for value in values {
                     if let toml::Value::String(s) = value {
                         items.push(s);
                     } else {
-                        self.problem(section, key, format!("expected a list of host names, found a {} in it. Fix: quote every entry", value.type_str()));
+                        self.problem(section, key, format!("expected a list of strings, found a {} in it. Fix: quote every entry", value.type_str()));
                         return None;
                     }
                 }
-                items
+                Some(items)
             }
             Some(RawValue::Toml(other)) => {
-                self.problem(section, key, format!("expected a list of host names, found {}. Fix: write [\"api.example.com\", …]", other.type_str()));
-                return None;
+                self.problem(
+                    section,
+                    key,
+                    format!(
+                        "expected a list, found {}. Fix: write [\"…\", \"…\"]",
+                        other.type_str()
+                    ),
+                );
+                None
             }
-        };
+        }
+    }
+
+    /// A list of host names.
+    fn host_list(&mut self, section: &str, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        let items = self.text_list(section, key, default)?;
         let bad: Vec<&String> = items
             .iter()
             .filter(|h| {
@@ -613,6 +664,113 @@ impl Reader {
             return None;
         }
         Some(items.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+    }
+
+    /// A list of IP addresses or networks (`10.0.0.0/8`).
+    fn network_list(&mut self, section: &str, key: &str) -> Option<Vec<ipnet::IpNet>> {
+        let items = self.text_list(section, key, &[])?;
+        let mut nets = Vec::new();
+        let mut bad = Vec::new();
+        for item in items {
+            match item.parse::<ipnet::IpNet>() {
+                Ok(net) => nets.push(net),
+                Err(_) => match item.parse::<IpAddr>() {
+                    Ok(ip) => nets.push(ipnet::IpNet::from(ip)),
+                    Err(_) => bad.push(item),
+                },
+            }
+        }
+        if bad.is_empty() {
+            Some(nets)
+        } else {
+            self.problem(section, key, format!("{bad:?} are not IP addresses or networks. Fix: use e.g. 127.0.0.1 or 10.0.0.0/8"));
+            None
+        }
+    }
+
+    /// An optional secret. Its value never appears in a problem.
+    fn optional_secret(&mut self, section: &str, key: &str) -> Result<Option<SecretString>, ()> {
+        match self.take(section, key).map(|r| r.value) {
+            None => Ok(None),
+            Some(RawValue::Env(s) | RawValue::Toml(toml::Value::String(s))) => {
+                Ok((!s.trim().is_empty()).then(|| SecretString::from(s.trim().to_owned())))
+            }
+            Some(RawValue::Toml(other)) => {
+                self.problem(
+                    section,
+                    key,
+                    format!(
+                        "expected text, found {}. Fix: quote the value",
+                        other.type_str()
+                    ),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// `[providers.<id>]` tables: operator-level plugin credentials, every value a secret.
+    fn provider_credentials(&mut self) -> Option<BTreeMap<String, Vec<(String, SecretString)>>> {
+        let ids: Vec<(String, String)> = self
+            .raw
+            .keys()
+            .filter(|(section, _)| section == "providers")
+            .cloned()
+            .collect();
+        let mut out: BTreeMap<String, Vec<(String, SecretString)>> = BTreeMap::new();
+        let mut ok = true;
+        for (section, key) in ids {
+            self.used.insert((section.clone(), key.clone()));
+            let Some(raw) = self.raw.get(&(section.clone(), key.clone())).cloned() else {
+                continue;
+            };
+            match raw.value {
+                // From the file: `[providers.polar]` is a table under `providers`.
+                RawValue::Toml(toml::Value::Table(table)) => {
+                    for (field, value) in table {
+                        if let toml::Value::String(text) = value {
+                            out.entry(key.clone())
+                                .or_default()
+                                .push((field, SecretString::from(text)));
+                        } else {
+                            self.problems.push(ConfigProblem {
+                                key: format!("providers.{key}.{field}"),
+                                origin: Some(raw.origin.clone()),
+                                message: format!(
+                                    "expected text, found {}. Fix: quote the value",
+                                    value.type_str()
+                                ),
+                            });
+                            ok = false;
+                        }
+                    }
+                }
+                // From the environment: DOCOBO_PROVIDERS__POLAR__WEBHOOK_SECRET.
+                RawValue::Env(text) => {
+                    if let Some((provider, field)) = key.split_once("__") {
+                        out.entry(provider.to_owned())
+                            .or_default()
+                            .push((field.to_owned(), SecretString::from(text)));
+                    } else {
+                        self.problems.push(ConfigProblem {
+                            key: format!("providers.{key}"),
+                            origin: Some(raw.origin.clone()),
+                            message: "Fix: name provider settings DOCOBO_PROVIDERS__<PROVIDER>__<FIELD>, e.g. DOCOBO_PROVIDERS__POLAR__WEBHOOK_SECRET".into(),
+                        });
+                        ok = false;
+                    }
+                }
+                RawValue::Toml(other) => {
+                    self.problems.push(ConfigProblem {
+                        key: format!("providers.{key}"),
+                        origin: Some(raw.origin.clone()),
+                        message: format!("expected a [providers.{key}] table, found {}. Fix: see docobo.example.toml", other.type_str()),
+                    });
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     /// A required secret. Its value never appears in a problem.

@@ -133,3 +133,25 @@ pub fn by_webhook_key(conn: &Connection, key: &str) -> Result<Option<Guild>, DbE
     .map(to_guild)
     .transpose()
 }
+
+/// Stores the provider a guild chose in `/setup` and its sealed credentials.
+///
+/// # Errors
+/// The guild is unknown.
+pub fn set_provider(
+    conn: &Connection,
+    id: GuildId,
+    provider: &ProviderId,
+    credentials: &[u8],
+) -> Result<(), DbError> {
+    let changed = conn.execute(
+        "UPDATE guilds SET provider = ?2, credentials = ?3,
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE guild_id = ?1",
+        params![id.as_i64(), provider.as_str(), credentials],
+    )?;
+    if changed == 0 {
+        return Err(DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows));
+    }
+    Ok(())
+}

@@ -131,3 +131,19 @@ pub fn list_for_sale(conn: &Connection, guild: GuildId) -> Result<Vec<PaidRole>,
     let rows = stmt.query_map([guild.as_i64()], raw)?;
     rows.map(|r| to_paid_role(r?)).collect()
 }
+
+/// The paid role whose provider product is `product_ref`, in `guild`.
+pub fn by_product_ref(
+    conn: &Connection,
+    guild: GuildId,
+    product_ref: &str,
+) -> Result<Option<PaidRole>, DbError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND product_ref = ?2"),
+        params![guild.as_i64(), product_ref],
+        raw,
+    )
+    .optional()?
+    .map(to_paid_role)
+    .transpose()
+}

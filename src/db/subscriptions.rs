@@ -118,8 +118,9 @@ fn to_subscription(r: RawRow) -> Result<Subscription, DbError> {
 pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, DbError> {
     conn.execute(
         "INSERT INTO subscriptions
-             (guild_id, user_id, paid_role_id, provider, external_id, status, period_end, last_event_at, payment_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             (guild_id, user_id, paid_role_id, provider, external_id, status, period_end, last_event_at,
+              payment_code, cancel_at_period_end, next_sync_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CAST(unixepoch('subsec') * 1000 AS INTEGER))",
         params![
             new.guild_id.as_i64(),
             new.user_id.as_i64(),
@@ -130,6 +131,7 @@ pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, 
             new.state.period_end,
             new.state.last_event_at,
             new.payment_code,
+            new.state.status == SubscriptionStatus::Canceled,
         ],
     )?;
     Ok(Subscription {
@@ -140,7 +142,7 @@ pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, 
         provider: new.provider.clone(),
         external_id: new.external_id.clone(),
         state: new.state,
-        cancel_at_period_end: false,
+        cancel_at_period_end: new.state.status == SubscriptionStatus::Canceled,
         payment_code: new.payment_code.clone(),
         role_applied: false,
     })

@@ -80,3 +80,43 @@ pub fn insert_if_new(
 pub fn count(conn: &Connection) -> Result<i64, DbError> {
     Ok(conn.query_row("SELECT count(*) FROM webhook_events", [], |r| r.get(0))?)
 }
+
+/// Records what became of a delivery inserted with [`insert_if_new`].
+pub fn set_outcome(
+    conn: &Connection,
+    id: i64,
+    outcome: Outcome,
+    detail: Option<&str>,
+    guild_id: Option<GuildId>,
+    subscription_id: Option<i64>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE webhook_events SET outcome = ?2, detail = ?3,
+             guild_id = coalesce(?4, guild_id), subscription_id = coalesce(?5, subscription_id)
+         WHERE id = ?1",
+        params![
+            id,
+            outcome.as_str(),
+            detail,
+            guild_id.map(GuildId::as_i64),
+            subscription_id
+        ],
+    )?;
+    Ok(())
+}
+
+/// The outcome recorded for a provider's event, if any.
+pub fn outcome_of(
+    conn: &Connection,
+    provider: &ProviderId,
+    external_event_id: &str,
+) -> Result<Option<(String, Option<String>)>, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            "SELECT outcome, detail FROM webhook_events WHERE provider = ?1 AND external_event_id = ?2",
+            [provider.as_str(), external_event_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}

@@ -241,3 +241,89 @@ fn version_is_printed() {
         format!("docobo {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn plugin_inspect_describes_a_component_without_any_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = docobo::providers::built_plugin("docobo_test_provider");
+    let out = docobo(dir.path(), &[])
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("loads"), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("{} (", wasm.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("test — "), "{stdout}");
+    assert!(stdout.contains("plugin API:   0.1.0"), "{stdout}");
+    // Declared, but not in the default allow-list.
+    assert!(
+        stdout.contains("hosts:        allowed.example (allowed: none)"),
+        "{stdout}"
+    );
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"definitely not wasm").expect("write");
+    let out = docobo(dir.path(), &[])
+        .args(["plugin", "inspect"])
+        .arg(&junk)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not load: not a valid WebAssembly component"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_list_shows_builtins_extra_plugins_and_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("extra");
+    std::fs::create_dir(&plugins).expect("mkdir");
+    std::fs::copy(
+        docobo::providers::built_plugin("docobo_template"),
+        plugins.join("example.wasm"),
+    )
+    .expect("copy");
+    std::fs::write(plugins.join("broken.wasm"), b"\0asm\x01\0\0\0").expect("write");
+    let out = docobo(
+        dir.path(),
+        &[
+            ("DOCOBO_DISCORD__TOKEN", "t"),
+            ("DOCOBO_PLUGINS__DIR", "extra"),
+        ],
+    )
+    .args(["plugin", "list"])
+    .output()
+    .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "polar — Polar",
+        "sepay — SePay",
+        "example — ",
+        "source:       built-in",
+        "NOT LOADED",
+        "broken.wasm",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("access_token") && stdout.contains("(secret)"),
+        "{stdout}"
+    );
+}

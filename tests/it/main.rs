@@ -1,8 +1,10 @@
 //! Docobo's integration tests: one binary, one module per capability.
 
+mod app;
 mod cli;
 mod fake_api;
 mod helpers;
 mod providers;
 mod service;
 mod store;
+mod webhooks;

@@ -1,0 +1,355 @@
+//! `POST /webhooks/{provider}/{webhook_key}` and `POST /webhooks/{provider}`.
+//!
+//! Durable first, then a fast reply: the provider's plugin verifies and normalizes the raw
+//! bytes; one SQLite transaction records the delivery and applies its events; commit; reply
+//! 2xx; wake the role-sync worker. Roles are never changed inside the request.
+//!
+//! | what | reply |
+//! |---|---|
+//! | applied, duplicate, stale, ignored, refused, rejected event | 2xx (the plugin's ack body) |
+//! | bad signature, stale timestamp | 403, and a `docobo::security` log line |
+//! | unknown provider or webhook key | 404 |
+//! | body over 1 MiB | 413 |
+//! | verified but unreadable | 400, recorded |
+//! | plugin crash/timeout, database error, bad stored credentials | 500: the provider retries |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use salvo::http::ParseError;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::protect::Client;
+use super::{HttpState, MAX_BODY_BYTES};
+use crate::db::guilds;
+use crate::domain::ProviderId;
+use crate::ingest::{self, Scope};
+use crate::providers::{PluginConfig, ProviderError, WebhookRejection, api};
+
+pub struct Webhook {
+    pub state: Arc<HttpState>,
+}
+
+/// A reply: status and JSON body.
+struct Reply {
+    status: StatusCode,
+    body: serde_json::Value,
+    outcome: &'static str,
+}
+
+impl Reply {
+    fn error(status: StatusCode, outcome: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({ "error": message.into() }),
+            outcome,
+        }
+    }
+}
+
+#[handler]
+impl Webhook {
+    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
+        let started = Instant::now();
+        let provider = req.param::<String>("provider").unwrap_or_default();
+        let reply = self.process(req, depot, &provider).await;
+        let elapsed = started.elapsed();
+        self.state.metrics.webhook(&provider, reply.outcome);
+        self.state
+            .metrics
+            .webhook_ack_seconds
+            .observe(elapsed.as_secs_f64());
+        res.status_code(reply.status);
+        if reply.status == StatusCode::ACCEPTED {
+            return;
+        }
+        res.render(Json(reply.body));
+    }
+}
+
+impl Webhook {
+    async fn process(&self, req: &mut Request, depot: &Depot, provider: &str) -> Reply {
+        let Some(plugin) = self.state.providers.plugin(provider) else {
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                "unknown_provider",
+                format!("no provider named {provider:?}"),
+            );
+        };
+        let provider_id = plugin.id.clone();
+        let ack = plugin.webhook_ack.clone();
+        // Refuse oversized bodies before reading them.
+        let declared = req
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return too_large();
+        }
+        let (scope, config) = match self.credentials(req, &provider_id).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        let body = match req.payload_with_max_size(MAX_BODY_BYTES).await {
+            Ok(body) => body.clone(),
+            Err(ParseError::PayloadTooLarge) => return too_large(),
+            Err(e) => {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("cannot read the body: {e}"),
+                );
+            }
+        };
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let ip = depot
+            .get_typed::<Client>()
+            .ok()
+            .and_then(|c| c.0)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        match self
+            .verify(&provider_id, scope, &config, &headers, &body, &ip)
+            .await
+        {
+            Ok(events) => self.store(&provider_id, scope, events, ack).await,
+            Err(reply) => reply,
+        }
+    }
+
+    /// Runs the plugin; maps its refusal to a reply.
+    async fn verify(
+        &self,
+        provider: &ProviderId,
+        scope: Scope,
+        config: &PluginConfig,
+        headers: &[(String, String)],
+        body: &[u8],
+        ip: &str,
+    ) -> Result<Vec<api::ProviderEvent>, Reply> {
+        let state = &self.state;
+        let started = Instant::now();
+        let verified = state
+            .providers
+            .handle_webhook(provider.as_str(), config, headers, body)
+            .await;
+        state.metrics.plugin_call(
+            provider.as_str(),
+            "handle-webhook",
+            started.elapsed().as_secs_f64(),
+        );
+        match verified {
+            Ok(events) => Ok(events),
+            Err(ProviderError::Webhook {
+                error: WebhookRejection::BadSignature(why) | WebhookRejection::StaleTimestamp(why),
+                ..
+            }) => {
+                tracing::warn!(target: "docobo::security", event = "webhook_rejected", provider = %provider, scope = ?scope, ip = %ip, reason = %why, "webhook signature check failed");
+                Err(Reply::error(
+                    StatusCode::FORBIDDEN,
+                    "bad_signature",
+                    "signature verification failed",
+                ))
+            }
+            Err(ProviderError::Webhook {
+                error: WebhookRejection::Malformed(why),
+                ..
+            }) => Err(self.malformed(provider, scope, body, why).await),
+            Err(e) => {
+                // Misconfigured credentials, a crash or a timeout in the plugin: the
+                // provider must retry once it is fixed.
+                tracing::error!(provider = %provider, error = %e, "webhook could not be verified");
+                Err(Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error",
+                    "the webhook could not be processed; retry later",
+                ))
+            }
+        }
+    }
+
+    /// Records a verified but unreadable delivery (its retries are recognised by the body's
+    /// hash) and refuses it.
+    async fn malformed(
+        &self,
+        provider: &ProviderId,
+        scope: Scope,
+        body: &[u8],
+        why: String,
+    ) -> Reply {
+        let digest = hex(&Sha256::digest(body));
+        let message = why.clone();
+        let pid = provider.clone();
+        let recorded = self
+            .state
+            .db
+            .call(move |conn| ingest::record_malformed(conn, &pid, scope, &digest, &message))
+            .await;
+        if let Err(e) = recorded {
+            self.state.metrics.db_errors.inc();
+            tracing::error!(provider = %provider, error = %e, "cannot record a malformed webhook");
+            return Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error",
+                "internal error; retry later",
+            );
+        }
+        tracing::warn!(provider = %provider, reason = %why, "verified webhook could not be understood");
+        Reply::error(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("malformed webhook: {why}"),
+        )
+    }
+
+    /// Records and applies the events in one transaction, then wakes role sync.
+    async fn store(
+        &self,
+        provider: &ProviderId,
+        scope: Scope,
+        events: Vec<api::ProviderEvent>,
+        ack: Option<String>,
+    ) -> Reply {
+        let state = &self.state;
+        let pid = provider.clone();
+        let applied = state
+            .db
+            .call(move |conn| ingest::apply_delivery(conn, &pid, scope, &events))
+            .await;
+        let results = match applied {
+            Ok(results) => results,
+            Err(e) => {
+                state.metrics.db_errors.inc();
+                tracing::error!(provider = %provider, error = %e, "webhook not stored");
+                return Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error",
+                    "internal error; retry later",
+                );
+            }
+        };
+        let mut changed = false;
+        let mut outcome = if results.is_empty() {
+            "ignored"
+        } else {
+            "duplicate"
+        };
+        for result in &results {
+            changed |= result.changed;
+            if let Some(o) = result.outcome {
+                outcome = o.as_str();
+            }
+            tracing::info!(
+                provider = %provider,
+                event_id = %result.event_id,
+                outcome = result.outcome.map_or("duplicate", |o| o.as_str()),
+                detail = result.detail.as_deref().unwrap_or(""),
+                "webhook event"
+            );
+        }
+        if changed {
+            state.role_sync.notify_one();
+        }
+        match ack {
+            Some(body) => Reply {
+                status: StatusCode::OK,
+                body: serde_json::from_str(&body).unwrap_or_else(|_| json!({})),
+                outcome,
+            },
+            None => Reply {
+                status: StatusCode::ACCEPTED,
+                body: serde_json::Value::Null,
+                outcome,
+            },
+        }
+    }
+
+    /// The credentials that verify this delivery, and whose events it may touch.
+    async fn credentials(
+        &self,
+        req: &Request,
+        provider: &ProviderId,
+    ) -> Result<(Scope, PluginConfig), Reply> {
+        let state = &self.state;
+        let Some(key) = req.param::<String>("webhook_key") else {
+            return state
+                .operator_credentials
+                .get(provider.as_str())
+                .map(|config| (Scope::Operator, config.clone()))
+                .ok_or_else(|| {
+                    Reply::error(
+                        StatusCode::NOT_FOUND,
+                        "unknown_key",
+                        format!("no operator-level credentials for {provider}; use the URL that /setup printed"),
+                    )
+                });
+        };
+        let guild = state
+            .db
+            .call(move |conn| guilds::by_webhook_key(conn, &key))
+            .await;
+        let guild = match guild {
+            Ok(Some(guild)) if guild.provider.as_ref() == Some(provider) => guild,
+            Ok(_) => {
+                return Err(Reply::error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_key",
+                    "unknown webhook URL; use the URL that /setup printed",
+                ));
+            }
+            Err(e) => {
+                state.metrics.db_errors.inc();
+                tracing::error!(error = %e, "cannot look up a webhook key");
+                return Err(Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error",
+                    "internal error; retry later",
+                ));
+            }
+        };
+        let Some(blob) = guild.credentials.as_deref() else {
+            return Err(Reply::error(
+                StatusCode::NOT_FOUND,
+                "unknown_key",
+                "this guild has not connected a provider; run /setup",
+            ));
+        };
+        match state.credentials.open(guild.id, blob) {
+            Ok(config) => Ok((Scope::Guild(guild.id), config)),
+            Err(e) => {
+                tracing::error!(guild = %guild.id, error = %e, "stored provider credentials cannot be opened");
+                Err(Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error",
+                    "credentials unavailable; retry later",
+                ))
+            }
+        }
+    }
+}
+
+fn too_large() -> Reply {
+    Reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

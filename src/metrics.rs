@@ -1,0 +1,115 @@
+//! Prometheus metrics (`GET /metrics`), one registry per `App` (no global state).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub provider: String,
+    /// `applied`, `duplicate`, `ignored`, `stale`, `refused`, `rejected`, `bad_signature`,
+    /// `malformed`, `error`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub provider: String,
+    pub call: String,
+}
+
+/// Docobo's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub webhooks: Family<WebhookLabels, Counter>,
+    pub webhook_ack_seconds: Histogram,
+    pub plugin_call_seconds: Family<PluginLabels, Histogram>,
+    pub db_errors: Counter,
+    pub rate_limited: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 100 µs … ~3.3 s
+    prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)
+}
+
+impl Metrics {
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("docobo");
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhooks",
+            "Webhook deliveries by provider and outcome",
+            webhooks.clone(),
+        );
+        let webhook_ack_seconds = Histogram::new(latency_buckets());
+        registry.register(
+            "webhook_ack_seconds",
+            "Time from receiving a webhook to replying",
+            webhook_ack_seconds.clone(),
+        );
+        let plugin_call_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "plugin_call_seconds",
+            "Provider plugin call latency, including instantiation",
+            plugin_call_seconds.clone(),
+        );
+        let db_errors = Counter::default();
+        registry.register(
+            "db_errors",
+            "Database errors while serving requests",
+            db_errors.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by the per-IP rate limit",
+            rate_limited.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            webhooks,
+            webhook_ack_seconds,
+            plugin_call_seconds,
+            db_errors,
+            rate_limited,
+        })
+    }
+
+    /// Counts a webhook delivery.
+    pub fn webhook(&self, provider: &str, outcome: &str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records a plugin call's latency.
+    pub fn plugin_call(&self, provider: &str, call: &str, seconds: f64) {
+        self.plugin_call_seconds
+            .get_or_create(&PluginLabels {
+                provider: provider.to_owned(),
+                call: call.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The `OpenMetrics` text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,619 @@
+//! The webhook server end to end: the real salvo server on 127.0.0.1:0, a real SQLite file,
+//! the real Polar and SePay components.
+
+use base64::Engine as _;
+use docobo::db::subscriptions;
+use docobo::domain::{Billing, GuildId, ProviderId, RoleId, SubscriptionStatus, UserId};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+
+use crate::app::{TestApp, fixtures};
+
+const GUILD: u64 = 112_233_445_566_778_899;
+const USER: u64 = 998_877_665_544_332_211;
+const PRODUCT: &str = "0c7d3a52-6f5e-4b1a-9a43-1f2e3d4c5b6a";
+const SECRET: &str = "polar_whs_webhook_test_secret";
+
+fn guild() -> GuildId {
+    GuildId::new(GUILD).expect("guild")
+}
+
+fn now_s() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn hex_decode(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A Polar delivery of `body`, signed with `key` now.
+fn polar_request(
+    app: &TestApp,
+    path: &str,
+    key: &[u8],
+    id: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let timestamp = now_s();
+    app.client
+        .post(app.url(path))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sign(key, id, timestamp, body))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+}
+
+/// The `subscription.active` fixture with its subscription id, status and modification time
+/// replaced.
+fn polar_body(
+    kind: &str,
+    subscription: &str,
+    status: &str,
+    cancel: bool,
+    modified_at: &str,
+) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixtures().join("polar-subscription-active.json"))
+        .expect("fixture");
+    let mut value: Value = serde_json::from_str(&text).expect("json");
+    value["type"] = json!(kind);
+    value["data"]["id"] = json!(subscription);
+    value["data"]["status"] = json!(status);
+    value["data"]["cancel_at_period_end"] = json!(cancel);
+    value["data"]["modified_at"] = json!(modified_at);
+    serde_json::to_vec(&value).expect("json")
+}
+
+async fn polar_app(dir: &std::path::Path) -> (TestApp, String) {
+    let app = TestApp::start(dir, &[]).await;
+    let key = app
+        .add_guild(
+            guild(),
+            "polar",
+            &[("webhook_secret", SECRET), ("access_token", "polar_oat_x")],
+        )
+        .await;
+    app.add_paid_role(
+        guild(),
+        RoleId::new(555).expect("role"),
+        (499, "USD"),
+        Billing::Monthly,
+        Some(PRODUCT),
+    )
+    .await;
+    (app, format!("/webhooks/polar/{key}"))
+}
+
+async fn subscription(
+    app: &TestApp,
+    provider: &str,
+    external: &'static str,
+) -> Option<subscriptions::Subscription> {
+    let provider = ProviderId::parse(provider).expect("provider");
+    app.db
+        .call(move |conn| subscriptions::by_external_id(conn, &provider, external))
+        .await
+        .expect("read")
+}
+
+#[tokio::test]
+async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the_subscription() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _) = polar_app(dir.path()).await;
+    let vectors: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("polar-vectors.json")).expect("vectors"),
+    )
+    .expect("json");
+    let schemes: Vec<&Value> = vectors
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|v| v["kind"] == "scheme")
+        .collect();
+    assert_eq!(schemes.len(), 3, "schemes A, B and C");
+    for scheme in schemes {
+        let name = scheme["name"].as_str().expect("name");
+        let secret = scheme["secret"].as_str().expect("secret");
+        let key = hex_decode(scheme["key_hex"].as_str().expect("key"));
+        let webhook_key = app
+            .add_guild(
+                guild(),
+                "polar",
+                &[("webhook_secret", secret), ("access_token", "x")],
+            )
+            .await;
+        let subscription_id: &'static str =
+            Box::leak(format!("sub-scheme-{name}").into_boxed_str());
+        let body = polar_body(
+            "subscription.active",
+            subscription_id,
+            "active",
+            false,
+            "2026-09-15T10:21:07Z",
+        );
+        let response = polar_request(
+            &app,
+            &format!("/webhooks/polar/{webhook_key}"),
+            &key,
+            &format!("msg-{name}"),
+            &body,
+        )
+        .send()
+        .await
+        .expect("send");
+        assert_eq!(response.status(), 202, "scheme {name}");
+        let sub = subscription(&app, "polar", subscription_id)
+            .await
+            .expect("created");
+        assert_eq!(
+            sub.state.status,
+            SubscriptionStatus::Active,
+            "scheme {name}"
+        );
+        assert_eq!(sub.user_id, UserId::new(USER).expect("user"));
+        assert_eq!(sub.guild_id, guild());
+    }
+}
+
+#[tokio::test]
+async fn twenty_concurrent_copies_of_a_delivery_make_one_event_and_one_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let body = polar_body(
+        "subscription.active",
+        "sub-dup",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    let sends =
+        (0..20).map(|_| polar_request(&app, &path, SECRET.as_bytes(), "msg-dup", &body).send());
+    let responses = futures_util::future::join_all(sends).await;
+    for response in responses {
+        assert_eq!(response.expect("send").status(), 202);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_events WHERE outcome = 'applied'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_out_of_order_update_does_not_roll_the_state_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let canceled = polar_body(
+        "subscription.canceled",
+        "sub-ooo",
+        "active",
+        true,
+        "2026-09-20T00:00:00Z",
+    );
+    let older = polar_body(
+        "subscription.updated",
+        "sub-ooo",
+        "active",
+        false,
+        "2026-09-16T00:00:00Z",
+    );
+    for (id, body) in [("msg-new", &canceled), ("msg-old", &older)] {
+        let response = polar_request(&app, &path, SECRET.as_bytes(), id, body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 202);
+    }
+    let sub = subscription(&app, "polar", "sub-ooo")
+        .await
+        .expect("exists");
+    assert_eq!(
+        sub.state.status,
+        SubscriptionStatus::Canceled,
+        "the late, older update moved nothing"
+    );
+    assert!(sub.cancel_at_period_end);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_events WHERE outcome = 'stale'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_403_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let body = polar_body(
+        "subscription.active",
+        "sub-bad",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    let response = polar_request(&app, &path, b"the wrong key", "msg-bad", &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
+    // Unknown provider or key: 404.
+    for wrong in [
+        "/webhooks/stripe/x",
+        "/webhooks/polar/not-a-key",
+        "/webhooks/polar",
+    ] {
+        let response = polar_request(&app, wrong, SECRET.as_bytes(), "msg-404", &body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 404, "{wrong}");
+    }
+}
+
+#[tokio::test]
+async fn a_two_megabyte_body_is_413() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let body = vec![b'x'; 2 << 20];
+    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-big", &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 413);
+    // Without a Content-Length (chunked), the cap still holds.
+    let stream =
+        futures_util::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 64 << 10])));
+    let response = app
+        .client
+        .post(app.url(&path))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 413);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 0);
+}
+
+#[tokio::test]
+async fn the_101st_request_in_a_minute_from_one_address_is_429_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::start(dir.path(), &[]).await;
+    for i in 0..100 {
+        let response = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "request {i}");
+    }
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response
+        .headers()
+        .get("retry-after")
+        .expect("retry-after")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // /health is not limited.
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_metrics_count_webhooks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let body = polar_body(
+        "subscription.active",
+        "sub-m",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    polar_request(&app, &path, SECRET.as_bytes(), "msg-m", &body)
+        .send()
+        .await
+        .expect("send");
+    polar_request(&app, &path, b"wrong", "msg-m2", &body)
+        .send()
+        .await
+        .expect("send");
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send");
+    for header in [
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+        "strict-transport-security",
+        "referrer-policy",
+    ] {
+        assert!(response.headers().contains_key(header), "{header}");
+    }
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let text = response.text().await.expect("text");
+    assert!(
+        text.contains(r#"docobo_webhooks_total{provider="polar",outcome="applied"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"docobo_webhooks_total{provider="polar",outcome="bad_signature"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("docobo_webhook_ack_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(
+            "docobo_plugin_call_seconds_count{provider=\"polar\",call=\"handle-webhook\"} 2"
+        ),
+        "{text}"
+    );
+    // 404s get them too.
+    let missing = app.client.get(app.url("/nope")).send().await.expect("send");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("x-content-type-options"));
+}
+
+const SEPAY_KEY: &str = "sepay-api-key";
+
+async fn sepay_app(dir: &std::path::Path) -> (TestApp, String) {
+    let app = TestApp::start(dir, &[]).await;
+    let key = app
+        .add_guild(
+            guild(),
+            "sepay",
+            &[
+                ("webhook_api_key", SEPAY_KEY),
+                ("account_number", "0359123456"),
+                ("bank", "MBBank"),
+            ],
+        )
+        .await;
+    let paid_role = app
+        .add_paid_role(
+            guild(),
+            RoleId::new(777).expect("role"),
+            (50_000, "VND"),
+            Billing::parse("30d").expect("billing"),
+            None,
+        )
+        .await;
+    // What /join leaves behind: a pending subscription waiting for code DCB12345.
+    app.db
+        .call(move |conn| {
+            docobo::db::members::upsert(conn, guild(), UserId::new(USER).expect("user"), None)?;
+            subscriptions::insert(
+                conn,
+                &subscriptions::NewSubscription {
+                    guild_id: guild(),
+                    user_id: UserId::new(USER).expect("user"),
+                    paid_role_id: paid_role,
+                    provider: ProviderId::parse("sepay").expect("id"),
+                    external_id: None,
+                    state: docobo::domain::SubscriptionState {
+                        status: SubscriptionStatus::Pending,
+                        period_end: None,
+                        last_event_at: None,
+                    },
+                    payment_code: Some("DCB12345".into()),
+                },
+            )
+        })
+        .await
+        .expect("pending checkout");
+    (app, format!("/webhooks/sepay/{key}"))
+}
+
+fn sepay_transfer(id: i64, amount: i64, date: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(fixtures().join("sepay-transfer-in.json")).expect("fixture");
+    let mut value: Value = serde_json::from_str(&text).expect("json");
+    value["id"] = json!(id);
+    value["transferAmount"] = json!(amount);
+    value["transactionDate"] = json!(date);
+    serde_json::to_vec(&value).expect("json")
+}
+
+async fn by_code(app: &TestApp) -> subscriptions::Subscription {
+    app.db
+        .call(|conn| subscriptions::by_payment_code(conn, "DCB12345"))
+        .await
+        .expect("read")
+        .expect("exists")
+}
+
+#[tokio::test]
+async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = sepay_app(dir.path()).await;
+    let send = |body: Vec<u8>, auth: &'static str| {
+        app.client
+            .post(app.url(&path))
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Underpaid: recorded, not activated.
+    let response = send(
+        sepay_transfer(1, 10_000, "2026-01-01 07:00:00"),
+        "Apikey sepay-api-key",
+    )
+    .await
+    .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"success": true})
+    );
+    assert_eq!(
+        by_code(&app).await.state.status,
+        SubscriptionStatus::Pending
+    );
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events WHERE outcome = 'rejected' AND detail LIKE 'underpayment%'").await, 1);
+
+    // Paid: a 30-day pass from the transfer time (07:00 in Vietnam = 00:00 UTC).
+    let paid_at = 1_767_225_600_000;
+    let response = send(
+        sepay_transfer(2, 50_000, "2026-01-01 07:00:00"),
+        "Apikey sepay-api-key",
+    )
+    .await
+    .expect("send");
+    assert_eq!(response.status(), 200);
+    let sub = by_code(&app).await;
+    assert_eq!(sub.state.status, SubscriptionStatus::Active);
+    assert_eq!(sub.state.period_end, Some(paid_at + 30 * DAY));
+
+    // Paid again ten days later: extended from the current end, not from the payment.
+    send(
+        sepay_transfer(3, 50_000, "2026-01-11 07:00:00"),
+        "Apikey sepay-api-key",
+    )
+    .await
+    .expect("send");
+    assert_eq!(
+        by_code(&app).await.state.period_end,
+        Some(paid_at + 60 * DAY)
+    );
+
+    // A retry of the same transaction changes nothing; a wrong key is refused.
+    send(
+        sepay_transfer(3, 50_000, "2026-01-11 07:00:00"),
+        "Apikey sepay-api-key",
+    )
+    .await
+    .expect("send");
+    assert_eq!(
+        by_code(&app).await.state.period_end,
+        Some(paid_at + 60 * DAY)
+    );
+    let response = send(
+        sepay_transfer(4, 50_000, "2026-01-12 07:00:00"),
+        "Apikey wrong",
+    )
+    .await
+    .expect("send");
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 3);
+}
+
+#[tokio::test]
+async fn restarting_the_server_between_deliveries_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let first = polar_body(
+        "subscription.active",
+        "sub-restart",
+        "active",
+        false,
+        "2026-09-15T10:00:00Z",
+    );
+    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r1", &first)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 202);
+    app.stop().await;
+
+    // Same folder: same database and the same credential key file.
+    let app = TestApp::start(dir.path(), &[]).await;
+    let second = polar_body(
+        "subscription.canceled",
+        "sub-restart",
+        "active",
+        true,
+        "2026-09-16T10:00:00Z",
+    );
+    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r2", &second)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 202);
+    // The first delivery, retried after the restart, is a duplicate.
+    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r1", &first)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 202);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 2);
+    let sub = subscription(&app, "polar", "sub-restart")
+        .await
+        .expect("exists");
+    assert_eq!(sub.state.status, SubscriptionStatus::Canceled);
+}
+
+#[tokio::test]
+async fn operator_level_credentials_take_the_guild_from_the_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::start(
+        dir.path(),
+        &[("DOCOBO_PROVIDERS__POLAR__WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    // The guild exists (seen on the gateway) but never stored credentials of its own.
+    app.add_guild(guild(), "polar", &[]).await;
+    app.add_paid_role(
+        guild(),
+        RoleId::new(555).expect("role"),
+        (499, "USD"),
+        Billing::Monthly,
+        Some(PRODUCT),
+    )
+    .await;
+    let body = polar_body(
+        "subscription.active",
+        "sub-op",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    let response = polar_request(&app, "/webhooks/polar", SECRET.as_bytes(), "msg-op", &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 202);
+    let sub = subscription(&app, "polar", "sub-op")
+        .await
+        .expect("created");
+    assert_eq!(sub.guild_id, guild());
+}
