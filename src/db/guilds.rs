@@ -69,10 +69,9 @@ fn to_guild(
 /// # Errors
 /// A duplicate guild id or webhook key ([`DbError::is_unique_violation`]).
 pub fn insert(conn: &Connection, guild: &Guild) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO guilds (guild_id, name, owner_id, provider, credentials, webhook_key, log_channel_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
             guild.id.as_i64(),
             guild.name,
             guild.owner_id.map(UserId::as_i64),
@@ -94,41 +93,37 @@ pub fn upsert_seen(
     owner_id: Option<UserId>,
     new_webhook_key: &str,
 ) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO guilds (guild_id, name, owner_id, webhook_key) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (guild_id) DO UPDATE SET
              name = excluded.name,
              owner_id = coalesce(excluded.owner_id, owner_id),
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-        params![
-            id.as_i64(),
-            name,
-            owner_id.map(UserId::as_i64),
-            new_webhook_key
-        ],
-    )?;
+    )?
+    .execute(params![
+        id.as_i64(),
+        name,
+        owner_id.map(UserId::as_i64),
+        new_webhook_key
+    ])?;
     Ok(())
 }
 
 /// The guild with this id.
 pub fn get(conn: &Connection, id: GuildId) -> Result<Option<Guild>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM guilds WHERE guild_id = ?1"),
-        [id.as_i64()],
-        from_row,
-    )
-    .optional()?
-    .map(to_guild)
-    .transpose()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM guilds WHERE guild_id = ?1"))?
+        .query_row([id.as_i64()], from_row)
+        .optional()?
+        .map(to_guild)
+        .transpose()
 }
 
 /// The guild whose webhook URL ends in `key`.
 pub fn by_webhook_key(conn: &Connection, key: &str) -> Result<Option<Guild>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM guilds WHERE webhook_key = ?1"),
-        [key],
-        from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM guilds WHERE webhook_key = ?1"
+    ))?
+    .query_row([key], from_row)
     .optional()?
     .map(to_guild)
     .transpose()
@@ -144,12 +139,13 @@ pub fn set_provider(
     provider: &ProviderId,
     credentials: &[u8],
 ) -> Result<(), DbError> {
-    let changed = conn.execute(
-        "UPDATE guilds SET provider = ?2, credentials = ?3,
+    let changed = conn
+        .prepare_cached(
+            "UPDATE guilds SET provider = ?2, credentials = ?3,
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
          WHERE guild_id = ?1",
-        params![id.as_i64(), provider.as_str(), credentials],
-    )?;
+        )?
+        .execute(params![id.as_i64(), provider.as_str(), credentials])?;
     if changed == 0 {
         return Err(DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows));
     }

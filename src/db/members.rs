@@ -12,13 +12,13 @@ pub fn upsert(
     user: UserId,
     username: Option<&str>,
 ) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO members (guild_id, user_id, username) VALUES (?1, ?2, ?3)
          ON CONFLICT (guild_id, user_id) DO UPDATE SET
              username = coalesce(excluded.username, username),
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-        params![guild.as_i64(), user.as_i64(), username],
-    )?;
+    )?
+    .execute(params![guild.as_i64(), user.as_i64(), username])?;
     Ok(())
 }
 
@@ -32,9 +32,7 @@ pub fn insert(
     user: UserId,
     username: Option<&str>,
 ) -> Result<(), DbError> {
-    conn.execute(
-        "INSERT INTO members (guild_id, user_id, username) VALUES (?1, ?2, ?3)",
-        params![guild.as_i64(), user.as_i64(), username],
-    )?;
+    conn.prepare_cached("INSERT INTO members (guild_id, user_id, username) VALUES (?1, ?2, ?3)")?
+        .execute(params![guild.as_i64(), user.as_i64(), username])?;
     Ok(())
 }

@@ -75,10 +75,9 @@ fn to_paid_role(
 /// The role is already for sale in this guild ([`DbError::is_unique_violation`]), or the
 /// guild is unknown (foreign key).
 pub fn insert(conn: &Connection, role: &NewPaidRole) -> Result<PaidRole, DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO paid_roles (guild_id, role_id, name, price_minor, currency, billing, product_ref)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
             role.guild_id.as_i64(),
             role.role_id.as_i64(),
             role.name,
@@ -101,11 +100,10 @@ pub fn insert(conn: &Connection, role: &NewPaidRole) -> Result<PaidRole, DbError
 
 /// The paid role for `role` in `guild`.
 pub fn get(conn: &Connection, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND role_id = ?2"),
-        [guild.as_i64(), role.as_i64()],
-        raw,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND role_id = ?2"
+    ))?
+    .query_row([guild.as_i64(), role.as_i64()], raw)
     .optional()?
     .map(to_paid_role)
     .transpose()
@@ -113,14 +111,11 @@ pub fn get(conn: &Connection, guild: GuildId, role: RoleId) -> Result<Option<Pai
 
 /// The paid role with this row id.
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<PaidRole>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM paid_roles WHERE id = ?1"),
-        [id],
-        raw,
-    )
-    .optional()?
-    .map(to_paid_role)
-    .transpose()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM paid_roles WHERE id = ?1"))?
+        .query_row([id], raw)
+        .optional()?
+        .map(to_paid_role)
+        .transpose()
 }
 
 /// Every role a guild has for sale, by role id.
@@ -138,11 +133,10 @@ pub fn by_product_ref(
     guild: GuildId,
     product_ref: &str,
 ) -> Result<Option<PaidRole>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND product_ref = ?2"),
-        params![guild.as_i64(), product_ref],
-        raw,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND product_ref = ?2"
+    ))?
+    .query_row(params![guild.as_i64(), product_ref], raw)
     .optional()?
     .map(to_paid_role)
     .transpose()

@@ -116,12 +116,11 @@ fn to_subscription(r: RawRow) -> Result<Subscription, DbError> {
 /// A duplicate `(provider, external_id)` or payment code ([`DbError::is_unique_violation`]);
 /// an unknown member or paid role (foreign key).
 pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO subscriptions
              (guild_id, user_id, paid_role_id, provider, external_id, status, period_end, last_event_at,
               payment_code, cancel_at_period_end, next_sync_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CAST(unixepoch('subsec') * 1000 AS INTEGER))",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CAST(unixepoch('subsec') * 1000 AS INTEGER))")?.execute(params![
             new.guild_id.as_i64(),
             new.user_id.as_i64(),
             new.paid_role_id,
@@ -154,11 +153,10 @@ pub fn by_external_id(
     provider: &ProviderId,
     external_id: &str,
 ) -> Result<Option<Subscription>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM subscriptions WHERE provider = ?1 AND external_id = ?2"),
-        [provider.as_str(), external_id],
-        raw,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE provider = ?1 AND external_id = ?2"
+    ))?
+    .query_row([provider.as_str(), external_id], raw)
     .optional()?
     .map(to_subscription)
     .transpose()
@@ -166,11 +164,10 @@ pub fn by_external_id(
 
 /// The subscription waiting for a bank transfer carrying `code`.
 pub fn by_payment_code(conn: &Connection, code: &str) -> Result<Option<Subscription>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM subscriptions WHERE payment_code = ?1"),
-        [code],
-        raw,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE payment_code = ?1"
+    ))?
+    .query_row([code], raw)
     .optional()?
     .map(to_subscription)
     .transpose()
@@ -178,11 +175,10 @@ pub fn by_payment_code(conn: &Connection, code: &str) -> Result<Option<Subscript
 
 /// The subscription with this row id.
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Subscription>, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"),
-        [id],
-        raw,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"
+    ))?
+    .query_row([id], raw)
     .optional()?
     .map(to_subscription)
     .transpose()
@@ -196,19 +192,19 @@ pub fn set_state(
     cancel_at_period_end: bool,
     now: UnixMillis,
 ) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE subscriptions SET status = ?2, period_end = ?3, last_event_at = ?4,
              cancel_at_period_end = ?5, sync_attempts = 0, next_sync_at = ?6,
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
          WHERE id = ?1",
-        params![
-            id,
-            state.status.as_str(),
-            state.period_end,
-            state.last_event_at,
-            cancel_at_period_end,
-            now,
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        state.status.as_str(),
+        state.period_end,
+        state.last_event_at,
+        cancel_at_period_end,
+        now,
+    ])?;
     Ok(())
 }

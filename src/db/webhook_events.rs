@@ -57,12 +57,11 @@ pub fn insert_if_new(
     conn: &Connection,
     event: &NewWebhookEvent<'_>,
 ) -> Result<Option<i64>, DbError> {
-    let inserted = conn.execute(
+    let inserted = conn.prepare_cached(
         "INSERT INTO webhook_events
              (provider, external_event_id, guild_id, subscription_id, event_type, event, outcome, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (provider, external_event_id) DO NOTHING",
-        params![
+         ON CONFLICT (provider, external_event_id) DO NOTHING")?.execute(params![
             event.provider.as_str(),
             event.external_event_id,
             event.guild_id.map(GuildId::as_i64),
@@ -78,7 +77,9 @@ pub fn insert_if_new(
 
 /// Counts recorded deliveries (for tests and health).
 pub fn count(conn: &Connection) -> Result<i64, DbError> {
-    Ok(conn.query_row("SELECT count(*) FROM webhook_events", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM webhook_events")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Records what became of a delivery inserted with [`insert_if_new`].
@@ -90,18 +91,18 @@ pub fn set_outcome(
     guild_id: Option<GuildId>,
     subscription_id: Option<i64>,
 ) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE webhook_events SET outcome = ?2, detail = ?3,
              guild_id = coalesce(?4, guild_id), subscription_id = coalesce(?5, subscription_id)
          WHERE id = ?1",
-        params![
-            id,
-            outcome.as_str(),
-            detail,
-            guild_id.map(GuildId::as_i64),
-            subscription_id
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        outcome.as_str(),
+        detail,
+        guild_id.map(GuildId::as_i64),
+        subscription_id
+    ])?;
     Ok(())
 }
 

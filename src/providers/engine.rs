@@ -89,8 +89,8 @@ pub fn load_component(
         }
     }
     let compiled = engine.precompile_component(wasm)?;
-    // Load what we compiled from memory; the file is for the next start.
-    let component = Component::new(engine, wasm)?;
+    // Load what we just compiled instead of compiling a second time.
+    let component = load_fresh(engine, &compiled)?;
     match write_atomically(&dir, &path, &compiled) {
         Ok(()) => Ok((component, CacheOutcome::Compiled)),
         Err(e) => {
@@ -115,6 +115,14 @@ fn load_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // renamed into place, never a partial one). wasmtime still checks the header, version
     // and engine settings and returns an error on a mismatch, which makes us recompile.
     unsafe { Component::deserialize(engine, &bytes) }
+}
+
+/// Loads bytes that `engine.precompile_component` returned a moment ago in this process.
+#[allow(unsafe_code)]
+fn load_fresh(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `compiled` is the output of this very engine's `precompile_component`, still in
+    // our memory: exactly what `deserialize` requires. Nothing else could have written it.
+    unsafe { Component::deserialize(engine, compiled) }
 }
 
 /// `<sha256(wasm)>-<compatibility hash>.cwasm`.

@@ -137,7 +137,16 @@ fn main() {
             native_samples.push(started.elapsed());
             assert_eq!(expected, signature);
         }
+        // Fixed cost: a fresh instance and a call that returns at once (no signature header).
+        let mut overhead = Vec::with_capacity(CALLS);
+        for _ in 0..CALLS {
+            let started = Instant::now();
+            let refused = host.handle_webhook("polar", &config, &[], &body).await;
+            overhead.push(started.elapsed());
+            assert!(refused.is_err());
+        }
         println!("body: {} bytes", body.len());
+        report("fresh instance + a call that returns at once", overhead);
         let w = report(
             "polar handle-webhook, fresh instance per call",
             plugin_samples,

@@ -1,0 +1,244 @@
+//! Webhook server throughput and latency on loopback, release build:
+//! distinct, validly signed Polar deliveries (each creates a subscription), with the plain
+//! `GET /health` rate of the same server in the same run as the ceiling.
+//!
+//! Run: `cargo bench --bench webhooks`. Prints figures; asserts nothing but correctness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use docobo::db::{guilds, paid_roles};
+use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
+use docobo::{App, Config};
+use hmac::{KeyInit, Mac};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "polar_whs_bench_secret";
+const GUILD: u64 = 112_233_445_566_778_899;
+const PRODUCT: &str = "prod-bench";
+const CONCURRENCY: usize = 32;
+
+struct Delivery {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+fn delivery(n: usize) -> Delivery {
+    let body = serde_json::json!({
+        "type": "subscription.active",
+        "timestamp": "2026-09-15T10:21:07Z",
+        "data": {
+            "id": format!("sub-{n}"),
+            "status": "active",
+            "cancel_at_period_end": false,
+            "created_at": "2026-09-15T10:21:07Z",
+            "modified_at": "2026-09-15T10:21:07Z",
+            "current_period_end": "2026-10-15T10:21:07Z",
+            "amount": 499, "currency": "usd",
+            "product_id": PRODUCT,
+            "customer_id": "cus_1",
+            "metadata": {"docobo_guild_id": GUILD.to_string(), "docobo_user_id": (1_000_000 + n).to_string()},
+        }
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let id = format!("msg-{n}");
+    let timestamp = jiff::Timestamp::now().as_second().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&body);
+    let signature = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    Delivery {
+        id,
+        timestamp,
+        signature,
+        body,
+    }
+}
+
+fn send(client: &reqwest::Client, url: &str, d: &Delivery) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("webhook-id", &d.id)
+        .header("webhook-timestamp", &d.timestamp)
+        .header("webhook-signature", &d.signature)
+        .header("content-type", "application/json")
+        .body(d.body.clone())
+}
+
+fn quantile(sorted: &[Duration], per_mille: usize) -> f64 {
+    sorted[(sorted.len() - 1) * per_mille / 1000].as_secs_f64() * 1e3
+}
+
+/// Runs `CONCURRENCY` closed loops for `duration`; returns completed requests per second.
+async fn max_rate<F, Fut>(duration: Duration, make: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (make, next, done) = (Arc::clone(&make), Arc::clone(&next), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            while started.elapsed() < duration {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                assert!(make(n).await, "request {n} failed");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = vec![
+        ("DOCOBO_DISCORD__TOKEN".to_owned(), "bench".to_owned()),
+        ("DOCOBO_SERVER__BIND".to_owned(), "127.0.0.1".to_owned()),
+        ("DOCOBO_SERVER__PORT".to_owned(), "0".to_owned()),
+        (
+            "DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE".to_owned(),
+            "0".to_owned(),
+        ),
+        (
+            "DOCOBO_DATABASE__PATH".to_owned(),
+            dir.path().join("docobo.db").display().to_string(),
+        ),
+        (
+            "DOCOBO_PLUGINS__DIR".to_owned(),
+            dir.path().join("plugins").display().to_string(),
+        ),
+        (
+            "DOCOBO_PLUGINS__CACHE_DIR".to_owned(),
+            dir.path().join("cache").display().to_string(),
+        ),
+        (
+            "DOCOBO_SECRETS__KEY_PATH".to_owned(),
+            dir.path().join("key").display().to_string(),
+        ),
+    ];
+    let config = Config::load(None, false, env).expect("config");
+    // The server gets its own runtime, like the binary; the load generator another thread.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let app = server.block_on(App::build(config)).expect("app");
+    let addr = app.http_addr();
+    let db = app.db().clone();
+    let guild = GuildId::new(GUILD).expect("guild");
+    let sealed = app.credentials().seal(
+        guild,
+        &vec![
+            ("webhook_secret".to_owned(), SECRET.to_owned()),
+            ("access_token".to_owned(), "x".to_owned()),
+        ],
+    );
+    server
+        .block_on(db.call(move |conn| {
+            guilds::insert(
+                conn,
+                &guilds::Guild {
+                    id: guild,
+                    name: "Bench".into(),
+                    owner_id: None,
+                    provider: Some(ProviderId::parse("polar").expect("id")),
+                    credentials: Some(sealed),
+                    webhook_key: "benchkey".into(),
+                    log_channel_id: None,
+                },
+            )?;
+            paid_roles::insert(
+                conn,
+                &paid_roles::NewPaidRole {
+                    guild_id: guild,
+                    role_id: RoleId::new(555).expect("role"),
+                    name: "Gold".into(),
+                    price: Money::new(499, Currency::parse("USD").expect("usd")).expect("money"),
+                    billing: Billing::Monthly,
+                    product_ref: Some(PRODUCT.into()),
+                },
+            )
+            .map(|_| ())
+        }))
+        .expect("seed");
+    let shutdown = CancellationToken::new();
+    let serving = server.spawn(app.run_until_stopped(shutdown.clone()));
+
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    client_rt.block_on(async move {
+        let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(CONCURRENCY).build().expect("client");
+        let health_url = format!("http://{addr}/health");
+        let hook_url = Arc::new(format!("http://{addr}/webhooks/polar/benchkey"));
+
+        let c = client.clone();
+        let health = max_rate(Duration::from_secs(3), move |_| {
+            let (c, url) = (c.clone(), health_url.clone());
+            async move { c.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+
+        // Pre-signed, distinct deliveries: signing is not the server's cost.
+        let deliveries: Arc<Vec<Delivery>> = Arc::new((0..60_000).map(delivery).collect());
+        let (c, d, u) = (client.clone(), Arc::clone(&deliveries), Arc::clone(&hook_url));
+        let webhooks = max_rate(Duration::from_secs(5), move |n| {
+            let (c, d, u) = (c.clone(), Arc::clone(&d), Arc::clone(&u));
+            async move { send(&c, &u, &d[n % d.len()]).send().await.is_ok_and(|r| r.status() == 202) }
+        })
+        .await;
+
+        // Open loop at 500 req/s for 5 s; latency from the scheduled send time.
+        let fresh: Arc<Vec<Delivery>> = Arc::new((100_000..102_500).map(delivery).collect());
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for n in 0..fresh.len() {
+            let due = started + Duration::from_millis(2 * n as u64);
+            let (c, d, u) = (client.clone(), Arc::clone(&fresh), Arc::clone(&hook_url));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let ok = send(&c, &u, &d[n]).send().await.is_ok_and(|r| r.status() == 202);
+                assert!(ok, "delivery {n} failed");
+                due.elapsed()
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.push(task.await.expect("task"));
+        }
+        latencies.sort();
+        println!("GET /health, {CONCURRENCY} connections:            {health:>8.0} req/s (ceiling)");
+        println!("signed Polar webhooks, {CONCURRENCY} connections:   {webhooks:>8.0} req/s ({:.0}% of /health)", webhooks / health * 100.0);
+        println!(
+            "webhook ack at 500 req/s (n = {}):        p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+            latencies.len(),
+            quantile(&latencies, 500),
+            quantile(&latencies, 990),
+            latencies.last().expect("samples").as_secs_f64() * 1e3
+        );
+    });
+    let rows: i64 = server
+        .block_on(db.call(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?)
+        }))
+        .expect("count");
+    println!("subscriptions created: {rows}");
+    shutdown.cancel();
+    server.block_on(serving).expect("join").expect("stopped");
+}
