@@ -50,23 +50,22 @@ impl EventResult {
     }
 }
 
-/// Records and applies a delivery's events in one transaction.
+/// Records and applies a delivery's events. Call it inside a transaction or savepoint (as
+/// [`crate::db::Db::write`] does): on an error the caller rolls everything back, so nothing
+/// is half-applied.
 ///
 /// # Errors
-/// A database error; the transaction is rolled back and nothing is half-applied.
+/// A database error.
 pub fn apply_delivery(
-    conn: &mut Connection,
+    conn: &Connection,
     provider: &ProviderId,
     scope: Scope,
     events: &[api::ProviderEvent],
 ) -> Result<Vec<EventResult>, DbError> {
-    let tx = conn.transaction()?;
-    let mut results = Vec::with_capacity(events.len());
-    for event in events {
-        results.push(apply_event(&tx, provider, scope, event)?);
-    }
-    tx.commit()?;
-    Ok(results)
+    events
+        .iter()
+        .map(|event| apply_event(conn, provider, scope, event))
+        .collect()
 }
 
 /// Records a delivery that verified but could not be understood, so that its retries are

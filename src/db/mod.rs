@@ -14,6 +14,7 @@ pub mod members;
 pub mod paid_roles;
 pub mod subscriptions;
 pub mod webhook_events;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -56,6 +57,14 @@ pub enum DbError {
         table: &'static str,
         message: String,
     },
+    #[error("database commit failed: {0}")]
+    Commit(String),
+    #[error("the database writer stopped; restart Docobo")]
+    WriterGone,
+    #[error("the write was aborted (it panicked or its transaction could not start)")]
+    WriteAborted,
+    #[error("cannot start the database writer thread: {0}")]
+    StartWriter(#[source] std::io::Error),
     #[error("backup failed: {0}")]
     Backup(String),
     #[error("the database task stopped unexpectedly: {0}")]
@@ -88,6 +97,9 @@ pub struct Db {
     /// connection keeps transactions simple; the mutex is a std one because it is only ever
     /// held on the blocking pool, never across an `.await`.
     conn: Arc<Mutex<Connection>>,
+    /// Queue of the group-commit writer thread (see `writer`), which uses the same
+    /// connection.
+    writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
     path: Arc<PathBuf>,
     busy_timeout: Duration,
 }
@@ -114,9 +126,12 @@ impl Db {
         }
         let mut conn = open_connection(path, busy_timeout)?;
         let report = migrate(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writes = writer::start(Arc::clone(&conn)).map_err(DbError::StartWriter)?;
         Ok((
             Self {
-                conn: Arc::new(Mutex::new(conn)),
+                conn,
+                writes,
                 path: Arc::new(path.to_owned()),
                 busy_timeout,
             },
@@ -141,6 +156,22 @@ impl Db {
             work(&mut conn)
         })
         .await?
+    }
+
+    /// Runs a small write in a transaction shared with other concurrent writes (group
+    /// commit): it returns once the shared transaction is committed. The closure runs in its
+    /// own savepoint: an `Err` rolls back this write only.
+    ///
+    /// # Errors
+    /// Whatever the closure returns, or a commit error.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let (job, reply) = writer::job(work);
+        self.writes.send(job).map_err(|_| DbError::WriterGone)?;
+        reply.await.map_err(|_| DbError::WriteAborted)?
     }
 
     /// Checks that the database answers (for `/health`).

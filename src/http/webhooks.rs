@@ -193,7 +193,7 @@ impl Webhook {
         let recorded = self
             .state
             .db
-            .call(move |conn| ingest::record_malformed(conn, &pid, scope, &digest, &message))
+            .write(move |conn| ingest::record_malformed(conn, &pid, scope, &digest, &message))
             .await;
         if let Err(e) = recorded {
             self.state.metrics.db_errors.inc();
@@ -224,7 +224,7 @@ impl Webhook {
         let pid = provider.clone();
         let applied = state
             .db
-            .call(move |conn| ingest::apply_delivery(conn, &pid, scope, &events))
+            .write(move |conn| ingest::apply_delivery(conn, &pid, scope, &events))
             .await;
         let results = match applied {
             Ok(results) => results,

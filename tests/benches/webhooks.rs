@@ -100,9 +100,14 @@ where
     for task in tasks {
         task.await.expect("task");
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    f64::from(u32::try_from(done.load(Ordering::Relaxed)).unwrap_or(u32::MAX))
+        / started.elapsed().as_secs_f64()
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one benchmark script, phase by phase"
+)]
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = vec![

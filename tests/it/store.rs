@@ -287,3 +287,64 @@ async fn members_count(db: &Db) -> i64 {
         .await
         .expect("count")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_writes_commit_together_and_a_failing_write_rolls_back_alone() {
+    let t = fresh_db();
+    let g = guild(1);
+    t.db.call(move |conn| {
+        seed_guild_with_role(conn, g, role(10));
+        Ok(())
+    })
+    .await
+    .expect("seed");
+    let writes = (1..=60u64).map(|n| {
+        let db = t.db.clone();
+        tokio::spawn(async move {
+            db.write(move |conn| {
+                members::insert(conn, g, UserId::new(n).expect("user"), Some("m"))?;
+                if n % 5 == 0 {
+                    // Fails after writing: this member must not survive.
+                    return Err(docobo::db::DbError::Corrupt {
+                        table: "members",
+                        message: format!("refused {n}"),
+                    });
+                }
+                assert!(n != 7, "a bug in one write");
+                Ok(n)
+            })
+            .await
+        })
+    });
+    let mut ok = Vec::new();
+    for (i, handle) in writes.enumerate() {
+        let n = i as u64 + 1;
+        match handle.await.expect("join") {
+            Ok(value) => {
+                assert_eq!(value, n);
+                ok.push(n);
+            }
+            Err(docobo::db::DbError::Corrupt { message, .. }) => {
+                assert_eq!(message, format!("refused {n}"));
+            }
+            Err(docobo::db::DbError::WriteAborted) => assert_eq!(n, 7),
+            Err(other) => panic!("write {n}: {other}"),
+        }
+    }
+    assert_eq!(ok.len(), 60 - 12 - 1);
+    let stored: Vec<u64> =
+        t.db.call(|conn| {
+            let mut stmt = conn.prepare("SELECT user_id FROM members ORDER BY user_id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+            Ok(rows
+                .map(|r| r.map(|v| v as u64))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .expect("read");
+    assert_eq!(stored, ok, "exactly the successful writes are stored");
+    // The writer survived the panic.
+    t.db.write(move |conn| members::insert(conn, g, UserId::new(1000).expect("user"), None))
+        .await
+        .expect("still writing");
+}

@@ -1,0 +1,115 @@
+//! Group commit: concurrent writes share one transaction.
+//!
+//! Each webhook delivery is a small write transaction, and what a commit costs (writing the
+//! touched pages to the WAL) is mostly the same for one delivery or twenty. The writer thread
+//! takes every write waiting in its queue, runs each in its own SAVEPOINT inside one
+//! transaction (so one failing write rolls back alone), commits once, and only then answers
+//! each caller: nobody hears "done" before their data is durable.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::DbError;
+
+/// The most writes committed together.
+const MAX_BATCH: usize = 64;
+
+/// What a job tells the writer after running: keep its savepoint or not, and how to answer
+/// its caller once the commit's outcome is known.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// Runs a write; says whether to keep its savepoint, and how to answer its caller.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// One queued write.
+pub(super) struct Job(Run);
+
+/// Queues `work` and builds the receiver of its result.
+pub(super) fn job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, DbError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+{
+    let (reply, receive) = oneshot::channel();
+    let run = move |conn: &Connection| -> (bool, Finish) {
+        match work(conn) {
+            Ok(value) => (
+                true,
+                Box::new(move |commit_error: Option<&str>| {
+                    let _ = reply.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(DbError::Commit(e.to_owned())),
+                    });
+                }),
+            ),
+            Err(e) => (
+                false,
+                Box::new(move |_: Option<&str>| {
+                    let _ = reply.send(Err(e));
+                }),
+            ),
+        }
+    };
+    (Job(Box::new(run)), receive)
+}
+
+/// Starts the writer thread; it stops when every sender is dropped.
+pub(super) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<mpsc::UnboundedSender<Job>> {
+    let (sender, mut receiver) = mpsc::unbounded_channel::<Job>();
+    std::thread::Builder::new()
+        .name("docobo-db-writer".into())
+        .spawn(move || {
+            while let Some(first) = receiver.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                run_batch(&mut conn, batch);
+            }
+        })?;
+    Ok(sender)
+}
+
+/// Runs a batch in one transaction. A job whose savepoint cannot be set up, or that panics,
+/// is dropped, which answers its caller with an error.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let Ok(mut tx) = conn.transaction() else {
+        return;
+    };
+    let mut finishers = Vec::with_capacity(batch.len());
+    for Job(run) in batch {
+        let Ok(savepoint) = tx.savepoint() else {
+            continue;
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| run(&savepoint))) {
+            Ok((true, finish)) => {
+                if savepoint.commit().is_ok() {
+                    finishers.push(finish);
+                }
+            }
+            Ok((false, finish)) => {
+                drop(savepoint); // rolls back this job only
+                finish(None);
+            }
+            Err(_) => {
+                tracing::error!("a database write panicked; it was rolled back");
+                drop(savepoint);
+            }
+        }
+    }
+    let committed = tx.commit();
+    let error = committed.as_ref().err().map(ToString::to_string);
+    if let Some(e) = &error {
+        tracing::error!(error = %e, writes = finishers.len(), "commit failed; the writes are rolled back");
+    }
+    for finish in finishers {
+        finish(error.as_deref());
+    }
+}
