@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod fake_api;
+mod fake_discord;
 mod helpers;
 mod providers;
 mod service;

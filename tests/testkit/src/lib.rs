@@ -1,0 +1,35 @@
+//! Test support for Docobo, shared by the integration tests (`tests/it`) and the benches.
+//!
+//! It does not depend on the `docobo` crate: everything here talks to the bot over the network,
+//! as Discord would.
+//!
+//! # Layout
+//!
+//! - [`discord`]: a loopback fake Discord (REST under `/api/v10` and a `ws://` gateway) that
+//!   real serenity 0.12.5 connects to, with an in-memory model of guilds, roles and members, a
+//!   request log, fault injection, request bodies checked against Discord's `OpenAPI` spec and
+//!   sent payloads checked against serenity's model types.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), docobo_testkit::discord::FakeError> {
+//! use docobo_testkit::discord::{FakeDiscord, GuildSpec, MANAGE_ROLES, RoleSpec};
+//!
+//! let discord = FakeDiscord::builder()
+//!     .guild(
+//!         GuildSpec::new(2000, "Shop")
+//!             .role(RoleSpec::new(3000, "Supporter", 1, 0))
+//!             .role(RoleSpec::new(3001, "Docobo", 2, MANAGE_ROLES).managed())
+//!             .bot_roles(&[3001]),
+//!     )
+//!     .start()
+//!     .await?;
+//! // Point the bot at discord.rest_url() (serenity's proxy) with discord.token().
+//! # Ok(()) }
+//! ```
+
+// GUILD_CREATE's payload is one large `json!` literal.
+#![recursion_limit = "256"]
+
+pub mod discord;
+
+pub use discord::FakeDiscord;
