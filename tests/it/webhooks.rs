@@ -57,6 +57,20 @@ fn polar_request(
         .body(body.to_vec())
 }
 
+/// Sends a Polar delivery (see [`polar_request`]).
+async fn deliver(
+    app: &TestApp,
+    path: &str,
+    key: &[u8],
+    id: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    polar_request(app, path, key, id, body)
+        .send()
+        .await
+        .expect("send")
+}
+
 /// The `subscription.active` fixture with its subscription id, status and modification time
 /// replaced.
 fn polar_body(
@@ -144,16 +158,14 @@ async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the
             false,
             "2026-09-15T10:21:07Z",
         );
-        let response = polar_request(
+        let response = deliver(
             &app,
             &format!("/webhooks/polar/{webhook_key}"),
             &key,
             &format!("msg-{name}"),
             &body,
         )
-        .send()
-        .await
-        .expect("send");
+        .await;
         assert_eq!(response.status(), 202, "scheme {name}");
         let sub = subscription(&app, "polar", subscription_id)
             .await
@@ -213,10 +225,7 @@ async fn an_out_of_order_update_does_not_roll_the_state_back() {
         "2026-09-16T00:00:00Z",
     );
     for (id, body) in [("msg-new", &canceled), ("msg-old", &older)] {
-        let response = polar_request(&app, &path, SECRET.as_bytes(), id, body)
-            .send()
-            .await
-            .expect("send");
+        let response = deliver(&app, &path, SECRET.as_bytes(), id, body).await;
         assert_eq!(response.status(), 202);
     }
     let sub = subscription(&app, "polar", "sub-ooo")
@@ -246,10 +255,7 @@ async fn a_bad_signature_is_403_and_stores_nothing() {
         false,
         "2026-09-15T10:21:07Z",
     );
-    let response = polar_request(&app, &path, b"the wrong key", "msg-bad", &body)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, &path, b"the wrong key", "msg-bad", &body).await;
     assert_eq!(response.status(), 403);
     assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
@@ -259,10 +265,7 @@ async fn a_bad_signature_is_403_and_stores_nothing() {
         "/webhooks/polar/not-a-key",
         "/webhooks/polar",
     ] {
-        let response = polar_request(&app, wrong, SECRET.as_bytes(), "msg-404", &body)
-            .send()
-            .await
-            .expect("send");
+        let response = deliver(&app, wrong, SECRET.as_bytes(), "msg-404", &body).await;
         assert_eq!(response.status(), 404, "{wrong}");
     }
 }
@@ -272,10 +275,7 @@ async fn a_two_megabyte_body_is_413() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, path) = polar_app(dir.path()).await;
     let body = vec![b'x'; 2 << 20];
-    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-big", &body)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-big", &body).await;
     assert_eq!(response.status(), 413);
     // Without a Content-Length (chunked), the cap still holds.
     let stream =
@@ -343,14 +343,8 @@ async fn responses_carry_security_headers_and_metrics_count_webhooks() {
         false,
         "2026-09-15T10:21:07Z",
     );
-    polar_request(&app, &path, SECRET.as_bytes(), "msg-m", &body)
-        .send()
-        .await
-        .expect("send");
-    polar_request(&app, &path, b"wrong", "msg-m2", &body)
-        .send()
-        .await
-        .expect("send");
+    deliver(&app, &path, SECRET.as_bytes(), "msg-m", &body).await;
+    deliver(&app, &path, b"wrong", "msg-m2", &body).await;
     let response = app
         .client
         .get(app.url("/metrics"))
@@ -548,10 +542,7 @@ async fn restarting_the_server_between_deliveries_loses_nothing() {
         false,
         "2026-09-15T10:00:00Z",
     );
-    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r1", &first)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-r1", &first).await;
     assert_eq!(response.status(), 202);
     app.stop().await;
 
@@ -564,16 +555,10 @@ async fn restarting_the_server_between_deliveries_loses_nothing() {
         true,
         "2026-09-16T10:00:00Z",
     );
-    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r2", &second)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-r2", &second).await;
     assert_eq!(response.status(), 202);
     // The first delivery, retried after the restart, is a duplicate.
-    let response = polar_request(&app, &path, SECRET.as_bytes(), "msg-r1", &first)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-r1", &first).await;
     assert_eq!(response.status(), 202);
     assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 2);
     let sub = subscription(&app, "polar", "sub-restart")
@@ -607,10 +592,7 @@ async fn operator_level_credentials_take_the_guild_from_the_event() {
         false,
         "2026-09-15T10:21:07Z",
     );
-    let response = polar_request(&app, "/webhooks/polar", SECRET.as_bytes(), "msg-op", &body)
-        .send()
-        .await
-        .expect("send");
+    let response = deliver(&app, "/webhooks/polar", SECRET.as_bytes(), "msg-op", &body).await;
     assert_eq!(response.status(), 202);
     let sub = subscription(&app, "polar", "sub-op")
         .await
