@@ -99,6 +99,20 @@ impl Protection {
 #[derive(Debug, Clone, Copy)]
 pub struct Client(pub Option<IpAddr>);
 
+impl Client {
+    /// The client IP that [`ClientIp`] stored, if any.
+    #[must_use]
+    pub fn ip(depot: &Depot) -> Option<IpAddr> {
+        depot.get_typed::<Self>().ok().and_then(|c| c.0)
+    }
+
+    /// The client IP as text for logs (empty when unknown).
+    #[must_use]
+    pub fn text(depot: &Depot) -> String {
+        Self::ip(depot).map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
 pub struct ClientIp {
     pub state: Arc<HttpState>,
 }
@@ -127,7 +141,7 @@ pub struct RateLimit {
 #[allow(clippy::unused_async, reason = "salvo handlers are async")]
 impl RateLimit {
     async fn handle(&self, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
-        let Some(ip) = depot.get_typed::<Client>().ok().and_then(|c| c.0) else {
+        let Some(ip) = Client::ip(depot) else {
             return;
         };
         if let Err(wait) = self.state.protection.check(ip) {
@@ -229,12 +243,7 @@ impl AccessLog {
         let started = Instant::now();
         ctrl.call_next(req, depot, res).await;
         let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-        let ip = depot
-            .get_typed::<Client>()
-            .ok()
-            .and_then(|c| c.0)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        let ip = Client::text(depot);
         tracing::info!(
             target: "docobo::access",
             method = %req.method(),

@@ -112,12 +112,7 @@ impl Webhook {
                 Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
             })
             .collect();
-        let ip = depot
-            .get_typed::<Client>()
-            .ok()
-            .and_then(|c| c.0)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        let ip = Client::text(depot);
         match self
             .verify(&provider_id, scope, &config, &headers, &body, &ip)
             .await
