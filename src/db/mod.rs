@@ -97,6 +97,9 @@ pub struct Db {
     /// connection keeps transactions simple; the mutex is a std one because it is only ever
     /// held on the blocking pool, never across an `.await`.
     conn: Arc<Mutex<Connection>>,
+    /// A second connection for reads on the request path, so that looking something up never
+    /// waits behind the writer's batch (WAL lets readers run beside the writer).
+    reader: Arc<Mutex<Connection>>,
     /// Queue of the group-commit writer thread (see `writer`), which uses the same
     /// connection.
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
@@ -126,11 +129,13 @@ impl Db {
         }
         let mut conn = open_connection(path, busy_timeout)?;
         let report = migrate(&mut conn)?;
+        let reader = Arc::new(Mutex::new(open_connection(path, busy_timeout)?));
         let conn = Arc::new(Mutex::new(conn));
         let writes = writer::start(Arc::clone(&conn)).map_err(DbError::StartWriter)?;
         Ok((
             Self {
                 conn,
+                reader,
                 writes,
                 path: Arc::new(path.to_owned()),
                 busy_timeout,
@@ -174,9 +179,28 @@ impl Db {
         reply.await.map_err(|_| DbError::WriteAborted)?
     }
 
+    /// Runs a read on the reader connection, on tokio's blocking pool. Writes made through
+    /// it would bypass nothing (SQLite still serializes them) but belong in [`Db::call`] or
+    /// [`Db::write`].
+    ///
+    /// # Errors
+    /// Whatever the closure returns, or [`DbError::Task`] if it panicked.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&conn)
+        })
+        .await?
+    }
+
     /// Checks that the database answers (for `/health`).
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.call(|conn| {
+        self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })

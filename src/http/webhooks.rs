@@ -291,7 +291,7 @@ impl Webhook {
         };
         let guild = state
             .db
-            .call(move |conn| guilds::by_webhook_key(conn, &key))
+            .read(move |conn| guilds::by_webhook_key(conn, &key))
             .await;
         let guild = match guild {
             Ok(Some(guild)) if guild.provider.as_ref() == Some(provider) => guild,
