@@ -84,31 +84,6 @@ pub fn insert(conn: &Connection, guild: &Guild) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Records a guild seen on the gateway, keeping its Docobo settings if it is known.
-/// `new_webhook_key` is used only when the guild is new.
-pub fn upsert_seen(
-    conn: &Connection,
-    id: GuildId,
-    name: &str,
-    owner_id: Option<UserId>,
-    new_webhook_key: &str,
-) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "INSERT INTO guilds (guild_id, name, owner_id, webhook_key) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (guild_id) DO UPDATE SET
-             name = excluded.name,
-             owner_id = coalesce(excluded.owner_id, owner_id),
-             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-    )?
-    .execute(params![
-        id.as_i64(),
-        name,
-        owner_id.map(UserId::as_i64),
-        new_webhook_key
-    ])?;
-    Ok(())
-}
-
 /// The guild with this id.
 pub fn get(conn: &Connection, id: GuildId) -> Result<Option<Guild>, DbError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM guilds WHERE guild_id = ?1"))?

@@ -118,15 +118,6 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<PaidRole>, DbError> {
         .transpose()
 }
 
-/// Every role a guild has for sale, by role id.
-pub fn list_for_sale(conn: &Connection, guild: GuildId) -> Result<Vec<PaidRole>, DbError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND for_sale = 1 ORDER BY role_id"
-    ))?;
-    let rows = stmt.query_map([guild.as_i64()], raw)?;
-    rows.map(|r| to_paid_role(r?)).collect()
-}
-
 /// The paid role whose provider product is `product_ref`, in `guild`.
 pub fn by_product_ref(
     conn: &Connection,

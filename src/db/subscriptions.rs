@@ -173,17 +173,6 @@ pub fn by_payment_code(conn: &Connection, code: &str) -> Result<Option<Subscript
     .transpose()
 }
 
-/// The subscription with this row id.
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Subscription>, DbError> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"
-    ))?
-    .query_row([id], raw)
-    .optional()?
-    .map(to_subscription)
-    .transpose()
-}
-
 /// Stores a new state-machine state and marks the subscription due for role sync now.
 pub fn set_state(
     conn: &Connection,

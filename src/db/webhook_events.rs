@@ -105,19 +105,3 @@ pub fn set_outcome(
     ])?;
     Ok(())
 }
-
-/// The outcome recorded for a provider's event, if any.
-pub fn outcome_of(
-    conn: &Connection,
-    provider: &ProviderId,
-    external_event_id: &str,
-) -> Result<Option<(String, Option<String>)>, DbError> {
-    use rusqlite::OptionalExtension as _;
-    Ok(conn
-        .query_row(
-            "SELECT outcome, detail FROM webhook_events WHERE provider = ?1 AND external_event_id = ?2",
-            [provider.as_str(), external_event_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
-}
