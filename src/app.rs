@@ -10,10 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::discord::{self, Bot, BotParts, Directory, GatewayStatus};
 use crate::http;
 use crate::metrics::Metrics;
 use crate::providers::{FetchPolicy, HostOptions, Limits, PluginConfig, ProviderHost};
 use crate::secrets::CredentialBox;
+use crate::sync::{RoleSync, RoleSyncParts, SyncSettings};
 
 /// A built application: database open and migrated, HTTP listener bound.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct App {
     credentials: CredentialBox,
     metrics: Arc<Metrics>,
     role_sync: Arc<tokio::sync::Notify>,
+    discord_http: Arc<serenity::http::Http>,
+    gateway: GatewayStatus,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
 }
@@ -46,6 +50,7 @@ impl App {
         let providers = ProviderHost::load(host_options(&config)).await?;
         let credentials =
             CredentialBox::load(config.secrets.key.as_ref(), &config.secrets.key_path)?;
+        let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
@@ -55,6 +60,8 @@ impl App {
             credentials,
             metrics: Metrics::new(),
             role_sync: Arc::new(tokio::sync::Notify::new()),
+            discord_http,
+            gateway: GatewayStatus::default(),
             listener,
             addr,
         })
@@ -96,6 +103,43 @@ impl App {
     /// A task failed in a way that stops the service.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let server = &self.config.server;
+        let grace_ms = self.config.subscriptions.grace_ms();
+        let directory = Directory::default();
+        let bot = Bot::new(BotParts {
+            db: self.db.clone(),
+            providers: self.providers.clone(),
+            credentials: self.credentials.clone(),
+            http: Arc::clone(&self.discord_http),
+            public_url: server.public_url.clone(),
+            grace_ms,
+            role_sync: Arc::clone(&self.role_sync),
+            gateway: self.gateway.clone(),
+            directory,
+        });
+        let worker = RoleSync::new(RoleSyncParts {
+            db: self.db.clone(),
+            roles: bot.roles.clone(),
+            http: Arc::clone(&self.discord_http),
+            providers: self.providers.clone(),
+            credentials: self.credentials.clone(),
+            operator_credentials: operator_credentials(&self.config),
+            signal: Arc::clone(&self.role_sync),
+            settings: SyncSettings {
+                grace_ms,
+                sweep_interval: Duration::from_secs(u64::from(
+                    self.config.subscriptions.sweep_interval_secs,
+                )),
+                poll_interval: Duration::from_secs(u64::from(
+                    self.config.subscriptions.poll_interval_secs,
+                )),
+            },
+        });
+        let gateway = tokio::spawn(discord::run_gateway(
+            Arc::clone(&bot),
+            self.config.discord.clone(),
+            shutdown.clone(),
+        ));
+        let sync = tokio::spawn(worker.run(shutdown.clone()));
         let state = Arc::new(http::HttpState {
             db: self.db.clone(),
             providers: self.providers.clone(),
@@ -103,6 +147,7 @@ impl App {
             credentials: self.credentials.clone(),
             operator_credentials: operator_credentials(&self.config),
             role_sync: Arc::clone(&self.role_sync),
+            gateway: self.gateway.clone(),
             started: Instant::now(),
             protection: http::Protection::new(
                 server.rate_limit_per_minute,
@@ -116,7 +161,14 @@ impl App {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        http::serve(self.listener, http::service(&state), shutdown).await?;
+        let server_ended =
+            http::serve(self.listener, http::service(&state), shutdown.clone()).await;
+        // The server only returns on shutdown (or a fatal error): stop the rest too.
+        shutdown.cancel();
+        let (bot_ended, sync_ended) = tokio::join!(gateway, sync);
+        server_ended?;
+        bot_ended.context("the Discord task failed")??;
+        sync_ended.context("the role-sync task failed")?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -90,12 +90,20 @@ pub struct DiscordConfig {
     pub token: SecretString,
     /// Ask for the privileged GUILD_MEMBERS intent (instant re-grant when a member rejoins).
     pub guild_members_intent: bool,
+    /// Where Discord's API is reached instead of `https://discord.com` (a local fake in
+    /// tests). Setting it turns serenity's client-side rate limiter off (the limiter ignores
+    /// the override), so it is not meant for production.
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriptionsConfig {
     /// How long a `past_due` (or late-renewing) subscription keeps its role, in hours.
     pub grace_period_hours: u32,
+    /// How often the role-sync sweep re-checks members' roles at Discord, in seconds.
+    pub sweep_interval_secs: u32,
+    /// How often the providers' `poll` runs to catch missed webhooks, in seconds.
+    pub poll_interval_secs: u32,
 }
 
 impl SubscriptionsConfig {
@@ -186,7 +194,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("database", "busy_timeout_ms", Kind::Integer),
     ("discord", "token", Kind::Secret),
     ("discord", "guild_members_intent", Kind::Bool),
+    ("discord", "api_url", Kind::Text),
     ("subscriptions", "grace_period_hours", Kind::Integer),
+    ("subscriptions", "sweep_interval_secs", Kind::Integer),
+    ("subscriptions", "poll_interval_secs", Kind::Integer),
     ("plugins", "dir", Kind::Text),
     ("plugins", "cache_dir", Kind::Text),
     ("plugins", "allowed_hosts", Kind::List),
@@ -407,7 +418,24 @@ impl Reader {
         let busy = self.integer("database", "busy_timeout_ms", 5000, 0, 600_000);
         let token = self.secret("discord", "token");
         let members = self.boolean("discord", "guild_members_intent", false);
+        let api_url = self.optional_text("discord", "api_url").and_then(|url| {
+            let trimmed = url.trim_end_matches('/').to_owned();
+            if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
+                Some(Some(trimmed))
+            } else {
+                self.problem(
+                    "discord",
+                    "api_url",
+                    format!(
+                        "{url:?} is not an http(s) URL. Fix: leave it unset to reach Discord itself"
+                    ),
+                );
+                None
+            }
+        });
         let grace = self.integer("subscriptions", "grace_period_hours", 72, 0, 24 * 365);
+        let sweep = self.integer("subscriptions", "sweep_interval_secs", 600, 1, 86_400);
+        let poll = self.integer("subscriptions", "poll_interval_secs", 900, 1, 86_400);
         let plugins_dir = self.text("plugins", "dir", "data/plugins");
         let cache_dir = self.text("plugins", "cache_dir", "data/cache");
         let allowed_hosts = self.host_list("plugins", "allowed_hosts", DEFAULT_ALLOWED_HOSTS);
@@ -451,9 +479,12 @@ impl Reader {
             discord: DiscordConfig {
                 token: token?,
                 guild_members_intent: members?,
+                api_url: api_url.unwrap_or(None),
             },
             subscriptions: SubscriptionsConfig {
                 grace_period_hours: u32::try_from(grace?).ok()?,
+                sweep_interval_secs: u32::try_from(sweep?).ok()?,
+                poll_interval_secs: u32::try_from(poll?).ok()?,
             },
             plugins: PluginsConfig {
                 dir: PathBuf::from(plugins_dir?),

@@ -9,6 +9,8 @@
 //! - [`db`]: the SQLite store (the only module that opens connections) and its repositories.
 //! - [`subscriptions`]: `SubscriptionService`, the state machine over the store.
 //! - [`http`]: the salvo server and its routes.
+//! - [`discord`]: the bot (serenity): commands, role management, notices.
+//! - [`sync`]: the role-sync worker that makes Discord match the database.
 //! - [`app`]: wires everything and runs it until shutdown.
 //! - [`cli`], [`telemetry`], [`shutdown`]: the binary's edges.
 //!
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod ingest;
@@ -27,6 +30,7 @@ pub mod providers;
 pub mod secrets;
 pub mod shutdown;
 pub mod subscriptions;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::App;

@@ -126,3 +126,81 @@ pub fn set_provider(
     }
     Ok(())
 }
+
+/// Records a guild the bot is in (from READY or `GUILD_CREATE`), keeping its settings; a new
+/// guild gets a fresh random webhook key.
+pub fn upsert_seen(
+    conn: &Connection,
+    id: GuildId,
+    name: Option<&str>,
+    owner: Option<UserId>,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "INSERT INTO guilds (guild_id, name, owner_id, webhook_key) VALUES (?1, coalesce(?2, ''), ?3, ?4)
+         ON CONFLICT (guild_id) DO UPDATE SET
+             name = coalesce(?2, name),
+             owner_id = coalesce(?3, owner_id),
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    )?
+    .execute(params![
+        id.as_i64(),
+        name,
+        owner.map(UserId::as_i64),
+        new_webhook_key(),
+    ])?;
+    Ok(())
+}
+
+/// A random, URL-safe, unguessable webhook key (128 bits).
+#[must_use]
+pub fn new_webhook_key() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sets (or clears) the channel that gets a line for each purchase, renewal and failure.
+pub fn set_log_channel(
+    conn: &Connection,
+    id: GuildId,
+    channel: Option<ChannelId>,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE guilds SET log_channel_id = ?2,
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE guild_id = ?1",
+    )?
+    .execute(params![id.as_i64(), channel.map(ChannelId::as_i64)])?;
+    Ok(())
+}
+
+/// Every guild with a provider configured (for the poll schedule).
+pub fn with_provider(conn: &Connection) -> Result<Vec<Guild>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM guilds WHERE provider IS NOT NULL AND credentials IS NOT NULL"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.map(|r| to_guild(r?)).collect()
+}
+
+/// A value from the guild's `settings` JSON object (e.g. a provider's poll cursor).
+pub fn setting(conn: &Connection, id: GuildId, key: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT json_extract(settings, '$.' || ?2) FROM guilds WHERE guild_id = ?1",
+        )?
+        .query_row(params![id.as_i64(), key], |row| {
+            row.get::<_, Option<String>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
+/// Sets a value in the guild's `settings` JSON object.
+pub fn set_setting(conn: &Connection, id: GuildId, key: &str, value: &str) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE guilds SET settings = json_set(settings, '$.' || ?2, ?3) WHERE guild_id = ?1",
+    )?
+    .execute(params![id.as_i64(), key, value])?;
+    Ok(())
+}

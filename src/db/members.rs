@@ -36,3 +36,29 @@ pub fn insert(
         .execute(params![guild.as_i64(), user.as_i64(), username])?;
     Ok(())
 }
+
+/// Records whether the member is in the guild (10007 or a leave event: no; a join or a
+/// successful lookup: yes). Returns whether the flag changed.
+pub fn set_in_guild(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    in_guild: bool,
+) -> Result<bool, DbError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE members SET in_guild = ?3, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+             WHERE guild_id = ?1 AND user_id = ?2 AND in_guild <> ?3",
+        )?
+        .execute(params![guild.as_i64(), user.as_i64(), in_guild])?;
+    Ok(changed > 0)
+}
+
+/// Whether Docobo believes the member is in the guild (`None`: unknown member).
+pub fn in_guild(conn: &Connection, guild: GuildId, user: UserId) -> Result<Option<bool>, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .prepare_cached("SELECT in_guild FROM members WHERE guild_id = ?1 AND user_id = ?2")?
+        .query_row(params![guild.as_i64(), user.as_i64()], |row| row.get(0))
+        .optional()?)
+}

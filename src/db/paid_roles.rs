@@ -132,3 +132,74 @@ pub fn by_product_ref(
     .map(to_paid_role)
     .transpose()
 }
+
+/// Puts a role on sale, or updates its price, billing and product when it already was.
+/// Subscriptions keep pointing at the same row.
+pub fn upsert(conn: &Connection, role: &NewPaidRole) -> Result<PaidRole, DbError> {
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO paid_roles (guild_id, role_id, name, price_minor, currency, billing, product_ref)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (guild_id, role_id) DO UPDATE SET
+                 name = excluded.name, price_minor = excluded.price_minor,
+                 currency = excluded.currency, billing = excluded.billing,
+                 product_ref = excluded.product_ref, for_sale = 1,
+                 updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                role.guild_id.as_i64(),
+                role.role_id.as_i64(),
+                role.name,
+                role.price.minor_units(),
+                role.price.currency().as_str(),
+                role.billing.to_db(),
+                role.product_ref,
+            ],
+            |row| row.get(0),
+        )?;
+    Ok(PaidRole {
+        id,
+        guild_id: role.guild_id,
+        role_id: role.role_id,
+        name: role.name.clone(),
+        price: role.price,
+        billing: role.billing,
+        product_ref: role.product_ref.clone(),
+    })
+}
+
+/// Takes every role of `guild` not in `keep` off sale (existing subscriptions keep them).
+pub fn retire_others(conn: &Connection, guild: GuildId, keep: &[RoleId]) -> Result<(), DbError> {
+    let keep = keep
+        .iter()
+        .map(|r| r.as_i64().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    conn.prepare_cached(
+        "UPDATE paid_roles SET for_sale = 0, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE guild_id = ?1 AND for_sale = 1
+           AND role_id NOT IN (SELECT value FROM json_each('[' || ?2 || ']'))",
+    )?
+    .execute(params![guild.as_i64(), keep])?;
+    Ok(())
+}
+
+/// The roles `guild` sells, in the order they were put on sale.
+pub fn for_sale(conn: &Connection, guild: GuildId) -> Result<Vec<PaidRole>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 AND for_sale = 1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([guild.as_i64()], raw)?;
+    rows.map(|r| to_paid_role(r?)).collect()
+}
+
+/// Every paid role of `guild`, on sale or not (role ids the sweep checks for drift).
+pub fn all(conn: &Connection, guild: GuildId) -> Result<Vec<PaidRole>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM paid_roles WHERE guild_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([guild.as_i64()], raw)?;
+    rows.map(|r| to_paid_role(r?)).collect()
+}

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{DbError, id_from};
+use super::DbError;
 use crate::domain::{
     GuildId, ProviderId, SubscriptionState, SubscriptionStatus, UnixMillis, UserId,
 };
@@ -21,6 +21,31 @@ pub struct Subscription {
     pub payment_code: Option<String>,
     /// Whether the role is on the member at Discord, as far as Docobo knows.
     pub role_applied: bool,
+    /// Failed role-sync attempts since the last success.
+    pub sync_attempts: u32,
+    pub last_sync_error: Option<String>,
+    /// What the log channel was last told (`status:period_end`).
+    pub announced: Option<String>,
+}
+
+impl Subscription {
+    /// The grace period that applies: none for a bank-transfer pass (it has no renewal that
+    /// could be late), the configured one otherwise.
+    #[must_use]
+    pub fn grace_ms(&self, configured: i64) -> i64 {
+        if self.payment_code.is_some() {
+            0
+        } else {
+            configured
+        }
+    }
+
+    /// Whether it entitles the member at `now`.
+    #[must_use]
+    pub fn is_entitled(&self, now: UnixMillis, configured_grace_ms: i64) -> bool {
+        self.state
+            .is_entitled(now, self.grace_ms(configured_grace_ms))
+    }
 }
 
 /// A subscription to record.
@@ -36,39 +61,8 @@ pub struct NewSubscription {
 }
 
 const COLUMNS: &str = "id, guild_id, user_id, paid_role_id, provider, external_id, status, period_end, \
-                       last_event_at, cancel_at_period_end, payment_code, role_applied";
-
-type RawRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    String,
-    Option<i64>,
-    Option<i64>,
-    bool,
-    Option<String>,
-    bool,
-);
-
-fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-        row.get(10)?,
-        row.get(11)?,
-    ))
-}
+                       last_event_at, cancel_at_period_end, payment_code, role_applied, \
+                       sync_attempts, last_sync_error, announced";
 
 fn corrupt(message: &dyn std::fmt::Display) -> DbError {
     DbError::Corrupt {
@@ -77,37 +71,56 @@ fn corrupt(message: &dyn std::fmt::Display) -> DbError {
     }
 }
 
-fn to_subscription(r: RawRow) -> Result<Subscription, DbError> {
-    let (
-        id,
-        guild,
-        user,
-        paid_role_id,
-        provider,
-        external_id,
-        status,
-        period_end,
-        last,
-        cancel,
-        code,
-        applied,
-    ) = r;
-    Ok(Subscription {
-        id,
-        guild_id: id_from("subscriptions", guild)?,
-        user_id: id_from("subscriptions", user)?,
-        paid_role_id,
-        provider: ProviderId::parse(&provider).map_err(|e| corrupt(&e))?,
-        external_id,
-        state: SubscriptionState {
-            status: SubscriptionStatus::parse(&status).map_err(|e| corrupt(&e))?,
-            period_end,
-            last_event_at: last,
-        },
-        cancel_at_period_end: cancel,
-        payment_code: code,
-        role_applied: applied,
-    })
+/// Reads a row selected with [`COLUMNS`]. The outer error is SQLite's, the inner the domain's
+/// refusal of a corrupt value.
+fn raw(row: &Row<'_>) -> rusqlite::Result<Result<Subscription, DbError>> {
+    let provider: String = row.get(4)?;
+    let status: String = row.get(6)?;
+    let guild: i64 = row.get(1)?;
+    let user: i64 = row.get(2)?;
+    let build =
+        |provider: ProviderId, status: SubscriptionStatus| -> rusqlite::Result<Subscription> {
+            Ok(Subscription {
+                id: row.get(0)?,
+                guild_id: GuildId::from_i64(guild)
+                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, guild))?,
+                user_id: UserId::from_i64(user)
+                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, user))?,
+                paid_role_id: row.get(3)?,
+                provider,
+                external_id: row.get(5)?,
+                state: SubscriptionState {
+                    status,
+                    period_end: row.get(7)?,
+                    last_event_at: row.get(8)?,
+                },
+                cancel_at_period_end: row.get(9)?,
+                payment_code: row.get(10)?,
+                role_applied: row.get(11)?,
+                sync_attempts: row.get(12)?,
+                last_sync_error: row.get(13)?,
+                announced: row.get(14)?,
+            })
+        };
+    let provider = match ProviderId::parse(&provider) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(corrupt(&e))),
+    };
+    let status = match SubscriptionStatus::parse(&status) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(corrupt(&e))),
+    };
+    build(provider, status).map(Ok)
+}
+
+fn many(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Subscription>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, raw)?;
+    rows.map(|r| r?).collect()
 }
 
 /// Records a subscription.
@@ -144,6 +157,9 @@ pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, 
         cancel_at_period_end: new.state.status == SubscriptionStatus::Canceled,
         payment_code: new.payment_code.clone(),
         role_applied: false,
+        sync_attempts: 0,
+        last_sync_error: None,
+        announced: None,
     })
 }
 
@@ -158,7 +174,6 @@ pub fn by_external_id(
     ))?
     .query_row([provider.as_str(), external_id], raw)
     .optional()?
-    .map(to_subscription)
     .transpose()
 }
 
@@ -169,7 +184,6 @@ pub fn by_payment_code(conn: &Connection, code: &str) -> Result<Option<Subscript
     ))?
     .query_row([code], raw)
     .optional()?
-    .map(to_subscription)
     .transpose()
 }
 
@@ -196,4 +210,201 @@ pub fn set_state(
         now,
     ])?;
     Ok(())
+}
+
+/// Subscriptions whose role sync is due at `now`, oldest first.
+pub fn due(conn: &Connection, now: UnixMillis, limit: u32) -> Result<Vec<Subscription>, DbError> {
+    many(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE next_sync_at <= ?1 ORDER BY next_sync_at LIMIT ?2"
+        ),
+        params![now, limit],
+    )
+}
+
+/// When the next role sync is due, if any is scheduled.
+pub fn next_due_at(conn: &Connection) -> Result<Option<UnixMillis>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT min(next_sync_at) FROM subscriptions")?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// A member's subscriptions in a guild, newest first.
+pub fn for_member(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+) -> Result<Vec<Subscription>, DbError> {
+    many(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE guild_id = ?1 AND user_id = ?2 ORDER BY id DESC"
+        ),
+        params![guild.as_i64(), user.as_i64()],
+    )
+}
+
+/// Every subscription that gives (or gave) one member one paid role: together they decide
+/// whether the member should hold it.
+pub fn for_holding(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: i64,
+) -> Result<Vec<Subscription>, DbError> {
+    many(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM subscriptions
+             WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3 ORDER BY id"
+        ),
+        params![guild.as_i64(), user.as_i64(), paid_role_id],
+    )
+}
+
+/// Records a successful sync of a holding: the role is (or is not) on the member, and the
+/// next check is at `next_sync_at` (when an entitlement ends), or none.
+pub fn mark_synced(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: i64,
+    applied: bool,
+    next_sync_at: Option<UnixMillis>,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE subscriptions SET role_applied = ?4, sync_attempts = 0, last_sync_error = NULL,
+             next_sync_at = ?5, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3",
+    )?
+    .execute(params![
+        guild.as_i64(),
+        user.as_i64(),
+        paid_role_id,
+        applied,
+        next_sync_at
+    ])?;
+    Ok(())
+}
+
+/// Records a failed sync of a holding and when to retry (`None`: not until something
+/// changes, e.g. the member rejoins).
+pub fn mark_failed(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: i64,
+    error: &str,
+    next_sync_at: Option<UnixMillis>,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE subscriptions SET sync_attempts = sync_attempts + 1, last_sync_error = ?4,
+             next_sync_at = ?5, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3",
+    )?
+    .execute(params![
+        guild.as_i64(),
+        user.as_i64(),
+        paid_role_id,
+        error,
+        next_sync_at
+    ])?;
+    Ok(())
+}
+
+/// Makes every subscription of a member due now; with `role_applied`, also records what
+/// Discord was seen to have (a hand-removed role, a member who left). Returns how many.
+pub fn mark_member_due(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: Option<i64>,
+    role_applied: Option<bool>,
+    now: UnixMillis,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE subscriptions SET next_sync_at = ?5, sync_attempts = 0,
+                 role_applied = coalesce(?4, role_applied)
+             WHERE guild_id = ?1 AND user_id = ?2 AND (?3 IS NULL OR paid_role_id = ?3)",
+        )?
+        .execute(params![
+            guild.as_i64(),
+            user.as_i64(),
+            paid_role_id,
+            role_applied,
+            now
+        ])?)
+}
+
+/// Makes due now every live subscription whose paid period has ended (the sweep's safety net
+/// for expiries; normally each is scheduled at its end already). Returns how many.
+pub fn mark_ended_due(conn: &Connection, now: UnixMillis) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE subscriptions SET next_sync_at = ?1
+             WHERE status IN ('active', 'canceled', 'past_due') AND period_end <= ?1
+               AND (next_sync_at IS NULL OR next_sync_at > ?1)",
+        )?
+        .execute([now])?)
+}
+
+/// Every member Docobo knows (buyers, past buyers, members who started a checkout): what
+/// the sweep checks at Discord. Without the `GUILD_MEMBERS` intent Docobo cannot list the
+/// others, so a paid role given by hand to a stranger goes unnoticed.
+pub fn members_to_check(conn: &Connection) -> Result<Vec<(GuildId, UserId)>, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT guild_id, user_id FROM members ORDER BY guild_id, user_id")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+    rows.map(|r| {
+        let (g, u) = r?;
+        Ok((
+            super::id_from("subscriptions", g)?,
+            super::id_from("subscriptions", u)?,
+        ))
+    })
+    .collect()
+}
+
+/// Records what the log channel was told about a subscription.
+pub fn set_announced(conn: &Connection, id: i64, announced: &str) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE subscriptions SET announced = ?2 WHERE id = ?1")?
+        .execute(params![id, announced])?;
+    Ok(())
+}
+
+/// A member's unpaid bank-transfer checkout (or running pass) for a paid role: `/join` shows
+/// the same payment code again instead of making a new one.
+pub fn with_code_for(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: i64,
+) -> Result<Option<Subscription>, DbError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscriptions
+         WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3 AND payment_code IS NOT NULL
+           AND status IN ('pending', 'active')
+         ORDER BY id DESC LIMIT 1"
+    ))?
+    .query_row(params![guild.as_i64(), user.as_i64(), paid_role_id], raw)
+    .optional()?
+    .transpose()
+}
+
+/// Makes every holding whose last sync failed due now (the owner may have fixed the cause),
+/// in one guild or all. Returns how many subscriptions.
+pub fn mark_failed_due(
+    conn: &Connection,
+    guild: Option<GuildId>,
+    now: UnixMillis,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE subscriptions SET next_sync_at = ?2
+             WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)
+               AND (next_sync_at IS NULL OR next_sync_at > ?2)",
+        )?
+        .execute(params![guild.map(GuildId::as_i64), now])?)
 }

@@ -20,6 +20,9 @@ struct Report {
     version: &'static str,
     uptime_seconds: u64,
     database: &'static str,
+    /// `connecting`, `connected`, `reconnecting`, or `failed` (Discord refused the bot:
+    /// bad token or intent; the log says how to fix it).
+    gateway: &'static str,
     plugins: Vec<String>,
     plugins_failed: usize,
 }
@@ -34,12 +37,15 @@ impl Health {
                 false
             }
         };
+        let gateway = self.state.gateway.get();
+        let healthy = db_ok && gateway != crate::discord::GatewayState::Failed;
         let report = Report {
-            status: if db_ok { "ok" } else { "unhealthy" },
+            status: if healthy { "ok" } else { "unhealthy" },
             time: jiff::Timestamp::now().to_string(),
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.state.started.elapsed().as_secs(),
             database: if db_ok { "ok" } else { "unreachable" },
+            gateway: gateway.as_str(),
             plugins: self
                 .state
                 .providers
@@ -48,7 +54,7 @@ impl Health {
                 .collect(),
             plugins_failed: self.state.providers.failures().len(),
         };
-        if !db_ok {
+        if !healthy {
             res.status_code(StatusCode::SERVICE_UNAVAILABLE);
         }
         res.add_header("cache-control", "no-store", true).ok();

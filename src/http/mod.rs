@@ -39,6 +39,8 @@ pub struct HttpState {
     pub operator_credentials: BTreeMap<String, PluginConfig>,
     /// Wakes the role-sync worker after a delivery changed a subscription.
     pub role_sync: Arc<Notify>,
+    /// The Discord gateway connection, for `/health`.
+    pub gateway: crate::discord::GatewayStatus,
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
     pub protection: protect::Protection,

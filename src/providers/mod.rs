@@ -751,3 +751,23 @@ pub async fn inspect(path: &Path, fetch: FetchPolicy) -> anyhow::Result<Inspecti
         result,
     })
 }
+
+/// A price as plugins see it.
+#[must_use]
+pub fn api_money(money: crate::domain::Money) -> api::Money {
+    api::Money {
+        minor_units: money.minor_units(),
+        currency: money.currency().as_str().to_owned(),
+    }
+}
+
+/// A billing period as plugins see it.
+#[must_use]
+pub fn api_billing(billing: crate::domain::Billing) -> api::Billing {
+    match billing {
+        crate::domain::Billing::Monthly => api::Billing::Monthly,
+        crate::domain::Billing::Yearly => api::Billing::Yearly,
+        crate::domain::Billing::OneTime => api::Billing::OneTime,
+        crate::domain::Billing::Days(n) => api::Billing::Days(n.get()),
+    }
+}

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use docobo::db::{guilds, paid_roles};
 use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
 use docobo::{App, Config};
+use docobo_testkit::discord::{FakeDiscord, GuildSpec, MANAGE_ROLES, RoleSpec};
 use hmac::{KeyInit, Mac};
 use tokio_util::sync::CancellationToken;
 
@@ -110,8 +111,35 @@ where
 )]
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // The server gets its own runtime, like the binary; the load generator another thread.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    // The bot talks to a loopback fake Discord that knows the guild (the role-sync worker
+    // runs during the benchmark, as it would in production).
+    let discord = server
+        .block_on(
+            FakeDiscord::builder()
+                .guild(
+                    GuildSpec::new(GUILD, "Bench")
+                        .role(RoleSpec::new(555, "Gold", 1, 0))
+                        .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
+                        .bot_roles(&[556]),
+                )
+                .start(),
+        )
+        .expect("fake Discord");
     let env = vec![
-        ("DOCOBO_DISCORD__TOKEN".to_owned(), "bench".to_owned()),
+        (
+            "DOCOBO_DISCORD__TOKEN".to_owned(),
+            discord.token().to_owned(),
+        ),
+        (
+            "DOCOBO_DISCORD__API_URL".to_owned(),
+            discord.rest_url().to_owned(),
+        ),
         ("DOCOBO_SERVER__BIND".to_owned(), "127.0.0.1".to_owned()),
         ("DOCOBO_SERVER__PORT".to_owned(), "0".to_owned()),
         (
@@ -136,12 +164,6 @@ fn main() {
         ),
     ];
     let config = Config::load(None, false, env).expect("config");
-    // The server gets its own runtime, like the binary; the load generator another thread.
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
     let app = server.block_on(App::build(config)).expect("app");
     let addr = app.http_addr();
     let db = app.db().clone();

@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use docobo_testkit::FakeDiscord;
 
 use docobo::db::{Db, guilds, paid_roles};
 use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
@@ -11,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The fake Discord the bot is connected to.
+    _discord: Arc<FakeDiscord>,
     pub db: Db,
     pub credentials: CredentialBox,
     pub client: reqwest::Client,
@@ -19,11 +24,12 @@ pub struct TestApp {
 }
 
 /// The settings every test app gets; `extra` adds or overrides.
-fn settings(dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+fn settings(dir: &Path, discord: &FakeDiscord, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let path = |p: &str| dir.join(p).display().to_string();
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
     let mut env: Vec<(String, String)> = vec![
-        ("DOCOBO_DISCORD__TOKEN".into(), "test-token".into()),
+        ("DOCOBO_DISCORD__TOKEN".into(), discord.token().into()),
+        ("DOCOBO_DISCORD__API_URL".into(), discord.rest_url().into()),
         ("DOCOBO_SERVER__BIND".into(), "127.0.0.1".into()),
         ("DOCOBO_SERVER__PORT".into(), "0".into()),
         ("DOCOBO_DATABASE__PATH".into(), path("docobo.db")),
@@ -43,9 +49,16 @@ fn settings(dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 impl TestApp {
-    /// Starts the app with its data in `dir` (reuse a folder to restart on the same data).
+    /// Starts the app with its data in `dir` (reuse a folder to restart on the same data),
+    /// connected to a fake Discord of its own that knows no guilds.
     pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Self {
-        let config = Config::load(None, false, settings(dir, extra)).expect("config");
+        let discord = FakeDiscord::builder().start().await.expect("fake Discord");
+        Self::start_with(dir, Arc::new(discord), extra).await
+    }
+
+    /// Starts the app connected to `discord`.
+    pub async fn start_with(dir: &Path, discord: Arc<FakeDiscord>, extra: &[(&str, &str)]) -> Self {
+        let config = Config::load(None, false, settings(dir, &discord, extra)).expect("config");
         let app = App::build(config).await.expect("app builds");
         let addr = app.http_addr();
         let db = app.db().clone();
@@ -54,6 +67,7 @@ impl TestApp {
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
             addr,
+            _discord: discord,
             db,
             credentials,
             client: reqwest::Client::builder()
@@ -97,6 +111,7 @@ impl TestApp {
         self.db
             .call(move |conn| {
                 if guilds::get(conn, guild)?.is_some() {
+                    // Already there (the bot saw it at GUILD_CREATE): keep its key.
                     return guilds::set_provider(conn, guild, &provider, &sealed);
                 }
                 guilds::insert(
@@ -114,7 +129,11 @@ impl TestApp {
             })
             .await
             .expect("guild");
-        key
+        self.db
+            .read(move |conn| guilds::get(conn, guild))
+            .await
+            .expect("read")
+            .map_or(key, |g| g.webhook_key)
     }
 
     pub async fn add_paid_role(

@@ -95,10 +95,16 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitSt
 async fn serve_with_the_example_config_answers_health_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = example_config();
+    let discord = docobo_testkit::FakeDiscord::builder()
+        .token("test-token-not-a-secret-elsewhere")
+        .start()
+        .await
+        .expect("fake Discord");
     let (mut child, addr, logs) = start_server(
         dir.path(),
         &[
             ("DOCOBO_DISCORD__TOKEN", "test-token-not-a-secret-elsewhere"),
+            ("DOCOBO_DISCORD__API_URL", discord.rest_url()),
             ("DOCOBO_SERVER__PORT", "0"),
             ("DOCOBO_SERVER__BIND", "127.0.0.1"),
         ],
@@ -198,7 +204,7 @@ fn migrate_then_backup_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 migration(s) applied"));
     let second = docobo(dir.path(), &env)
         .arg("migrate")
         .output()

@@ -1,6 +1,7 @@
 //! Docobo's integration tests: one binary, one module per capability.
 
 mod app;
+mod bot;
 mod cli;
 mod fake_api;
 mod fake_discord;

@@ -88,6 +88,8 @@ fn polar_body(
     value["data"]["status"] = json!(status);
     value["data"]["cancel_at_period_end"] = json!(cancel);
     value["data"]["modified_at"] = json!(modified_at);
+    // A period that has not ended (the role-sync worker expires ended ones).
+    value["data"]["current_period_end"] = json!("2030-01-15T10:20:58Z");
     serde_json::to_vec(&value).expect("json")
 }
 
@@ -469,7 +471,7 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
     };
     // Underpaid: recorded, not activated.
     let response = send(
-        sepay_transfer(1, 10_000, "2026-01-01 07:00:00"),
+        sepay_transfer(1, 10_000, "2026-11-20 07:00:00"),
         "Apikey sepay-api-key",
     )
     .await
@@ -486,9 +488,9 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
     assert_eq!(app.count("SELECT count(*) FROM webhook_events WHERE outcome = 'rejected' AND detail LIKE 'underpayment%'").await, 1);
 
     // Paid: a 30-day pass from the transfer time (07:00 in Vietnam = 00:00 UTC).
-    let paid_at = 1_767_225_600_000;
+    let paid_at = 1_795_132_800_000;
     let response = send(
-        sepay_transfer(2, 50_000, "2026-01-01 07:00:00"),
+        sepay_transfer(2, 50_000, "2026-11-20 07:00:00"),
         "Apikey sepay-api-key",
     )
     .await
@@ -498,9 +500,9 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
     assert_eq!(sub.state.status, SubscriptionStatus::Active);
     assert_eq!(sub.state.period_end, Some(paid_at + 30 * DAY));
 
-    // Paid again ten days later: extended from the current end, not from the payment.
+    // Paid again two days later: extended from the current end, not from the payment.
     send(
-        sepay_transfer(3, 50_000, "2026-01-11 07:00:00"),
+        sepay_transfer(3, 50_000, "2026-11-22 07:00:00"),
         "Apikey sepay-api-key",
     )
     .await
@@ -512,7 +514,7 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
 
     // A retry of the same transaction changes nothing; a wrong key is refused.
     send(
-        sepay_transfer(3, 50_000, "2026-01-11 07:00:00"),
+        sepay_transfer(3, 50_000, "2026-11-22 07:00:00"),
         "Apikey sepay-api-key",
     )
     .await
@@ -522,7 +524,7 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
         Some(paid_at + 60 * DAY)
     );
     let response = send(
-        sepay_transfer(4, 50_000, "2026-01-12 07:00:00"),
+        sepay_transfer(4, 50_000, "2026-11-23 07:00:00"),
         "Apikey wrong",
     )
     .await

@@ -68,6 +68,8 @@ pub enum FakeError {
     UnknownGuild(u64),
     #[error("user {user} is not a member of guild {guild}")]
     UnknownMember { guild: u64, user: u64 },
+    #[error("role {role} does not exist in guild {guild}")]
+    UnknownRole { guild: u64, role: u64 },
     #[error("unknown interaction (was it dispatched by this fake?)")]
     UnknownInteraction,
     #[error("command /{0} is not registered (global or in the guild)")]
@@ -495,6 +497,36 @@ impl FakeDiscord {
             })?;
         let data = payloads::member_remove(guild_id, &member.user);
         let seq = state.dispatch_if(INTENT_GUILD_MEMBERS, "GUILD_MEMBER_REMOVE", data);
+        drop(state);
+        self.shared.notify();
+        seq
+    }
+
+    /// An admin drags a role to `position` (Server Settings → Roles): the model changes and
+    /// `GUILD_ROLE_UPDATE` is dispatched (if the session has `GUILDS`).
+    pub fn move_role(
+        &self,
+        guild_id: u64,
+        role_id: u64,
+        position: u16,
+    ) -> Result<Option<u64>, FakeError> {
+        let mut state = self.shared.lock();
+        let guild = state
+            .model
+            .guilds
+            .get_mut(&guild_id)
+            .ok_or(FakeError::UnknownGuild(guild_id))?;
+        let role = guild
+            .roles
+            .get_mut(&role_id)
+            .ok_or(FakeError::UnknownRole {
+                guild: guild_id,
+                role: role_id,
+            })?;
+        role.position = position;
+        let data =
+            serde_json::json!({ "guild_id": guild_id.to_string(), "role": payloads::role(role) });
+        let seq = state.dispatch_if(INTENT_GUILDS, "GUILD_ROLE_UPDATE", data);
         drop(state);
         self.shared.notify();
         seq

@@ -1,0 +1,266 @@
+//! Gateway events: guild registration, the hierarchy snapshot, member joins and leaves, and
+//! interactions (dispatched to the commands).
+
+use std::sync::Arc;
+
+use serenity::all::{
+    Command, Context, EventHandler, Guild, GuildMemberUpdateEvent, Interaction, Member, Ready,
+    Role, ShardStageUpdateEvent, UnavailableGuild, User,
+};
+use serenity::gateway::ConnectionStage;
+use serenity::model::id as sid;
+
+use super::directory::GuildSnapshot;
+use super::roles::role_info;
+use super::{Bot, GatewayState, member, setup, ui};
+use crate::db::{guilds, members, now_ms, subscriptions};
+use crate::domain::{GuildId, RoleId, UserId};
+
+pub(super) struct Handler {
+    bot: Arc<Bot>,
+}
+
+impl Handler {
+    pub(super) fn new(bot: Arc<Bot>) -> Self {
+        Self { bot }
+    }
+
+    /// Records a guild the bot is in.
+    async fn register_guild(&self, guild: GuildId, name: Option<String>, owner: Option<UserId>) {
+        let result = self
+            .bot
+            .db
+            .call(move |conn| guilds::upsert_seen(conn, guild, name.as_deref(), owner))
+            .await;
+        if let Err(e) = result {
+            tracing::error!(guild = guild.get(), error = %e, "cannot record the guild");
+        }
+    }
+
+    /// After a change that may fix a permission problem: retry what failed, now.
+    async fn retry_failed(&self, guild: GuildId) {
+        let now = now_ms();
+        let result = self
+            .bot
+            .db
+            .call(move |conn| subscriptions::mark_failed_due(conn, Some(guild), now))
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(_) => self.bot.role_sync.notify_one(),
+            Err(e) => tracing::error!(guild = guild.get(), error = %e, "cannot schedule retries"),
+        }
+    }
+
+    /// A member joined or left: their paid roles need (re)applying.
+    async fn member_moved(&self, guild: GuildId, user: UserId, present: bool) {
+        let now = now_ms();
+        let result = self
+            .bot
+            .db
+            .call(move |conn| {
+                if members::in_guild(conn, guild, user)?.is_none() {
+                    return Ok(0);
+                }
+                members::set_in_guild(conn, guild, user, present)?;
+                subscriptions::mark_member_due(conn, guild, user, None, Some(false), now)
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(_) => self.bot.role_sync.notify_one(),
+            Err(e) => {
+                tracing::error!(guild = guild.get(), error = %e, "cannot record a member change");
+            }
+        }
+    }
+}
+
+fn ids(guild: sid::GuildId) -> Option<GuildId> {
+    GuildId::new(guild.get()).ok()
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        self.bot.gateway.set(GatewayState::Connected);
+        if let Ok(bot) = UserId::new(ready.user.id.get()) {
+            self.bot.roles.directory().set_bot_user(bot);
+        }
+        self.bot.http.set_application_id(ready.application.id);
+        tracing::info!(
+            guilds = ready.guilds.len(),
+            bot = ready.user.id.get(),
+            "connected to Discord"
+        );
+        for UnavailableGuild { id, .. } in &ready.guilds {
+            if let Some(guild) = ids(*id) {
+                self.register_guild(guild, None, None).await;
+            }
+        }
+        match Command::set_global_commands(&self.bot.http, ui::commands()).await {
+            Ok(commands) => tracing::info!(commands = commands.len(), "slash commands registered"),
+            Err(e) => tracing::error!(error = %e, "cannot register the slash commands"),
+        }
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        let state = match event.new {
+            ConnectionStage::Connected => GatewayState::Connected,
+            ConnectionStage::Disconnected
+            | ConnectionStage::Resuming
+            | ConnectionStage::Connecting
+            | ConnectionStage::Handshake
+            | ConnectionStage::Identifying => GatewayState::Reconnecting,
+            _ => return,
+        };
+        if self.bot.gateway.get() != GatewayState::Failed {
+            self.bot.gateway.set(state);
+        }
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        let Some(id) = ids(guild.id) else { return };
+        let bot = self.bot.roles.directory().bot_user();
+        let snapshot = GuildSnapshot {
+            name: guild.name.clone(),
+            owner_id: UserId::new(guild.owner_id.get()).ok(),
+            roles: guild
+                .roles
+                .values()
+                .filter_map(|r| Some((RoleId::new(r.id.get()).ok()?, role_info(r))))
+                .collect(),
+            bot_roles: bot
+                .and_then(|b| guild.members.get(&sid::UserId::new(b.get())))
+                .map(|m| {
+                    m.roles
+                        .iter()
+                        .filter_map(|r| RoleId::new(r.get()).ok())
+                        .collect()
+                }),
+        };
+        let owner = snapshot.owner_id;
+        self.bot.roles.directory().put_guild(id, snapshot);
+        self.register_guild(id, Some(guild.name.clone()), owner)
+            .await;
+        tracing::info!(guild = id.get(), "guild available");
+    }
+
+    async fn guild_delete(
+        &self,
+        _ctx: Context,
+        incomplete: UnavailableGuild,
+        _full: Option<Guild>,
+    ) {
+        if let Some(id) = ids(incomplete.id) {
+            self.bot.roles.directory().remove_guild(id);
+        }
+    }
+
+    async fn guild_role_create(&self, _ctx: Context, new: Role) {
+        self.guild_role_update(_ctx, None, new).await;
+    }
+
+    async fn guild_role_update(&self, _ctx: Context, _old: Option<Role>, new: Role) {
+        let (Some(guild), Ok(role)) = (ids(new.guild_id), RoleId::new(new.id.get())) else {
+            return;
+        };
+        let info = role_info(&new);
+        self.bot.roles.directory().update_guild(guild, |g| {
+            g.roles.insert(role, info);
+        });
+        self.retry_failed(guild).await;
+    }
+
+    async fn guild_role_delete(
+        &self,
+        _ctx: Context,
+        guild_id: sid::GuildId,
+        removed: sid::RoleId,
+        _data: Option<Role>,
+    ) {
+        let (Some(guild), Ok(role)) = (ids(guild_id), RoleId::new(removed.get())) else {
+            return;
+        };
+        self.bot.roles.directory().update_guild(guild, |g| {
+            g.roles.remove(&role);
+        });
+    }
+
+    async fn guild_member_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Member>,
+        _new: Option<Member>,
+        event: GuildMemberUpdateEvent,
+    ) {
+        let Some(guild) = ids(event.guild_id) else {
+            return;
+        };
+        if self.bot.roles.directory().bot_user().map(UserId::get) == Some(event.user.id.get()) {
+            let roles = event
+                .roles
+                .iter()
+                .filter_map(|r| RoleId::new(r.get()).ok())
+                .collect();
+            self.bot
+                .roles
+                .directory()
+                .update_guild(guild, |g| g.bot_roles = Some(roles));
+            self.retry_failed(guild).await;
+        }
+    }
+
+    async fn guild_member_addition(&self, _ctx: Context, new_member: Member) {
+        let (Some(guild), Ok(user)) = (
+            ids(new_member.guild_id),
+            UserId::new(new_member.user.id.get()),
+        ) else {
+            return;
+        };
+        self.member_moved(guild, user, true).await;
+    }
+
+    async fn guild_member_removal(
+        &self,
+        _ctx: Context,
+        guild_id: sid::GuildId,
+        user: User,
+        _member: Option<Member>,
+    ) {
+        let (Some(guild), Ok(user)) = (ids(guild_id), UserId::new(user.id.get())) else {
+            return;
+        };
+        self.member_moved(guild, user, false).await;
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => match command.data.name.as_str() {
+                "setup" => setup::command(&self.bot, &command).await,
+                "join" => member::join(&self.bot, &command).await,
+                "status" => member::status(&self.bot, &command).await,
+                "help" => member::help(&self.bot, &command).await,
+                other => tracing::warn!(command = other, "unknown command"),
+            },
+            Interaction::Component(component) => {
+                let id = component.data.custom_id.clone();
+                if id.starts_with("setup:") {
+                    setup::component(&self.bot, &component).await;
+                } else if id.starts_with("join:") {
+                    member::component(&self.bot, &component).await;
+                } else {
+                    tracing::warn!(custom_id = %id, "unknown component");
+                }
+            }
+            Interaction::Modal(modal) => {
+                if modal.data.custom_id.starts_with("setup:") {
+                    setup::modal(&self.bot, &modal).await;
+                } else {
+                    tracing::warn!(custom_id = %modal.data.custom_id, "unknown modal");
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The members' commands: `/join` (buy a role), `/status` (my subscriptions), `/help`.
+
+use serenity::all::{
+    CommandInteraction, ComponentInteraction, ComponentInteractionDataKind, CreateActionRow,
+    CreateButton, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseMessage,
+    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, EditInteractionResponse,
+};
+use serenity::builder::Builder as _;
+use sha2::{Digest as _, Sha256};
+
+use super::Bot;
+use super::notify::truncate;
+use super::setup::report_internal_error;
+use super::ui::{self, actor, can_manage_guild, date, price_text, private, respond, when};
+use crate::db::guilds::Guild;
+use crate::db::paid_roles::PaidRole;
+use crate::db::subscriptions::{self, NewSubscription, Subscription};
+use crate::db::{DbError, guilds, members, now_ms, paid_roles};
+use crate::domain::{GuildId, SubscriptionState, SubscriptionStatus, UserId};
+use crate::providers::{api, api_billing, api_money};
+
+const NOT_FOR_SALE: &str =
+    "This server does not sell roles yet. An admin can set that up with /setup.";
+
+/// `/join`: the roles for sale, as a select.
+pub(super) async fn join(bot: &Bot, command: &CommandInteraction) {
+    let Some((guild, user)) = actor(command.guild_id, &command.user) else {
+        return ui::guild_only(bot, command).await;
+    };
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        command = "join",
+        "interaction"
+    );
+    let found = bot
+        .db
+        .read(move |conn| {
+            Ok((
+                guilds::get(conn, guild)?,
+                paid_roles::for_sale(conn, guild)?,
+            ))
+        })
+        .await;
+    let (saved, roles) = match found {
+        Ok(found) => found,
+        Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
+    };
+    let configured = saved.is_some_and(|g| g.provider.is_some() && g.credentials.is_some());
+    if !configured || roles.is_empty() {
+        respond(
+            bot,
+            command.id,
+            &command.token,
+            CreateInteractionResponse::Message(private(NOT_FOR_SALE)),
+        )
+        .await;
+        return;
+    }
+    let options = roles
+        .iter()
+        .take(25)
+        .map(|r| {
+            CreateSelectMenuOption::new(
+                truncate(
+                    &format!("{} — {}", r.name, price_text(r.price, r.billing)),
+                    100,
+                ),
+                r.role_id.to_string(),
+            )
+        })
+        .collect();
+    let message =
+        private("Which role would you like?").components(vec![CreateActionRow::SelectMenu(
+            CreateSelectMenu::new("join:role", CreateSelectMenuKind::String { options })
+                .placeholder("Pick a role"),
+        )]);
+    respond(
+        bot,
+        command.id,
+        &command.token,
+        CreateInteractionResponse::Message(message),
+    )
+    .await;
+}
+
+/// A role picked in `/join`: a checkout, or "you already have it".
+pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
+    let Some((guild, user)) = actor(component.guild_id, &component.user) else {
+        return;
+    };
+    let (id, token) = (component.id, component.token.as_str());
+    let ComponentInteractionDataKind::StringSelect { values } = &component.data.kind else {
+        return;
+    };
+    let Some(role) = values
+        .first()
+        .and_then(|v| crate::domain::RoleId::parse(v).ok())
+    else {
+        return;
+    };
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        custom_id = "join:role",
+        role = role.get(),
+        "interaction"
+    );
+    let username = component.user.name.clone();
+    let found = bot
+        .db
+        .read(move |conn| {
+            let Some(paid) = paid_roles::get(conn, guild, role)? else {
+                return Ok(None);
+            };
+            let holding = subscriptions::for_holding(conn, guild, user, paid.id)?;
+            Ok(guilds::get(conn, guild)?.map(|g| (g, paid, holding)))
+        })
+        .await;
+    let (saved, paid, holding) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            respond(
+                bot,
+                id,
+                token,
+                CreateInteractionResponse::Message(private(NOT_FOR_SALE)),
+            )
+            .await;
+            return;
+        }
+        Err(e) => return report_internal_error(bot, id, token, &e).await,
+    };
+    let now = now_ms();
+    if let Some(current) = holding.iter().find(|s| s.is_entitled(now, bot.grace_ms)) {
+        let until = match current.state.period_end {
+            Some(end) if current.state.status == SubscriptionStatus::Canceled => {
+                format!(", until {}", date(end))
+            }
+            Some(end) => format!(", paid until {}", date(end)),
+            None => String::new(),
+        };
+        let text = format!("You already have <@&{role}>{until}. /status shows your subscriptions.");
+        let update = CreateInteractionResponseMessage::new()
+            .content(text)
+            .components(vec![]);
+        respond(
+            bot,
+            id,
+            token,
+            CreateInteractionResponse::UpdateMessage(update),
+        )
+        .await;
+        return;
+    }
+    // The provider is called: acknowledge first, then edit the message.
+    if !respond(bot, id, token, CreateInteractionResponse::Acknowledge).await {
+        return;
+    }
+    let edit = match checkout(bot, &saved, &paid, user, &username).await {
+        Ok(edit) => edit,
+        Err(problem) => {
+            tracing::warn!(guild = guild.get(), user = user.get(), problem = %problem, "checkout failed");
+            EditInteractionResponse::new()
+                .content(format!("Sorry, the payment could not be started: {problem}. Try again later, or tell the server's staff."))
+                .components(vec![])
+        }
+    };
+    if let Err(e) = edit.execute(&bot.http, token).await {
+        tracing::warn!(interaction = id.get(), error = %e, "cannot show the checkout");
+    }
+}
+
+/// Creates the checkout through the plugin and renders it.
+async fn checkout(
+    bot: &Bot,
+    guild: &Guild,
+    paid: &PaidRole,
+    user: UserId,
+    username: &str,
+) -> Result<EditInteractionResponse, String> {
+    let (Some(provider), Some(blob)) = (&guild.provider, &guild.credentials) else {
+        return Err("this server has no payment provider".into());
+    };
+    let config = bot.credentials.open(guild.id, blob).map_err(|e| {
+        tracing::error!(guild = guild.id.get(), error = %e, "cannot open the guild's credentials");
+        "the server's payment settings cannot be read (the operator can see why in the log)"
+            .to_owned()
+    })?;
+    let plugin = bot
+        .providers
+        .plugin(provider.as_str())
+        .ok_or("the payment provider is not available")?;
+    for attempt in 0..5_u8 {
+        let request = api::CheckoutRequest {
+            guild_id: guild.id.to_string(),
+            user_id: user.to_string(),
+            role_id: paid.role_id.to_string(),
+            product_id: paid.product_ref.clone(),
+            price: api_money(paid.price),
+            billing: api_billing(paid.billing),
+            success_url: None,
+            nonce: nonce(&guild.webhook_key, user, paid.id, attempt),
+        };
+        let checkout = bot
+            .providers
+            .create_checkout(provider.as_str(), &config, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(code) = checkout.payment_code.clone() {
+            // A bank transfer: remember the code so the payment can be matched.
+            let (g, paid_id, provider) = (guild.id, paid.id, provider.clone());
+            let name = username.to_owned();
+            let stored = bot
+                .db
+                .call(move |conn| reserve_code(conn, g, user, paid_id, &provider, &code, &name))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot store the payment code");
+                    "Docobo's database failed".to_owned()
+                })?;
+            if !stored {
+                continue;
+            }
+        }
+        tracing::info!(guild = guild.id.get(), user = user.get(), role = paid.role_id.get(), provider = %provider, "checkout created");
+        return Ok(render(&plugin.name, paid, &checkout));
+    }
+    Err("no free payment code could be found".into())
+}
+
+/// Deterministic per member, role and attempt, unguessable without the guild's webhook key:
+/// `/join` run twice shows the same payment code.
+fn nonce(webhook_key: &str, user: UserId, paid_role: i64, attempt: u8) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(webhook_key.as_bytes())
+        .chain_update(user.get().to_be_bytes())
+        .chain_update(paid_role.to_be_bytes())
+        .chain_update([attempt])
+        .finalize();
+    let mut bytes = [0_u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Records a pending subscription carrying the code, or finds this member's own. `false`
+/// when the code belongs to someone else (or to an ended pass): try another.
+fn reserve_code(
+    conn: &rusqlite::Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role: i64,
+    provider: &crate::domain::ProviderId,
+    code: &str,
+    username: &str,
+) -> Result<bool, DbError> {
+    if let Some(existing) = subscriptions::by_payment_code(conn, code)? {
+        let mine = existing.guild_id == guild
+            && existing.user_id == user
+            && existing.paid_role_id == paid_role;
+        let live = matches!(
+            existing.state.status,
+            SubscriptionStatus::Pending | SubscriptionStatus::Active
+        );
+        return Ok(mine && live);
+    }
+    members::upsert(conn, guild, user, Some(username))?;
+    subscriptions::insert(
+        conn,
+        &NewSubscription {
+            guild_id: guild,
+            user_id: user,
+            paid_role_id: paid_role,
+            provider: provider.clone(),
+            external_id: None,
+            state: SubscriptionState {
+                status: SubscriptionStatus::Pending,
+                period_end: None,
+                last_event_at: None,
+            },
+            payment_code: Some(code.to_owned()),
+        },
+    )?;
+    Ok(true)
+}
+
+fn render(
+    provider_name: &str,
+    paid: &PaidRole,
+    checkout: &api::Checkout,
+) -> EditInteractionResponse {
+    let price = price_text(paid.price, paid.billing);
+    let mut edit = EditInteractionResponse::new().components(vec![]);
+    if let Some(qr) = &checkout.qr_image_url {
+        let mut embed = CreateEmbed::new()
+            .title(truncate(
+                &format!("Pay for @{} by bank transfer", paid.name),
+                256,
+            ))
+            .image(qr.clone())
+            .field("Amount", paid.price.to_string(), true);
+        if let Some(code) = &checkout.payment_code {
+            embed = embed.field("Transfer content (payment code)", format!("`{code}`"), true);
+        }
+        if let Some(text) = &checkout.instructions {
+            embed = embed.description(truncate(text, 4000));
+        }
+        if let Some(expires) = checkout.expires_at {
+            embed = embed.field("Valid until", date(expires), false);
+        }
+        edit = edit
+            .content(format!("Scan the QR code in your banking app ({price}). The role arrives within a minute of the transfer."))
+            .embed(embed);
+    }
+    if let Some(url) = &checkout.url {
+        edit = edit
+            .content(format!("<@&{}> costs {price}. Pay with {provider_name}; the role arrives as soon as the payment is confirmed.", paid.role_id))
+            .components(vec![CreateActionRow::Buttons(vec![
+                CreateButton::new_link(url.clone()).label(truncate(&format!("Pay with {provider_name}"), 80)),
+            ])]);
+    }
+    if checkout.url.is_none() && checkout.qr_image_url.is_none() {
+        edit = edit.content(
+            checkout
+                .instructions
+                .clone()
+                .unwrap_or_else(|| "The provider gave no payment instructions.".into()),
+        );
+    }
+    edit
+}
+
+/// `/status`: the member's subscriptions here.
+pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
+    let Some((guild, user)) = actor(command.guild_id, &command.user) else {
+        return ui::guild_only(bot, command).await;
+    };
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        command = "status",
+        "interaction"
+    );
+    let found = bot
+        .db
+        .read(move |conn| {
+            let subs = subscriptions::for_member(conn, guild, user)?;
+            let mut rows = Vec::with_capacity(subs.len());
+            for sub in subs {
+                if let Some(role) = paid_roles::by_id(conn, sub.paid_role_id)? {
+                    rows.push((sub, role));
+                }
+            }
+            Ok(rows)
+        })
+        .await;
+    let rows = match found {
+        Ok(rows) => rows,
+        Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
+    };
+    let now = now_ms();
+    let lines: Vec<String> = rows
+        .iter()
+        .filter(|(sub, _)| {
+            sub.state.status != SubscriptionStatus::Pending || sub.payment_code.is_some()
+        })
+        .take(20)
+        .map(|(sub, role)| {
+            format!(
+                "- <@&{}>: {}",
+                role.role_id,
+                describe(sub, now, bot.grace_ms)
+            )
+        })
+        .collect();
+    let text = if lines.is_empty() {
+        "You have no paid roles here. /join shows what is for sale.".to_owned()
+    } else {
+        format!("**Your paid roles**\n{}", lines.join("\n"))
+    };
+    respond(
+        bot,
+        command.id,
+        &command.token,
+        CreateInteractionResponse::Message(private(truncate(&text, 2000))),
+    )
+    .await;
+}
+
+fn describe(sub: &Subscription, now: i64, grace_ms: i64) -> String {
+    let end = sub.state.period_end;
+    match (sub.state.status, end) {
+        (SubscriptionStatus::Pending, _) => match &sub.payment_code {
+            Some(code) => format!("waiting for your transfer with the code `{code}`"),
+            None => "waiting for the payment".into(),
+        },
+        (SubscriptionStatus::Active, None) => "active, for good".into(),
+        (SubscriptionStatus::Active, Some(end)) if sub.payment_code.is_some() => {
+            format!("active, pass ends {}", when(end))
+        }
+        (SubscriptionStatus::Active, Some(end)) => format!("active, renews {}", when(end)),
+        (SubscriptionStatus::Canceled, Some(end)) if end > now => {
+            format!("cancelled, ends {}", when(end))
+        }
+        (SubscriptionStatus::PastDue, Some(end)) if sub.is_entitled(now, grace_ms) => {
+            format!(
+                "payment failed: update your payment method; the role stays until {}",
+                when(end + grace_ms)
+            )
+        }
+        (SubscriptionStatus::Revoked, _) => "ended".into(),
+        (SubscriptionStatus::Refunded, _) => "refunded".into(),
+        _ => "expired".into(),
+    }
+}
+
+/// `/help`.
+pub(super) async fn help(bot: &Bot, command: &CommandInteraction) {
+    tracing::info!(
+        guild = command.guild_id.map(serenity::all::GuildId::get),
+        user = command.user.id.get(),
+        command = "help",
+        "interaction"
+    );
+    let mut text = String::from(
+        "**Docobo sells roles in this server.**\n\
+         - /join: pick a role and pay; the role is given as soon as the payment is confirmed.\n\
+         - /status: your paid roles, and when they renew or end.\n\
+         A cancelled subscription keeps its role until the paid period ends; a refund removes it.",
+    );
+    if can_manage_guild(command.member.as_deref()) {
+        text.push_str(
+            "\n\n**For admins**\n\
+             - /setup: pick the roles to sell, their prices and the payment provider, and enter its credentials. Run it again to change anything.\n\
+             - Docobo's role must be above the roles it sells and have Manage Roles.\n\
+             - Pick a log channel at the end of /setup to see purchases, renewals and problems.",
+        );
+    }
+    respond(
+        bot,
+        command.id,
+        &command.token,
+        CreateInteractionResponse::Message(private(text)),
+    )
+    .await;
+}

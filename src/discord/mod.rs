@@ -1,0 +1,182 @@
+//! The Discord side: the gateway client (serenity), the slash commands, role management and
+//! staff notices.
+//!
+//! - [`directory`]: guild roles and the bot's place in the hierarchy.
+//! - [`roles`]: `RoleManager` (`grant_role` / `revoke_role`) with typed errors.
+//! - [`notify`]: log-channel lines and messages to owners.
+//! - `handler`: gateway events; `setup`, `member`: the commands.
+//!
+//! Non-privileged intents by default (`GUILDS`); `GUILD_MEMBERS` only when configured.
+//! Interactions get their first response straight from the handler (a database read at
+//! most); calls to payment providers happen after a deferral.
+
+pub mod directory;
+mod handler;
+mod member;
+pub mod notify;
+pub mod roles;
+mod setup;
+pub mod status;
+pub(crate) mod ui;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use serenity::all::{ClientBuilder, GatewayIntents};
+use serenity::gateway::GatewayError;
+use serenity::http::{Http, HttpBuilder};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DiscordConfig;
+use crate::db::Db;
+use crate::domain::{GuildId, UserId};
+use crate::providers::ProviderHost;
+use crate::secrets::CredentialBox;
+
+pub use directory::Directory;
+pub use notify::Notifier;
+pub use roles::{DiscordApiError, Missing, RoleError, RoleManager};
+pub use status::{GatewayState, GatewayStatus};
+
+/// Builds serenity's REST client. With `api_url` set (tests), requests go there and the
+/// client-side rate limiter is off (it would ignore the override and call discord.com).
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn build_http(config: &DiscordConfig) -> anyhow::Result<Http> {
+    let token = config.token.expose_secret();
+    let builder = HttpBuilder::new(token);
+    let builder = match &config.api_url {
+        Some(url) => builder
+            .proxy(url.clone())
+            .ratelimiter_disabled(true)
+            .client(
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .context("building the HTTP client for Discord")?,
+            ),
+        None => builder,
+    };
+    Ok(builder.build())
+}
+
+/// Everything the command handlers need.
+#[derive(Debug)]
+pub struct Bot {
+    pub db: Db,
+    pub providers: ProviderHost,
+    pub credentials: CredentialBox,
+    pub http: Arc<Http>,
+    pub roles: RoleManager,
+    pub notifier: Notifier,
+    pub public_url: Option<String>,
+    pub grace_ms: i64,
+    pub role_sync: Arc<Notify>,
+    pub gateway: GatewayStatus,
+    /// `/setup` conversations in progress, per (guild, admin).
+    sessions: Mutex<HashMap<(GuildId, UserId), setup::Session>>,
+}
+
+/// What [`Bot::new`] takes.
+#[derive(Debug)]
+pub struct BotParts {
+    pub db: Db,
+    pub providers: ProviderHost,
+    pub credentials: CredentialBox,
+    pub http: Arc<Http>,
+    pub public_url: Option<String>,
+    pub grace_ms: i64,
+    pub role_sync: Arc<Notify>,
+    pub gateway: GatewayStatus,
+    pub directory: Directory,
+}
+
+impl Bot {
+    #[must_use]
+    pub fn new(parts: BotParts) -> Arc<Self> {
+        Arc::new(Self {
+            roles: RoleManager::new(Arc::clone(&parts.http), parts.directory),
+            notifier: Notifier::new(Arc::clone(&parts.http)),
+            db: parts.db,
+            providers: parts.providers,
+            credentials: parts.credentials,
+            http: parts.http,
+            public_url: parts.public_url,
+            grace_ms: parts.grace_ms,
+            role_sync: parts.role_sync,
+            gateway: parts.gateway,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Keeps the bot on the gateway until `shutdown`: serenity resumes and reconnects by itself;
+/// when its client gives up (network down at boot, Discord unreachable) a new one is started
+/// with backoff. A refusal only a person can fix (bad token, privileged intent not enabled)
+/// is reported and ends the bot, while the webhook server keeps accepting payments.
+///
+/// # Errors
+/// The client cannot be built.
+pub async fn run_gateway(
+    bot: Arc<Bot>,
+    config: DiscordConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut intents = GatewayIntents::GUILDS;
+    if config.guild_members_intent {
+        intents |= GatewayIntents::GUILD_MEMBERS;
+    }
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        bot.gateway.set(GatewayState::Connecting);
+        let mut client = ClientBuilder::new_with_http(build_http(&config)?, intents)
+            .event_handler(handler::Handler::new(Arc::clone(&bot)))
+            .await
+            .context("building the Discord client")?;
+        let manager = Arc::clone(&client.shard_manager);
+        let result = tokio::select! {
+            result = client.start() => result,
+            () = shutdown.cancelled() => {
+                manager.shutdown_all().await;
+                return Ok(());
+            }
+        };
+        manager.shutdown_all().await;
+        match result {
+            Err(serenity::Error::Gateway(GatewayError::InvalidAuthentication)) => {
+                bot.gateway.set(GatewayState::Failed);
+                tracing::error!(
+                    "Discord refused the bot token (close code 4004). Fix: copy the token again from https://discord.com/developers/applications → your app → Bot → Reset Token, into discord.token (or DOCOBO_DISCORD__TOKEN), and restart"
+                );
+                return Ok(());
+            }
+            Err(serenity::Error::Gateway(
+                GatewayError::DisallowedGatewayIntents | GatewayError::InvalidGatewayIntents,
+            )) => {
+                bot.gateway.set(GatewayState::Failed);
+                tracing::error!(
+                    "Discord refused the GUILD_MEMBERS intent (close code 4014). Fix: enable \"Server Members Intent\" in the developer portal (your app → Bot → Privileged Gateway Intents), or set discord.guild_members_intent = false, and restart"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                bot.gateway.set(GatewayState::Reconnecting);
+                tracing::warn!(error = %e, retry_in = ?backoff, "the Discord gateway connection ended; reconnecting");
+            }
+            Ok(()) => {
+                bot.gateway.set(GatewayState::Reconnecting);
+                tracing::warn!(retry_in = ?backoff, "the Discord gateway connection closed; reconnecting");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_mins(1));
+    }
+}

@@ -1,0 +1,870 @@
+//! `/setup`: an admin picks roles, prices and a payment provider, and enters the provider's
+//! credentials. Discord shapes the flow (docs/discord.md §4.2): a role select → price modals
+//! (at most five inputs each) → a provider select → credential modals → validation with the
+//! provider after a deferral → one transaction → the webhook URL to paste at the provider.
+//!
+//! The conversation is kept in memory per (guild, admin) for 15 minutes; nothing is stored
+//! until the last step succeeds. Running `/setup` again starts from the saved configuration:
+//! the current roles are pre-selected, prices pre-filled, and secret fields left empty keep
+//! their saved value (secrets are never shown back).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serenity::all::ActionRowComponent;
+use serenity::all::{
+    ButtonStyle, ChannelType, CommandInteraction, ComponentInteraction,
+    ComponentInteractionDataKind, CreateActionRow, CreateButton, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal, CreateSelectMenu,
+    CreateSelectMenuKind, CreateSelectMenuOption, EditInteractionResponse, InputTextStyle,
+    InteractionId, ModalInteraction,
+};
+use serenity::builder::Builder as _;
+use serenity::model::id as sid;
+
+use super::Bot;
+use super::directory::Refusal;
+use super::notify::truncate;
+use super::ui::{
+    self, actor, can_manage_guild, parse_price, price_input, price_text, private, respond,
+};
+use crate::db::{guilds, paid_roles};
+use crate::domain::{ChannelId, GuildId, ProviderId, RoleId, UserId};
+use crate::providers::{PluginConfig, PluginInfo, api, api_billing, api_money};
+
+/// Inputs per modal (Discord's limit).
+const PAGE: usize = 5;
+/// How long an unfinished `/setup` is remembered (an interaction token's life).
+const SESSION_TTL: Duration = Duration::from_mins(15);
+
+/// An unfinished `/setup`.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    /// The roles picked, with their names.
+    roles: Vec<(RoleId, String)>,
+    /// What the admin typed for each role's price (pre-filled with the saved price).
+    price_inputs: Vec<String>,
+    provider: Option<String>,
+    /// Credential fields typed so far (empty: keep the saved value).
+    cred_inputs: BTreeMap<String, String>,
+    started: Instant,
+}
+
+impl Bot {
+    fn session(&self, key: (GuildId, UserId)) -> Option<Session> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.retain(|_, s| s.started.elapsed() < SESSION_TTL);
+        sessions.get(&key).cloned()
+    }
+
+    fn put_session(&self, key: (GuildId, UserId), session: Session) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, session);
+    }
+
+    fn end_session(&self, key: (GuildId, UserId)) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+    }
+}
+
+const EXPIRED: &str = "This /setup has expired (15 minutes). Run /setup again.";
+const NOT_ALLOWED: &str = "Only members with the Manage Server permission can set up paid roles.";
+
+/// `/setup`.
+pub(super) async fn command(bot: &Bot, command: &CommandInteraction) {
+    let Some((guild, user)) = actor(command.guild_id, &command.user) else {
+        return ui::guild_only(bot, command).await;
+    };
+    if !can_manage_guild(command.member.as_deref()) {
+        tracing::info!(
+            guild = guild.get(),
+            user = user.get(),
+            command = "setup",
+            outcome = "refused",
+            "interaction"
+        );
+        respond(
+            bot,
+            command.id,
+            &command.token,
+            CreateInteractionResponse::Message(private(NOT_ALLOWED)),
+        )
+        .await;
+        return;
+    }
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        command = "setup",
+        "interaction"
+    );
+    let current = bot
+        .db
+        .read(move |conn| {
+            Ok((
+                guilds::get(conn, guild)?,
+                paid_roles::for_sale(conn, guild)?,
+            ))
+        })
+        .await;
+    let (saved, roles) = match current {
+        Ok(current) => current,
+        Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
+    };
+    let mut content = String::new();
+    if let Some(provider) = saved.as_ref().and_then(|g| g.provider.as_ref())
+        && !roles.is_empty()
+    {
+        let _ = writeln!(content, "**Current setup** (provider: {provider}):");
+        for role in &roles {
+            let _ = writeln!(
+                content,
+                "- <@&{}>: {}",
+                role.role_id,
+                price_text(role.price, role.billing)
+            );
+        }
+        content.push_str("\nPick the roles to sell; the roles picked now replace this list.");
+    } else {
+        content.push_str(
+            "**Set up paid roles.** Pick the roles members can buy. Docobo's own role must be above them, with the Manage Roles permission.",
+        );
+    }
+    let message = private(content).components(vec![role_select()]);
+    respond(
+        bot,
+        command.id,
+        &command.token,
+        CreateInteractionResponse::Message(message),
+    )
+    .await;
+}
+
+/// The role picker. Not pre-filled: serenity 0.12.5 sends `default_values` ids as JSON
+/// numbers where Discord's schema wants snowflake strings.
+fn role_select() -> CreateActionRow {
+    CreateActionRow::SelectMenu(
+        CreateSelectMenu::new(
+            "setup:roles",
+            CreateSelectMenuKind::Role {
+                default_roles: None,
+            },
+        )
+        .placeholder("Roles to sell")
+        .min_values(1)
+        .max_values(25),
+    )
+}
+
+/// Buttons and selects of the `/setup` messages.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per /setup component; each is short"
+)]
+pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
+    let Some((guild, user)) = actor(component.guild_id, &component.user) else {
+        return;
+    };
+    let (id, token) = (component.id, component.token.as_str());
+    if !can_manage_guild(component.member.as_ref()) {
+        respond(
+            bot,
+            id,
+            token,
+            CreateInteractionResponse::Message(private(NOT_ALLOWED)),
+        )
+        .await;
+        return;
+    }
+    let custom_id = component.data.custom_id.as_str();
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        custom_id,
+        "interaction"
+    );
+    let key = (guild, user);
+    match (custom_id, &component.data.kind) {
+        ("setup:roles", ComponentInteractionDataKind::RoleSelect { values }) => {
+            roles_picked(bot, guild, user, id, token, values).await;
+        }
+        ("setup:provider", ComponentInteractionDataKind::StringSelect { values }) => {
+            let Some(mut session) = bot.session(key) else {
+                respond(
+                    bot,
+                    id,
+                    token,
+                    CreateInteractionResponse::Message(private(EXPIRED)),
+                )
+                .await;
+                return;
+            };
+            let Some(plugin) = values.first().and_then(|p| bot.providers.plugin(p)) else {
+                respond(
+                    bot,
+                    id,
+                    token,
+                    CreateInteractionResponse::Message(private(
+                        "That provider is not loaded any more. Run /setup again.",
+                    )),
+                )
+                .await;
+                return;
+            };
+            session.provider = Some(plugin.id.to_string());
+            session.cred_inputs.clear();
+            bot.put_session(key, session);
+            if plugin.config_fields.is_empty() {
+                return finish(bot, guild, user, id, token).await;
+            }
+            let keeps = saved_provider(bot, guild).await.as_deref() == Some(plugin.id.as_str());
+            respond(
+                bot,
+                id,
+                token,
+                CreateInteractionResponse::Modal(credentials_modal(plugin, 0, keeps)),
+            )
+            .await;
+        }
+        ("setup:log", ComponentInteractionDataKind::ChannelSelect { values }) => {
+            let channel = values.first().and_then(|c| ChannelId::new(c.get()).ok());
+            let saved = bot
+                .db
+                .call(move |conn| guilds::set_log_channel(conn, guild, channel))
+                .await;
+            let text = match (saved, channel) {
+                (Ok(()), Some(c)) => format!(
+                    "Docobo will post purchases, renewals, cancellations, expiries and problems in <#{c}>. Make sure it can send messages there."
+                ),
+                (Ok(()), None) => {
+                    "No log channel: problems will be sent to the server owner by DM.".to_owned()
+                }
+                (Err(e), _) => return report_internal_error(bot, id, token, &e).await,
+            };
+            tracing::info!(
+                guild = guild.get(),
+                user = user.get(),
+                channel = channel.map(ChannelId::get),
+                "log channel set"
+            );
+            let update = CreateInteractionResponseMessage::new()
+                .content(text)
+                .components(vec![]);
+            respond(
+                bot,
+                id,
+                token,
+                CreateInteractionResponse::UpdateMessage(update),
+            )
+            .await;
+        }
+        (other, ComponentInteractionDataKind::Button) => {
+            let Some(session) = bot.session(key) else {
+                respond(
+                    bot,
+                    id,
+                    token,
+                    CreateInteractionResponse::Message(private(EXPIRED)),
+                )
+                .await;
+                return;
+            };
+            let page = |prefix: &str| {
+                other
+                    .strip_prefix(prefix)
+                    .and_then(|p| p.parse::<usize>().ok())
+            };
+            if let Some(page) = page("setup:prices:") {
+                respond(
+                    bot,
+                    id,
+                    token,
+                    CreateInteractionResponse::Modal(prices_modal(&session, page)),
+                )
+                .await;
+            } else if let Some(page) = page("setup:creds:") {
+                let Some(plugin) = session
+                    .provider
+                    .as_deref()
+                    .and_then(|p| bot.providers.plugin(p))
+                else {
+                    respond(
+                        bot,
+                        id,
+                        token,
+                        CreateInteractionResponse::Message(private(EXPIRED)),
+                    )
+                    .await;
+                    return;
+                };
+                let keeps = saved_provider(bot, guild).await.as_deref() == Some(plugin.id.as_str());
+                respond(
+                    bot,
+                    id,
+                    token,
+                    CreateInteractionResponse::Modal(credentials_modal(plugin, page, keeps)),
+                )
+                .await;
+            }
+        }
+        (other, _) => tracing::warn!(custom_id = other, "unexpected /setup component"),
+    }
+}
+
+async fn saved_provider(bot: &Bot, guild: GuildId) -> Option<String> {
+    bot.db
+        .read(move |conn| guilds::get(conn, guild))
+        .await
+        .ok()
+        .flatten()
+        .filter(|g| g.credentials.is_some())
+        .and_then(|g| g.provider.map(|p| p.to_string()))
+}
+
+async fn roles_picked(
+    bot: &Bot,
+    guild: GuildId,
+    user: UserId,
+    id: InteractionId,
+    token: &str,
+    values: &[sid::RoleId],
+) {
+    let snapshot = match bot.roles.snapshot(guild).await {
+        Ok(s) => s,
+        Err(e) => {
+            let text = format!(
+                "Docobo cannot read this server's roles right now ({e}). Try again in a minute."
+            );
+            respond(
+                bot,
+                id,
+                token,
+                CreateInteractionResponse::Message(private(text)),
+            )
+            .await;
+            return;
+        }
+    };
+    let mut picked = Vec::new();
+    let mut problems = Vec::new();
+    for value in values {
+        let Ok(role) = RoleId::new(value.get()) else {
+            continue;
+        };
+        match snapshot.can_manage(guild, role) {
+            Ok(()) => picked.push((role, snapshot.role_name(role))),
+            Err(Refusal::UnknownRole) => {
+                problems.push(format!("- <@&{role}>: this role no longer exists."));
+            }
+            Err(Refusal::Permission(p)) => problems.push(format!("- <@&{role}>: {p}.")),
+        }
+    }
+    if !problems.is_empty() || picked.is_empty() {
+        let text = format!(
+            "Docobo cannot sell these roles:\n{}\n\nFix that and pick again:",
+            problems.join("\n")
+        );
+        let update = CreateInteractionResponseMessage::new()
+            .content(truncate(&text, 2000))
+            .components(vec![role_select()]);
+        respond(
+            bot,
+            id,
+            token,
+            CreateInteractionResponse::UpdateMessage(update),
+        )
+        .await;
+        return;
+    }
+    let saved = bot
+        .db
+        .read(move |conn| paid_roles::all(conn, guild))
+        .await
+        .unwrap_or_default();
+    let price_inputs = picked
+        .iter()
+        .map(|(role, _)| {
+            saved
+                .iter()
+                .find(|p| p.role_id == *role)
+                .map(|p| price_input(p.price, p.billing))
+                .unwrap_or_default()
+        })
+        .collect();
+    let session = Session {
+        roles: picked,
+        price_inputs,
+        provider: None,
+        cred_inputs: BTreeMap::new(),
+        started: Instant::now(),
+    };
+    let modal = prices_modal(&session, 0);
+    bot.put_session((guild, user), session);
+    respond(bot, id, token, CreateInteractionResponse::Modal(modal)).await;
+}
+
+fn pages(n: usize) -> usize {
+    n.div_ceil(PAGE).max(1)
+}
+
+fn prices_modal(session: &Session, page: usize) -> CreateModal {
+    let total = pages(session.roles.len());
+    let page = page.min(total - 1);
+    let inputs = session
+        .roles
+        .iter()
+        .zip(&session.price_inputs)
+        .skip(page * PAGE)
+        .take(PAGE)
+        .map(|((role, name), typed)| {
+            let mut input = CreateInputText::new(
+                InputTextStyle::Short,
+                truncate(&format!("Price of @{name}"), 45),
+                format!("price:{role}"),
+            )
+            .placeholder("4.99 USD monthly · 50000 VND 30 days · 20 EUR one-time")
+            .required(true)
+            .max_length(40);
+            if !typed.is_empty() {
+                input = input.value(typed.clone());
+            }
+            CreateActionRow::InputText(input)
+        })
+        .collect();
+    let title = if total > 1 {
+        format!("Prices ({}/{total})", page + 1)
+    } else {
+        "Prices".to_owned()
+    };
+    CreateModal::new(format!("setup:prices:{page}"), title).components(inputs)
+}
+
+fn credentials_modal(plugin: &PluginInfo, page: usize, keeps_saved: bool) -> CreateModal {
+    let total = pages(plugin.config_fields.len());
+    let page = page.min(total - 1);
+    let inputs = plugin
+        .config_fields
+        .iter()
+        .skip(page * PAGE)
+        .take(PAGE)
+        .map(|field| {
+            let placeholder = if field.secret && keeps_saved {
+                "Saved. Leave empty to keep it.".to_owned()
+            } else {
+                field
+                    .default_value
+                    .clone()
+                    .unwrap_or_else(|| truncate(&field.help, 100))
+            };
+            CreateActionRow::InputText(
+                CreateInputText::new(
+                    InputTextStyle::Short,
+                    truncate(&field.label, 45),
+                    format!("cred:{}", field.key),
+                )
+                .placeholder(truncate(&placeholder, 100))
+                .required(field.required && !(field.secret && keeps_saved)),
+            )
+        })
+        .collect();
+    let title = if total > 1 {
+        format!("{} ({}/{total})", truncate(&plugin.name, 30), page + 1)
+    } else {
+        truncate(&plugin.name, 45)
+    };
+    CreateModal::new(format!("setup:creds:{page}"), title).components(inputs)
+}
+
+/// The inputs of a submitted modal, by custom id.
+fn modal_values(modal: &ModalInteraction) -> Vec<(String, String)> {
+    modal
+        .data
+        .components
+        .iter()
+        .flat_map(|row| &row.components)
+        .filter_map(|c| match c {
+            ActionRowComponent::InputText(input) => Some((
+                input.custom_id.clone(),
+                input.value.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn button(custom_id: String, label: &str) -> CreateActionRow {
+    CreateActionRow::Buttons(vec![
+        CreateButton::new(custom_id)
+            .label(label)
+            .style(ButtonStyle::Primary),
+    ])
+}
+
+/// Submitted `/setup` modals.
+pub(super) async fn modal(bot: &Bot, modal: &ModalInteraction) {
+    let Some((guild, user)) = actor(modal.guild_id, &modal.user) else {
+        return;
+    };
+    let (id, token) = (modal.id, modal.token.as_str());
+    let key = (guild, user);
+    let custom_id = modal.data.custom_id.as_str();
+    tracing::info!(
+        guild = guild.get(),
+        user = user.get(),
+        custom_id,
+        "interaction"
+    );
+    let Some(mut session) = bot.session(key) else {
+        respond(
+            bot,
+            id,
+            token,
+            CreateInteractionResponse::Message(private(EXPIRED)),
+        )
+        .await;
+        return;
+    };
+    let values = modal_values(modal);
+    if let Some(page) = custom_id
+        .strip_prefix("setup:prices:")
+        .and_then(|p| p.parse::<usize>().ok())
+    {
+        let message = prices_submitted(bot, key, session, &values, page);
+        respond(bot, id, token, CreateInteractionResponse::Message(message)).await;
+    } else if let Some(page) = custom_id
+        .strip_prefix("setup:creds:")
+        .and_then(|p| p.parse::<usize>().ok())
+    {
+        for (input_id, typed) in values {
+            if let Some(field) = input_id.strip_prefix("cred:") {
+                session
+                    .cred_inputs
+                    .insert(field.to_owned(), typed.trim().to_owned());
+            }
+        }
+        let fields = session
+            .provider
+            .as_deref()
+            .and_then(|p| bot.providers.plugin(p))
+            .map_or(0, |p| p.config_fields.len());
+        bot.put_session(key, session);
+        let total = pages(fields);
+        if page + 1 < total {
+            let message =
+                private(format!("Credentials {}/{total} noted.", page + 1)).components(vec![
+                    button(format!("setup:creds:{}", page + 1), "Next fields"),
+                ]);
+            respond(bot, id, token, CreateInteractionResponse::Message(message)).await;
+        } else {
+            finish(bot, guild, user, id, token).await;
+        }
+    }
+}
+
+/// A page of prices submitted: what to show next (errors, the next page, or the providers).
+fn prices_submitted(
+    bot: &Bot,
+    key: (GuildId, UserId),
+    mut session: Session,
+    values: &[(String, String)],
+    page: usize,
+) -> CreateInteractionResponseMessage {
+    let mut errors = Vec::new();
+    for (input_id, typed) in values {
+        let Some(index) = session
+            .roles
+            .iter()
+            .position(|(r, _)| format!("price:{r}") == *input_id)
+        else {
+            continue;
+        };
+        typed.trim().clone_into(&mut session.price_inputs[index]);
+        if let Err(e) = parse_price(typed) {
+            errors.push(format!("- <@&{}>: {e}", session.roles[index].0));
+        }
+    }
+    let total = pages(session.roles.len());
+    let message = if !errors.is_empty() {
+        private(format!("Some prices need fixing:\n{}", errors.join("\n"))).components(vec![
+            button(format!("setup:prices:{page}"), "Fix the prices"),
+        ])
+    } else if page + 1 < total {
+        private(format!("Prices {}/{total} saved.", page + 1)).components(vec![button(
+            format!("setup:prices:{}", page + 1),
+            "Next prices",
+        )])
+    } else {
+        provider_message(bot, &session)
+    };
+    bot.put_session(key, session);
+    message
+}
+
+fn provider_message(bot: &Bot, session: &Session) -> CreateInteractionResponseMessage {
+    let options: Vec<CreateSelectMenuOption> = bot
+        .providers
+        .plugins()
+        .map(|p| {
+            CreateSelectMenuOption::new(truncate(&p.name, 100), p.id.to_string())
+                .description(truncate(&format!("{} v{}", p.id, p.version), 100))
+        })
+        .collect();
+    let summary: Vec<String> = session
+        .roles
+        .iter()
+        .zip(&session.price_inputs)
+        .map(|((role, _), typed)| match parse_price(typed) {
+            Ok((price, billing)) => format!("- <@&{role}>: {}", price_text(price, billing)),
+            Err(_) => format!("- <@&{role}>: ?"),
+        })
+        .collect();
+    private(format!(
+        "{}\n\nNow pick the payment provider:",
+        summary.join("\n")
+    ))
+    .components(vec![CreateActionRow::SelectMenu(
+        CreateSelectMenu::new("setup:provider", CreateSelectMenuKind::String { options })
+            .placeholder("Payment provider"),
+    )])
+}
+
+/// The last step: defer (the provider is called), validate, create products, save.
+async fn finish(bot: &Bot, guild: GuildId, user: UserId, id: InteractionId, token: &str) {
+    let defer =
+        CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
+    if !respond(bot, id, token, defer).await {
+        return;
+    }
+    let (text, components) = match bot.session((guild, user)) {
+        None => (EXPIRED.to_owned(), vec![]),
+        Some(session) => match save(bot, guild, &session).await {
+            Ok(saved) => {
+                bot.end_session((guild, user));
+                tracing::info!(guild = guild.get(), user = user.get(), provider = %saved.provider, roles = session.roles.len(), "setup saved");
+                (saved.message, vec![log_channel_select()])
+            }
+            Err(problem) => {
+                tracing::info!(
+                    guild = guild.get(),
+                    user = user.get(),
+                    outcome = "refused",
+                    "setup not saved"
+                );
+                (
+                    format!("{problem}\n\nNothing was saved."),
+                    vec![button(
+                        "setup:creds:0".to_owned(),
+                        "Enter the credentials again",
+                    )],
+                )
+            }
+        },
+    };
+    let edit = EditInteractionResponse::new()
+        .content(truncate(&text, 2000))
+        .components(components);
+    if let Err(e) = edit.execute(&bot.http, token).await {
+        tracing::warn!(interaction = id.get(), error = %e, "cannot edit the /setup reply");
+    }
+}
+
+fn log_channel_select() -> CreateActionRow {
+    CreateActionRow::SelectMenu(
+        CreateSelectMenu::new(
+            "setup:log",
+            CreateSelectMenuKind::Channel {
+                channel_types: Some(vec![ChannelType::Text]),
+                default_channels: None,
+            },
+        )
+        .placeholder("Optional: a channel for Docobo's log")
+        .min_values(0)
+        .max_values(1),
+    )
+}
+
+struct Saved {
+    provider: ProviderId,
+    message: String,
+}
+
+/// Validates everything with the provider, then stores it in one transaction.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the last step of /setup, in the order it happens"
+)]
+async fn save(bot: &Bot, guild: GuildId, session: &Session) -> Result<Saved, String> {
+    let provider_name = session.provider.clone().ok_or_else(|| EXPIRED.to_owned())?;
+    let plugin = bot
+        .providers
+        .plugin(&provider_name)
+        .ok_or_else(|| {
+            format!("The provider {provider_name} is not loaded any more. Run /setup again.")
+        })?
+        .clone();
+    let provider = plugin.id.clone();
+    let (existing, saved_roles) = bot
+        .db
+        .read(move |conn| Ok((guilds::get(conn, guild)?, paid_roles::all(conn, guild)?)))
+        .await
+        .map_err(|e| format!("Docobo's database failed ({e})."))?;
+    let saved_config: PluginConfig = existing
+        .as_ref()
+        .filter(|g| g.provider.as_ref() == Some(&provider))
+        .and_then(|g| g.credentials.as_ref().map(|blob| (g.id, blob)))
+        .and_then(|(g, blob)| bot.credentials.open(g, blob).ok())
+        .unwrap_or_default();
+    let mut config = PluginConfig::new();
+    let mut missing = Vec::new();
+    for field in &plugin.config_fields {
+        let typed = session
+            .cred_inputs
+            .get(&field.key)
+            .filter(|v| !v.is_empty())
+            .cloned();
+        let saved = saved_config
+            .iter()
+            .find(|(k, _)| *k == field.key)
+            .map(|(_, v)| v.clone());
+        match typed.or(saved).or_else(|| field.default_value.clone()) {
+            Some(value) => config.push((field.key.clone(), value)),
+            None if field.required => missing.push(field.label.clone()),
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "These fields are required: {}.",
+            missing.join(", ")
+        ));
+    }
+    if let Err(e) = bot
+        .providers
+        .validate_credentials(provider.as_str(), &config)
+        .await
+    {
+        return Err(format!(
+            "{} did not accept these credentials: {e}. Check them at the provider and try again.",
+            plugin.name
+        ));
+    }
+    let mut roles = Vec::new();
+    for ((role, name), typed) in session.roles.iter().zip(&session.price_inputs) {
+        let (price, billing) = parse_price(typed)?;
+        let saved = saved_roles.iter().find(|p| p.role_id == *role);
+        let mut product_ref = None;
+        if plugin.needs_products {
+            let same_provider =
+                existing.as_ref().and_then(|g| g.provider.as_ref()) == Some(&provider);
+            product_ref = saved
+                .filter(|p| same_provider && p.price == price && p.billing == billing)
+                .and_then(|p| p.product_ref.clone());
+            if product_ref.is_none() {
+                let spec = api::ProductSpec {
+                    guild_id: guild.to_string(),
+                    role_id: role.to_string(),
+                    name: name.clone(),
+                    price: api_money(price),
+                    billing: api_billing(billing),
+                };
+                let created = bot
+                    .providers
+                    .create_product(provider.as_str(), &config, &spec)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Creating the product for <@&{role}> at {} failed: {e}.",
+                            plugin.name
+                        )
+                    })?;
+                product_ref = Some(created);
+            }
+        }
+        roles.push(paid_roles::NewPaidRole {
+            guild_id: guild,
+            role_id: *role,
+            name: name.clone(),
+            price,
+            billing,
+            product_ref,
+        });
+    }
+    let sealed = bot.credentials.seal(guild, &config);
+    let stored_provider = provider.clone();
+    let stored = roles.clone();
+    let key = bot
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            guilds::upsert_seen(&tx, guild, None, None)?;
+            guilds::set_provider(&tx, guild, &stored_provider, &sealed)?;
+            for role in &stored {
+                paid_roles::upsert(&tx, role)?;
+            }
+            let keep: Vec<RoleId> = stored.iter().map(|r| r.role_id).collect();
+            paid_roles::retire_others(&tx, guild, &keep)?;
+            let key = guilds::get(&tx, guild)?
+                .map(|g| g.webhook_key)
+                .unwrap_or_default();
+            tx.commit()?;
+            Ok(key)
+        })
+        .await
+        .map_err(|e| format!("Docobo's database failed ({e})."))?;
+    let path = format!("/webhooks/{provider}/{key}");
+    let url = match &bot.public_url {
+        Some(base) => format!("`{base}{path}`"),
+        None => format!(
+            "`https://<your-docobo-address>{path}` (the operator has not set server.public_url: ask them for the address)"
+        ),
+    };
+    let mut message = format!("✅ **Saved.** {} sells:\n", plugin.name);
+    for role in &roles {
+        let _ = writeln!(
+            message,
+            "- <@&{}>: {}",
+            role.role_id,
+            price_text(role.price, role.billing)
+        );
+    }
+    let _ = writeln!(
+        message,
+        "\n**Webhook URL** to paste at {}:\n{url}",
+        plugin.name
+    );
+    if !plugin.webhook_events.is_empty() {
+        let _ = writeln!(
+            message,
+            "Enable these events: {}",
+            plugin.webhook_events.join(", ")
+        );
+    }
+    message.push_str("\nMembers can now use /join. Optional: pick a channel for Docobo's log.");
+    Ok(Saved { provider, message })
+}
+
+pub(super) async fn report_internal_error(
+    bot: &Bot,
+    id: InteractionId,
+    token: &str,
+    error: &(dyn std::fmt::Display + Sync),
+) {
+    tracing::error!(interaction = id.get(), error = %error, "interaction failed");
+    let text = "Something went wrong on Docobo's side; the operator can see the details in its log. Try again in a minute.";
+    respond(
+        bot,
+        id,
+        token,
+        CreateInteractionResponse::Message(private(text)),
+    )
+    .await;
+}
