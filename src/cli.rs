@@ -35,6 +35,13 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Ask the running server (on this machine) whether it is healthy; exit 0 if so, 1 if not.
+    /// For Docker's HEALTHCHECK and monitoring scripts.
+    Health {
+        /// The URL to ask instead of `http://127.0.0.1:{server.port}/health`.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Provider plugins: list the loaded ones, or inspect a file.
     #[command(subcommand)]
     Plugin(PluginCommand),

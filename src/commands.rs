@@ -36,6 +36,10 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("backup written to {}", file.display());
             Ok(())
         }
+        Command::Health { url } => {
+            let url = url.unwrap_or_else(|| local_health_url(&config));
+            runtime()?.block_on(health(&url))
+        }
         Command::Plugin(PluginCommand::List) => runtime()?.block_on(async {
             let host = ProviderHost::load(crate::app::host_options(&config)).await?;
             print!("{}", list_report(&host));
@@ -154,4 +158,31 @@ fn join_or_none(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+/// Where the server on this machine answers `/health`.
+fn local_health_url(config: &Config) -> String {
+    let host = match config.server.bind {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("http://{host}:{}/health", config.server.port)
+}
+
+/// `docobo health`: prints the report; an error unless the server says it is healthy.
+async fn health(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let response = client.get(url).send().await.map_err(|e| {
+        anyhow::anyhow!("cannot reach {url}: {e}. Is `docobo serve` running on this port?")
+    })?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    println!("{body}");
+    anyhow::ensure!(status.is_success(), "unhealthy: {url} answered {status}");
+    Ok(())
 }

@@ -125,10 +125,34 @@ async fn serve_with_the_example_config_answers_health_and_exits_cleanly_on_sigte
     );
     // The database was created where the example says, relative to the working directory.
     assert!(dir.path().join("data/docobo.db").exists());
+    // The bot reached (the fake) Discord and registered its commands.
+    discord
+        .wait_for_command(None, "setup", Duration::from_secs(20))
+        .await
+        .expect("commands registered");
+    // `docobo health` (Docker's HEALTHCHECK) agrees.
+    let health_url = format!("http://{addr}/health");
+    let env = [("DOCOBO_DISCORD__TOKEN", "test-token-not-a-secret-elsewhere")];
+    let check = docobo(dir.path(), &env)
+        .args(["health", "--url", &health_url])
+        .output()
+        .expect("docobo health");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("\"database\":\"ok\""));
 
     sigterm(&child);
     let status = wait_with_timeout(&mut child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
+    let check = docobo(dir.path(), &env)
+        .args(["health", "--url", &health_url])
+        .output()
+        .expect("docobo health");
+    assert!(!check.status.success(), "a stopped server is not healthy");
+    assert!(String::from_utf8_lossy(&check.stderr).contains("cannot reach"));
     let rest: Vec<String> = logs.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("\"msg\":\"stopped\"")),

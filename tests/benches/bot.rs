@@ -1,0 +1,246 @@
+//! The bot's latencies on loopback, release build, against the fake Discord:
+//!
+//! - webhook received → role `PUT` seen at Discord, over 1,000 purchases sent at 100/s
+//!   (each a distinct member and subscription: verify, commit, wake the worker, hierarchy
+//!   check, REST call);
+//! - interaction dispatched on the gateway → first response received at Discord, over 500
+//!   `/status` and 500 `/join` commands.
+//!
+//! Run: `cargo bench --bench bot`. Prints figures; asserts only that everything arrived.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use docobo::db::{guilds, paid_roles};
+use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
+use docobo::{App, Config};
+use docobo_testkit::discord::{
+    FakeDiscord, GuildSpec, MANAGE_ROLES, MemberSpec, RoleSpec, SlashCommand,
+};
+use hmac::{KeyInit, Mac};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "polar_whs_bench_secret";
+const GUILD: u64 = 112_233_445_566_778_899;
+const ROLE: u64 = 555;
+const PRODUCT: &str = "prod-bench";
+const PURCHASES: u64 = 1000;
+const FIRST_USER: u64 = 1_000_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .expect("time")
+        .to_string()
+}
+
+/// A signed `subscription.active` for member `user`: (id, timestamp, signature, body).
+fn purchase(user: u64) -> (String, String, String, Vec<u8>) {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let body = serde_json::json!({
+        "type": "subscription.active",
+        "timestamp": iso(now),
+        "data": {
+            "id": format!("sub-{user}"), "status": "active", "cancel_at_period_end": false,
+            "created_at": iso(now), "modified_at": iso(now),
+            "current_period_end": iso(now + 30 * DAY_MS),
+            "amount": 499, "currency": "usd", "product_id": PRODUCT, "customer_id": "cus_1",
+            "metadata": {"docobo_guild_id": GUILD.to_string(), "docobo_user_id": user.to_string()},
+        }
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let id = format!("msg-{user}");
+    let timestamp = jiff::Timestamp::now().as_second().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&body);
+    let signature = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    (id, timestamp, signature, body)
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let q = |per_mille: usize| samples[(samples.len() - 1) * per_mille / 1000].as_secs_f64() * 1e3;
+    println!(
+        "{what:<48} n = {:>4}   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>6.2} ms",
+        samples.len(),
+        q(500),
+        q(990),
+        samples.last().expect("samples").as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let mut guild_spec = GuildSpec::new(GUILD, "Bench")
+        .role(RoleSpec::new(ROLE, "Gold", 1, 0))
+        .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
+        .bot_roles(&[556]);
+    for user in FIRST_USER..FIRST_USER + PURCHASES {
+        guild_spec = guild_spec.member(MemberSpec::new(user, "member"));
+    }
+    let discord = server
+        .block_on(FakeDiscord::builder().guild(guild_spec).start())
+        .expect("fake Discord");
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let env = vec![
+        (
+            "DOCOBO_DISCORD__TOKEN".to_owned(),
+            discord.token().to_owned(),
+        ),
+        (
+            "DOCOBO_DISCORD__API_URL".to_owned(),
+            discord.rest_url().to_owned(),
+        ),
+        ("DOCOBO_SERVER__BIND".to_owned(), "127.0.0.1".to_owned()),
+        ("DOCOBO_SERVER__PORT".to_owned(), "0".to_owned()),
+        (
+            "DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE".to_owned(),
+            "0".to_owned(),
+        ),
+        (
+            "DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS".to_owned(),
+            "3600".to_owned(),
+        ),
+        ("DOCOBO_DATABASE__PATH".to_owned(), path("docobo.db")),
+        ("DOCOBO_PLUGINS__DIR".to_owned(), path("plugins")),
+        ("DOCOBO_PLUGINS__CACHE_DIR".to_owned(), path("cache")),
+        ("DOCOBO_SECRETS__KEY_PATH".to_owned(), path("key")),
+    ];
+    let config = Config::load(None, false, env).expect("config");
+    let app = server.block_on(App::build(config)).expect("app");
+    let addr = app.http_addr();
+    let db = app.db().clone();
+    let guild = GuildId::new(GUILD).expect("guild");
+    let sealed = app.credentials().seal(
+        guild,
+        &vec![
+            ("webhook_secret".to_owned(), SECRET.to_owned()),
+            ("access_token".to_owned(), "x".to_owned()),
+        ],
+    );
+    server
+        .block_on(db.call(move |conn| {
+            guilds::upsert_seen(conn, guild, Some("Bench"), None)?;
+            guilds::set_provider(
+                conn,
+                guild,
+                &ProviderId::parse("polar").expect("id"),
+                &sealed,
+            )?;
+            conn.execute("UPDATE guilds SET webhook_key = 'benchkey'", [])?;
+            paid_roles::insert(
+                conn,
+                &paid_roles::NewPaidRole {
+                    guild_id: guild,
+                    role_id: RoleId::new(ROLE).expect("role"),
+                    name: "Gold".into(),
+                    price: Money::new(499, Currency::parse("USD").expect("usd")).expect("money"),
+                    billing: Billing::Monthly,
+                    product_ref: Some(PRODUCT.into()),
+                },
+            )
+            .map(|_| ())
+        }))
+        .expect("seed");
+    let shutdown = CancellationToken::new();
+    let serving = server.spawn(app.run_until_stopped(shutdown.clone()));
+    server
+        .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
+        .expect("bot ready");
+
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    // Webhook → role PUT. Pre-signed; sent open-loop at 100/s.
+    let deliveries: Vec<_> = (FIRST_USER..FIRST_USER + PURCHASES)
+        .map(|u| (u, purchase(u)))
+        .collect();
+    let sent: HashMap<u64, Instant> = client_rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let url = format!("http://{addr}/webhooks/polar/benchkey");
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (n, (user, (id, ts, sig, body))) in deliveries.into_iter().enumerate() {
+            let due = started + Duration::from_millis(10 * n as u64);
+            let (client, url) = (client.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until(due.into()).await;
+                let at = Instant::now();
+                let response = client
+                    .post(url)
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", ts)
+                    .header("webhook-signature", sig)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(response.status(), 202);
+                (user, at)
+            }));
+        }
+        let mut sent = HashMap::new();
+        for task in tasks {
+            let (user, at) = task.await.expect("task");
+            sent.insert(user, at);
+        }
+        sent
+    });
+    let last = FIRST_USER + PURCHASES - 1;
+    server
+        .block_on(discord.wait_for_member_role(GUILD, last, ROLE, true, Duration::from_secs(60)))
+        .expect("last role granted");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut to_put = Vec::new();
+    for request in discord.requests() {
+        if request.method != "PUT" || !request.path.ends_with(&format!("/roles/{ROLE}")) {
+            continue;
+        }
+        let user: u64 = request
+            .path
+            .split('/')
+            .nth(4)
+            .and_then(|u| u.parse().ok())
+            .expect("user in path");
+        if let Some(at) = sent.get(&user) {
+            to_put.push(request.at.saturating_duration_since(*at));
+        }
+    }
+    assert_eq!(to_put.len() as u64, PURCHASES, "one PUT per purchase");
+    report("webhook received → role PUT at Discord (100/s)", to_put);
+
+    // Interaction → first response, one at a time, as members would.
+    for command in ["status", "join"] {
+        let mut samples = Vec::new();
+        for n in 0..500_u64 {
+            let at = Instant::now();
+            let handle = discord
+                .slash_command(&SlashCommand::new(GUILD, FIRST_USER + n, command))
+                .expect("dispatch");
+            let callback = format!("/interactions/{}/{}/callback", handle.id, handle.token);
+            let logged = server
+                .block_on(discord.wait_for_request("POST", &callback, Duration::from_secs(10)))
+                .expect("answered");
+            samples.push(logged.at.saturating_duration_since(at));
+        }
+        report(&format!("interaction /{command} → first response"), samples);
+    }
+    shutdown.cancel();
+    server.block_on(serving).expect("join").expect("stopped");
+    discord.assert_no_schema_violations();
+}
