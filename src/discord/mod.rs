@@ -147,6 +147,10 @@ pub async fn run_gateway(
             }
         };
         manager.shutdown_all().await;
+        if bot.gateway.get() == GatewayState::Connected {
+            // It was up: start the backoff over.
+            backoff = Duration::from_secs(1);
+        }
         match result {
             Err(serenity::Error::Gateway(GatewayError::InvalidAuthentication)) => {
                 bot.gateway.set(GatewayState::Failed);
