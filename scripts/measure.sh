@@ -27,7 +27,8 @@ export DOCOBO_DISCORD__TOKEN=measure DOCOBO_DISCORD__API_URL=http://127.0.0.1:9 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
-# Starts the server; prints milliseconds from exec to the first healthy /health.
+# Starts the server; sets PID, and ELAPSED to the milliseconds from exec to the first
+# healthy /health.
 start() {
     local t0 t1
     t0=$(date +%s%N)
@@ -38,13 +39,14 @@ start() {
         sleep 0.005
     done
     t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000000 ))
+    ELAPSED=$(( (t1 - t0) / 1000000 ))
 }
 stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
 
 echo "binary: $BIN ($(uname -m)), $(stat -c %s "$BIN") bytes ($(awk -v b="$(stat -c %s "$BIN")" 'BEGIN {printf "%.1f", b/1048576}') MiB)"
-cold=$(start); stop
-warm=$(start)
+PID=
+start; cold=$ELAPSED; stop
+start; warm=$ELAPSED
 sleep 2
 echo "start → healthy: cold plugin cache ${cold} ms, warm cache ${warm} ms"
 echo "idle RSS (both plugins loaded, 2 s after healthy): $(rss_kib "$PID") KiB"
