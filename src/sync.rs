@@ -702,6 +702,95 @@ fn announcement(
 mod tests {
     use super::*;
 
+    fn sub(
+        status: SubscriptionStatus,
+        period_end: Option<i64>,
+        code: Option<&str>,
+    ) -> Subscription {
+        Subscription {
+            id: 1,
+            guild_id: GuildId::new(10).expect("guild"),
+            user_id: UserId::new(20).expect("user"),
+            paid_role_id: 1,
+            provider: ProviderId::parse("polar").expect("provider"),
+            external_id: None,
+            state: crate::domain::SubscriptionState {
+                status,
+                period_end,
+                last_event_at: None,
+            },
+            cancel_at_period_end: false,
+            payment_code: code.map(str::to_owned),
+            role_applied: false,
+            sync_attempts: 0,
+            last_sync_error: None,
+            announced: None,
+        }
+    }
+
+    #[test]
+    fn the_next_check_is_when_an_entitlement_ends() {
+        use SubscriptionStatus::{Active, Canceled, Expired};
+        let (now, grace) = (1_000, 100);
+        // Card subscriptions get the grace period, passes do not; the earliest end wins.
+        assert_eq!(
+            next_change(&[sub(Active, Some(5_000), None)], now, grace),
+            Some(5_100)
+        );
+        assert_eq!(
+            next_change(&[sub(Active, Some(5_000), Some("DCB1"))], now, grace),
+            Some(5_000)
+        );
+        assert_eq!(
+            next_change(
+                &[
+                    sub(Active, Some(5_000), None),
+                    sub(Canceled, Some(3_000), None)
+                ],
+                now,
+                grace
+            ),
+            Some(3_000)
+        );
+        // Nothing ends: no check scheduled (one-time purchases, ended ones).
+        assert_eq!(
+            next_change(
+                &[sub(Active, None, None), sub(Expired, Some(500), None)],
+                now,
+                grace
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn each_change_is_announced_in_words() {
+        use SubscriptionStatus::{Active, Canceled, Expired, Pending, Refunded};
+        let role = RoleId::new(30).expect("role");
+        let say = |s: Subscription, before: Option<&str>| announcement(&s, before, role, 1_000);
+        assert!(say(sub(Active, Some(9_000), None), None).is_some_and(|l| l.contains("bought")));
+        assert!(
+            say(sub(Active, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("renewed"))
+        );
+        assert!(
+            say(sub(Active, None, None), Some("canceled"))
+                .is_some_and(|l| l.contains("active again"))
+        );
+        assert!(
+            say(sub(Canceled, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("stays until"))
+        );
+        assert!(
+            say(sub(Expired, Some(900), None), Some("canceled"))
+                .is_some_and(|l| l.contains("ended"))
+        );
+        assert!(
+            say(sub(Refunded, None, None), Some("active")).is_some_and(|l| l.contains("refunded"))
+        );
+        assert_eq!(say(sub(Pending, None, Some("DCB1")), None), None);
+    }
+
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
         for attempts in 0..20 {

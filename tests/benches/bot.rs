@@ -74,7 +74,10 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
-#[allow(clippy::too_many_lines, reason = "one benchmark script, phase by phase")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one benchmark script, phase by phase"
+)]
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = tokio::runtime::Builder::new_multi_thread()
