@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::Bot;
 use super::notify::truncate;
 use super::setup::report_internal_error;
-use super::ui::{self, actor, can_manage_guild, date, price_text, private, respond, when};
+use super::ui::{self, actor, can_manage_guild, date, price_text, private, respond, tell, when};
 use crate::db::guilds::Guild;
 use crate::db::paid_roles::PaidRole;
 use crate::db::subscriptions::{self, NewSubscription, Subscription};
@@ -33,28 +33,14 @@ pub(super) async fn join(bot: &Bot, command: &CommandInteraction) {
         command = "join",
         "interaction"
     );
-    let found = bot
-        .db
-        .read(move |conn| {
-            Ok((
-                guilds::get(conn, guild)?,
-                paid_roles::for_sale(conn, guild)?,
-            ))
-        })
-        .await;
+    let found = ui::offer(bot, guild).await;
     let (saved, roles) = match found {
         Ok(found) => found,
         Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
     };
     let configured = saved.is_some_and(|g| g.provider.is_some() && g.credentials.is_some());
     if !configured || roles.is_empty() {
-        respond(
-            bot,
-            command.id,
-            &command.token,
-            CreateInteractionResponse::Message(private(NOT_FOR_SALE)),
-        )
-        .await;
+        tell(bot, command.id, &command.token, NOT_FOR_SALE).await;
         return;
     }
     let options = roles
@@ -120,13 +106,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
     let (saved, paid, holding) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
-            respond(
-                bot,
-                id,
-                token,
-                CreateInteractionResponse::Message(private(NOT_FOR_SALE)),
-            )
-            .await;
+            tell(bot, id, token, NOT_FOR_SALE).await;
             return;
         }
         Err(e) => return report_internal_error(bot, id, token, &e).await,
@@ -378,13 +358,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
     } else {
         format!("**Your paid roles**\n{}", lines.join("\n"))
     };
-    respond(
-        bot,
-        command.id,
-        &command.token,
-        CreateInteractionResponse::Message(private(truncate(&text, 2000))),
-    )
-    .await;
+    tell(bot, command.id, &command.token, truncate(&text, 2000)).await;
 }
 
 fn describe(sub: &Subscription, now: i64, grace_ms: i64) -> String {
@@ -436,11 +410,5 @@ pub(super) async fn help(bot: &Bot, command: &CommandInteraction) {
              - Pick a log channel at the end of /setup to see purchases, renewals and problems.",
         );
     }
-    respond(
-        bot,
-        command.id,
-        &command.token,
-        CreateInteractionResponse::Message(private(text)),
-    )
-    .await;
+    tell(bot, command.id, &command.token, text).await;
 }

@@ -27,7 +27,7 @@ use super::Bot;
 use super::directory::Refusal;
 use super::notify::truncate;
 use super::ui::{
-    self, actor, can_manage_guild, parse_price, price_input, price_text, private, respond,
+    self, actor, can_manage_guild, parse_price, price_input, price_text, private, respond, tell,
 };
 use crate::db::{guilds, paid_roles};
 use crate::domain::{ChannelId, GuildId, ProviderId, RoleId, UserId};
@@ -92,13 +92,7 @@ pub(super) async fn command(bot: &Bot, command: &CommandInteraction) {
             outcome = "refused",
             "interaction"
         );
-        respond(
-            bot,
-            command.id,
-            &command.token,
-            CreateInteractionResponse::Message(private(NOT_ALLOWED)),
-        )
-        .await;
+        tell(bot, command.id, &command.token, NOT_ALLOWED).await;
         return;
     }
     tracing::info!(
@@ -107,15 +101,7 @@ pub(super) async fn command(bot: &Bot, command: &CommandInteraction) {
         command = "setup",
         "interaction"
     );
-    let current = bot
-        .db
-        .read(move |conn| {
-            Ok((
-                guilds::get(conn, guild)?,
-                paid_roles::for_sale(conn, guild)?,
-            ))
-        })
-        .await;
+    let current = ui::offer(bot, guild).await;
     let (saved, roles) = match current {
         Ok(current) => current,
         Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
@@ -176,13 +162,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
     };
     let (id, token) = (component.id, component.token.as_str());
     if !can_manage_guild(component.member.as_ref()) {
-        respond(
-            bot,
-            id,
-            token,
-            CreateInteractionResponse::Message(private(NOT_ALLOWED)),
-        )
-        .await;
+        tell(bot, id, token, NOT_ALLOWED).await;
         return;
     }
     let custom_id = component.data.custom_id.as_str();
@@ -199,23 +179,15 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
         }
         ("setup:provider", ComponentInteractionDataKind::StringSelect { values }) => {
             let Some(mut session) = bot.session(key) else {
-                respond(
-                    bot,
-                    id,
-                    token,
-                    CreateInteractionResponse::Message(private(EXPIRED)),
-                )
-                .await;
+                tell(bot, id, token, EXPIRED).await;
                 return;
             };
             let Some(plugin) = values.first().and_then(|p| bot.providers.plugin(p)) else {
-                respond(
+                tell(
                     bot,
                     id,
                     token,
-                    CreateInteractionResponse::Message(private(
-                        "That provider is not loaded any more. Run /setup again.",
-                    )),
+                    "That provider is not loaded any more. Run /setup again.",
                 )
                 .await;
                 return;
@@ -269,13 +241,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
         }
         (other, ComponentInteractionDataKind::Button) => {
             let Some(session) = bot.session(key) else {
-                respond(
-                    bot,
-                    id,
-                    token,
-                    CreateInteractionResponse::Message(private(EXPIRED)),
-                )
-                .await;
+                tell(bot, id, token, EXPIRED).await;
                 return;
             };
             let page = |prefix: &str| {
@@ -297,13 +263,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
                     .as_deref()
                     .and_then(|p| bot.providers.plugin(p))
                 else {
-                    respond(
-                        bot,
-                        id,
-                        token,
-                        CreateInteractionResponse::Message(private(EXPIRED)),
-                    )
-                    .await;
+                    tell(bot, id, token, EXPIRED).await;
                     return;
                 };
                 let keeps = saved_provider(bot, guild).await.as_deref() == Some(plugin.id.as_str());
@@ -344,13 +304,7 @@ async fn roles_picked(
             let text = format!(
                 "Docobo cannot read this server's roles right now ({e}). Try again in a minute."
             );
-            respond(
-                bot,
-                id,
-                token,
-                CreateInteractionResponse::Message(private(text)),
-            )
-            .await;
+            tell(bot, id, token, text).await;
             return;
         }
     };
@@ -524,13 +478,7 @@ pub(super) async fn modal(bot: &Bot, modal: &ModalInteraction) {
         "interaction"
     );
     let Some(mut session) = bot.session(key) else {
-        respond(
-            bot,
-            id,
-            token,
-            CreateInteractionResponse::Message(private(EXPIRED)),
-        )
-        .await;
+        tell(bot, id, token, EXPIRED).await;
         return;
     };
     let values = modal_values(modal);
@@ -860,11 +808,5 @@ pub(super) async fn report_internal_error(
 ) {
     tracing::error!(interaction = id.get(), error = %error, "interaction failed");
     let text = "Something went wrong on Docobo's side; the operator can see the details in its log. Try again in a minute.";
-    respond(
-        bot,
-        id,
-        token,
-        CreateInteractionResponse::Message(private(text)),
-    )
-    .await;
+    tell(bot, id, token, text).await;
 }

@@ -53,6 +53,38 @@ pub async fn respond(
     }
 }
 
+/// Answers with a message only the user sees.
+pub async fn tell(bot: &Bot, id: InteractionId, token: &str, text: impl Into<String>) {
+    respond(
+        bot,
+        id,
+        token,
+        CreateInteractionResponse::Message(private(text)),
+    )
+    .await;
+}
+
+/// The guild's saved settings and the roles it sells (what `/setup` and `/join` start from).
+pub async fn offer(
+    bot: &Bot,
+    guild: GuildId,
+) -> Result<
+    (
+        Option<crate::db::guilds::Guild>,
+        Vec<crate::db::paid_roles::PaidRole>,
+    ),
+    crate::db::DbError,
+> {
+    bot.db
+        .read(move |conn| {
+            Ok((
+                crate::db::guilds::get(conn, guild)?,
+                crate::db::paid_roles::for_sale(conn, guild)?,
+            ))
+        })
+        .await
+}
+
 /// The guild and user behind an interaction (`None` outside a guild).
 #[must_use]
 pub fn actor(
