@@ -106,6 +106,25 @@ async fn start_app(
     app
 }
 
+/// BUYER runs `/join` and picks Supporter; returns the interaction of the pick.
+async fn join_and_pick(discord: &FakeDiscord) -> docobo_testkit::discord::InteractionHandle {
+    let join = discord
+        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
+        .await
+        .expect("/join answers");
+    assert!(join.is_ephemeral(), "{join:?}");
+    discord
+        .click_component(GUILD, BUYER, &join, "join:role", &[&SUPPORTER.to_string()])
+        .expect("pick role")
+}
+
+/// A signed `subscription.active` for BUYER now; asserts the 202.
+async fn buy(app: &TestApp, path: &str, id: &str) {
+    let body = polar_event("subscription.active", "active", false, now_ms());
+    let response = deliver_polar(app, path, id, &body).await;
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+}
+
 async fn reply(
     discord: &FakeDiscord,
     handle: &docobo_testkit::discord::InteractionHandle,
@@ -370,14 +389,7 @@ async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
     );
 
     // A member runs /join and gets a Polar checkout link.
-    let join = discord
-        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
-        .await
-        .expect("/join answers");
-    assert!(join.is_ephemeral());
-    let pick = discord
-        .click_component(GUILD, BUYER, &join, "join:role", &[&SUPPORTER.to_string()])
-        .expect("pick role");
+    let pick = join_and_pick(&discord).await;
     let checkout = reply(&discord, &pick).await;
     let button = checkout.body.to_string();
     assert!(button.contains("https://buy.polar.sh/co_1"), "{button}");
@@ -412,13 +424,7 @@ async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
     assert!(put.audit_log_reason().is_some_and(|r| r.contains("Docobo")));
 
     // /join again: already entitled. /status shows it.
-    let join = discord
-        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
-        .await
-        .expect("/join");
-    let pick = discord
-        .click_component(GUILD, BUYER, &join, "join:role", &[&SUPPORTER.to_string()])
-        .expect("pick");
+    let pick = join_and_pick(&discord).await;
     let already = reply(&discord, &pick).await;
     assert!(
         already.content().expect("text").contains("already have"),
@@ -617,13 +623,7 @@ async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role
     let path = webhook_path(&done, "sepay");
 
     // /join shows a VietQR with the amount and a payment code.
-    let join = discord
-        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
-        .await
-        .expect("/join");
-    let pick = discord
-        .click_component(GUILD, BUYER, &join, "join:role", &[&SUPPORTER.to_string()])
-        .expect("pick");
+    let pick = join_and_pick(&discord).await;
     let checkout = reply(&discord, &pick).await;
     let embed = &checkout.body["embeds"][0];
     assert!(
@@ -650,13 +650,7 @@ async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role
     assert!(code.starts_with("DCB"), "{code}");
 
     // /join again shows the same code.
-    let join = discord
-        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
-        .await
-        .expect("/join");
-    let pick = discord
-        .click_component(GUILD, BUYER, &join, "join:role", &[&SUPPORTER.to_string()])
-        .expect("pick");
+    let pick = join_and_pick(&discord).await;
     assert!(
         reply(&discord, &pick)
             .await
@@ -783,14 +777,7 @@ async fn a_hierarchy_problem_is_reported_and_the_role_lands_once_it_is_fixed() {
     let app = start_app(dir.path(), &discord, &[]).await;
     // VIP is above Docobo's role.
     let path = seed_polar(&app, VIP).await;
-    let response = deliver_polar(
-        &app,
-        &path,
-        "msg_vip",
-        &polar_event("subscription.active", "active", false, now_ms()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
+    buy(&app, &path, "msg_vip").await;
     let notice = wait_for_message(&discord, LOG_CHANNEL, "drag Docobo's role above @VIP").await;
     assert!(notice.contains("could not give"), "{notice}");
     // Checked before calling Discord: no 403 was collected.
@@ -833,14 +820,7 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
         .times(2),
     );
     discord.inject_fault(FaultRule::new("PUT", pattern, Fault::rate_limited(0.2)).once());
-    let response = deliver_polar(
-        &app,
-        &path,
-        "msg_flaky",
-        &polar_event("subscription.active", "active", false, now_ms()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
+    buy(&app, &path, "msg_flaky").await;
     discord
         .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)
         .await
@@ -852,8 +832,16 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
         .map(|r| r.status)
         .collect();
     assert_eq!(attempts, [Some(500), Some(500), Some(429), Some(204)]);
-    let sub = the_subscription(&app).await;
-    assert!(sub.role_applied && sub.last_sync_error.is_none());
+    // The worker records the success just after Discord saw the PUT.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sub = the_subscription(&app).await;
+        if sub.role_applied && sub.last_sync_error.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sub:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await;
 }
 
@@ -868,14 +856,7 @@ async fn a_restart_midway_converges() {
         "/guilds/*/members/*/roles/*",
         Fault::error(503, 0, "unavailable"),
     ));
-    let response = deliver_polar(
-        &app,
-        &path,
-        "msg_restart",
-        &polar_event("subscription.active", "active", false, now_ms()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
+    buy(&app, &path, "msg_restart").await;
     discord
         .wait_for_request("PUT", "/guilds/*/members/*/roles/*", WAIT)
         .await
@@ -904,14 +885,7 @@ async fn the_sweep_puts_back_a_removed_role_and_regrants_a_member_who_returns() 
     let discord = fake_discord().await;
     let app = start_app(dir.path(), &discord, &[]).await;
     let path = seed_polar(&app, SUPPORTER).await;
-    let response = deliver_polar(
-        &app,
-        &path,
-        "msg_drift",
-        &polar_event("subscription.active", "active", false, now_ms()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
+    buy(&app, &path, "msg_drift").await;
     discord
         .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)
         .await
