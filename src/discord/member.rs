@@ -6,6 +6,8 @@ use serenity::all::{
     CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, EditInteractionResponse,
 };
 use serenity::builder::Builder as _;
+use std::fmt::Write as _;
+
 use sha2::{Digest as _, Sha256};
 
 use super::Bot;
@@ -331,11 +333,11 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
                     rows.push((sub, role));
                 }
             }
-            Ok(rows)
+            Ok((rows, guilds::get(conn, guild)?))
         })
         .await;
-    let rows = match found {
-        Ok(rows) => rows,
+    let (rows, saved) = match found {
+        Ok(found) => found,
         Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
     };
     let now = now_ms();
@@ -353,12 +355,36 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
             )
         })
         .collect();
-    let text = if lines.is_empty() {
+    let mut text = if lines.is_empty() {
         "You have no paid roles here. /join shows what is for sale.".to_owned()
     } else {
         format!("**Your paid roles**\n{}", lines.join("\n"))
     };
+    let with_provider = |g: &Guild| {
+        rows.iter()
+            .any(|(s, _)| Some(&s.provider) == g.provider.as_ref())
+    };
+    if let Some(url) = saved
+        .filter(with_provider)
+        .and_then(|g| manage_url(bot, &g))
+    {
+        let _ = write!(text, "\n\nManage or cancel your subscription: {url}");
+    }
     tell(bot, command.id, &command.token, truncate(&text, 2000)).await;
+}
+
+/// The page where members manage their subscription, if the owner gave one in `/setup`
+/// (a plugin's `manage_url` field; wit/README.md). Only https links are shown.
+fn manage_url(bot: &Bot, guild: &Guild) -> Option<String> {
+    let config = bot
+        .credentials
+        .open(guild.id, guild.credentials.as_ref()?)
+        .ok()?;
+    config
+        .into_iter()
+        .find(|(k, _)| k == "manage_url")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| v.starts_with("https://") && !v.contains(char::is_whitespace))
 }
 
 fn describe(sub: &Subscription, now: i64, grace_ms: i64) -> String {

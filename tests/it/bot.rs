@@ -196,6 +196,10 @@ fn polar_credentials(api: &FakeApi) -> Vec<(&'static str, String)> {
         ("cred:access_token", "polar_oat_e2e_token".to_owned()),
         ("cred:webhook_secret", POLAR_SECRET.to_owned()),
         ("cred:environment", "sandbox".to_owned()),
+        (
+            "cred:manage_url",
+            "https://sandbox.polar.sh/shop/portal".to_owned(),
+        ),
         ("cred:api_url", api.url.clone()),
     ]
 }
@@ -436,6 +440,10 @@ async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
         .expect("/status");
     let text = status.content().expect("text");
     assert!(text.contains("active, renews"), "{text}");
+    assert!(
+        text.contains("Manage or cancel your subscription: https://sandbox.polar.sh/shop/portal"),
+        "{text}"
+    );
     assert!(status.is_ephemeral());
 
     // Cancelled at period end: the role stays.

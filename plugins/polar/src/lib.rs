@@ -54,6 +54,12 @@ pub fn info() -> PluginInfo {
             .default_value("production"),
         )
         .field(ConfigField::new(
+            "manage_url",
+            "Customer portal URL (optional)",
+            "Shown by /status so members can manage or cancel: https://polar.sh/<your-org>/portal \
+             (sandbox: https://sandbox.polar.sh/<your-org>/portal).",
+        ))
+        .field(ConfigField::new(
             "api_url",
             "API base URL (advanced)",
             "Overrides the base URL derived from the environment, e.g. for tests. Leave empty.",
