@@ -69,6 +69,19 @@ fn to_paid_role(
     })
 }
 
+/// The seven inserted columns, in `INSERT` order, shared by [`insert`] and [`upsert`].
+fn values(role: &NewPaidRole) -> impl rusqlite::Params + '_ {
+    (
+        role.guild_id.as_i64(),
+        role.role_id.as_i64(),
+        role.name.as_str(),
+        role.price.minor_units(),
+        role.price.currency().as_str().to_owned(),
+        role.billing.to_db(),
+        role.product_ref.as_deref(),
+    )
+}
+
 /// Puts a role on sale.
 ///
 /// # Errors
@@ -77,15 +90,7 @@ fn to_paid_role(
 pub fn insert(conn: &Connection, role: &NewPaidRole) -> Result<PaidRole, DbError> {
     conn.prepare_cached(
         "INSERT INTO paid_roles (guild_id, role_id, name, price_minor, currency, billing, product_ref)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
-            role.guild_id.as_i64(),
-            role.role_id.as_i64(),
-            role.name,
-            role.price.minor_units(),
-            role.price.currency().as_str(),
-            role.billing.to_db(),
-            role.product_ref,
-        ],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(values(role),
     )?;
     Ok(PaidRole {
         id: conn.last_insert_rowid(),
@@ -148,15 +153,7 @@ pub fn upsert(conn: &Connection, role: &NewPaidRole) -> Result<PaidRole, DbError
              RETURNING id",
         )?
         .query_row(
-            params![
-                role.guild_id.as_i64(),
-                role.role_id.as_i64(),
-                role.name,
-                role.price.minor_units(),
-                role.price.currency().as_str(),
-                role.billing.to_db(),
-                role.product_ref,
-            ],
+            values(role),
             |row| row.get(0),
         )?;
     Ok(PaidRole {
