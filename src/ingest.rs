@@ -128,38 +128,38 @@ fn apply_event(
     scope: Scope,
     event: &api::ProviderEvent,
 ) -> Result<EventResult, DbError> {
-    let event_json = normalized_json(event);
-    let Some(row) = webhook_events::insert_if_new(
-        tx,
-        &NewWebhookEvent {
-            provider,
-            external_event_id: &event.event_id,
-            guild_id: None,
-            subscription_id: None,
-            event_type: &event.event_type,
-            event_json: &event_json,
-            // Replaced below, in the same transaction.
-            outcome: Outcome::Ignored,
-            detail: None,
-        },
-    )?
-    else {
+    // The writer thread serializes every write, so "not recorded yet" cannot change
+    // before the INSERT below; should it ever, the INSERT's UNIQUE violation rolls this
+    // delivery back whole and the provider retries (and then meets a duplicate).
+    // Deciding before inserting writes the event row once instead of insert-then-update.
+    if webhook_events::exists(tx, provider, &event.event_id)? {
         return Ok(EventResult {
             event_id: event.event_id.clone(),
             outcome: None,
             detail: None,
             changed: false,
         });
-    };
+    }
     let decision = decide(tx, provider, scope, event)?;
-    webhook_events::set_outcome(
+    let recorded = webhook_events::insert_if_new(
         tx,
-        row,
-        decision.outcome,
-        decision.detail.as_deref(),
-        decision.guild,
-        decision.subscription,
+        &NewWebhookEvent {
+            provider,
+            external_event_id: &event.event_id,
+            guild_id: decision.guild,
+            subscription_id: decision.subscription,
+            event_type: &event.event_type,
+            event_json: &normalized_json(event),
+            outcome: decision.outcome,
+            detail: decision.detail.as_deref(),
+        },
     )?;
+    if recorded.is_none() {
+        return Err(DbError::Conflict(format!(
+            "webhook event {} was recorded by another write first",
+            event.event_id
+        )));
+    }
     Ok(EventResult {
         event_id: event.event_id.clone(),
         outcome: Some(decision.outcome),

@@ -188,12 +188,11 @@ impl RoleSync {
         // Expire what ended, then read the whole holding.
         let loaded = self
             .db
-            .call(move |conn| {
-                let tx = conn.transaction()?;
-                for sub in subscriptions::for_holding(&tx, h.guild, h.user, h.paid_role)? {
+            .write(move |tx| {
+                for sub in subscriptions::for_holding(tx, h.guild, h.user, h.paid_role)? {
                     if let Some(expired) = sub.state.expire(now, sub.grace_ms(grace)) {
                         subscriptions::set_state(
-                            &tx,
+                            tx,
                             sub.id,
                             expired,
                             sub.cancel_at_period_end,
@@ -201,18 +200,17 @@ impl RoleSync {
                         )?;
                     }
                 }
-                let subs = subscriptions::for_holding(&tx, h.guild, h.user, h.paid_role)?;
-                let role = paid_roles::by_id(&tx, h.paid_role)?;
-                let guild = guilds::get(&tx, h.guild)?;
-                let present = members::in_guild(&tx, h.guild, h.user)?.unwrap_or(true);
-                tx.commit()?;
+                let subs = subscriptions::for_holding(tx, h.guild, h.user, h.paid_role)?;
+                let role = paid_roles::by_id(tx, h.paid_role)?;
+                let guild = guilds::get(tx, h.guild)?;
+                let present = members::in_guild(tx, h.guild, h.user)?.unwrap_or(true);
                 Ok((subs, role, guild, present))
             })
             .await?;
         let (subs, Some(role), Some(guild), present) = loaded else {
             // The paid role or guild row is gone: nothing to apply.
             self.db
-                .call(move |conn| {
+                .write(move |conn| {
                     subscriptions::mark_synced(conn, h.guild, h.user, h.paid_role, false, None)
                 })
                 .await?;
@@ -235,7 +233,7 @@ impl RoleSync {
             Ok(()) => {
                 let next = next_change(&subs, now, grace);
                 self.db
-                    .call(move |conn| {
+                    .write(move |conn| {
                         subscriptions::mark_synced(
                             conn,
                             h.guild,
@@ -262,7 +260,7 @@ impl RoleSync {
                     "member left; the role is given again when they come back"
                 );
                 self.db
-                    .call(move |conn| {
+                    .write(move |conn| {
                         members::set_in_guild(conn, h.guild, h.user, false)?;
                         subscriptions::mark_synced(conn, h.guild, h.user, h.paid_role, false, None)
                     })
@@ -296,7 +294,7 @@ impl RoleSync {
                 tracing::warn!(guild = h.guild.get(), user = h.user.get(), role = role_id.get(), error = %error, retry_in = ?retry, "role sync failed; will retry");
                 let stored = text.clone();
                 self.db
-                    .call(move |conn| {
+                    .write(move |conn| {
                         subscriptions::mark_failed(
                             conn,
                             h.guild,
@@ -340,7 +338,7 @@ impl RoleSync {
             }
             let id = sub.id;
             self.db
-                .call(move |conn| subscriptions::set_announced(conn, id, &key))
+                .write(move |conn| subscriptions::set_announced(conn, id, &key))
                 .await?;
         }
         Ok(())

@@ -82,26 +82,15 @@ pub fn count(conn: &Connection) -> Result<i64, DbError> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Records what became of a delivery inserted with [`insert_if_new`].
-pub fn set_outcome(
+/// Whether this delivery was recorded before.
+pub fn exists(
     conn: &Connection,
-    id: i64,
-    outcome: Outcome,
-    detail: Option<&str>,
-    guild_id: Option<GuildId>,
-    subscription_id: Option<i64>,
-) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "UPDATE webhook_events SET outcome = ?2, detail = ?3,
-             guild_id = coalesce(?4, guild_id), subscription_id = coalesce(?5, subscription_id)
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        outcome.as_str(),
-        detail,
-        guild_id.map(GuildId::as_i64),
-        subscription_id
-    ])?;
-    Ok(())
+    provider: &ProviderId,
+    external_event_id: &str,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE provider = ?1 AND external_event_id = ?2)",
+        )?
+        .query_row(params![provider.as_str(), external_event_id], |r| r.get(0))?)
 }
