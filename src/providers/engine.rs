@@ -1,8 +1,8 @@
 //! The wasmtime engine and the on-disk cache of compiled components.
 //!
-//! One engine per process. It runs without the pooling allocator and with a small memory
-//! reservation: Raspberry Pi kernels (39-bit address spaces) cannot reserve wasmtime's
-//! defaults (4 GiB per memory, ≈4 TiB for the pool; docs/wasm.md §5).
+//! One engine per process, with a small pooling allocator ([`POOL_SLOTS`] instances) and a
+//! small memory reservation: Raspberry Pi kernels (39-bit address spaces) cannot reserve
+//! wasmtime's defaults (4 GiB per memory, ≈4 TiB for the pool; docs/wasm.md §5).
 //!
 //! Compiling a component takes 50–150 ms (seconds on a Pi), loading a compiled one from disk
 //! takes microseconds, so compiled artifacts are cached under
@@ -17,25 +17,70 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::limits::EPOCH_TICK;
 
-/// Builds the engine.
+/// Plugin instances that can be alive at once. Each call holds one from instantiation until
+/// its store is dropped; further calls wait for a free slot (see `ProviderHost`).
+pub const POOL_SLOTS: u32 = 32;
+
+/// Per-slot address space reserved for a linear memory (at least 64 MiB, more if the plugin
+/// memory limit is larger).
+fn memory_reservation(memory_limit: usize) -> usize {
+    memory_limit.max(64 << 20).next_multiple_of(64 << 10)
+}
+
+/// Builds the engine: with a small pooling allocator when the system lets it reserve the
+/// pool, else with the on-demand allocator (and a warning).
+///
+/// The pool avoids what an on-demand instance costs at every call: mapping and unmapping
+/// its linear memory and fiber stack (and the TLB shootdowns that unmapping costs in a
+/// multi-threaded process), measured at two thirds of a webhook's plugin time. It reserves
+/// [`POOL_SLOTS`] × 2 memories of 64 MiB (4 GiB of address space, not of memory): a
+/// Raspberry Pi's 39-bit address space (512 GiB) has room; wasmtime's default pool (≈4 TiB)
+/// would not (docs/wasm.md §5).
 ///
 /// # Errors
 /// wasmtime refuses the configuration (it does not on supported platforms).
-pub fn engine() -> wasmtime::Result<Engine> {
+pub fn engine(memory_limit: usize) -> wasmtime::Result<(Engine, bool)> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_SLOTS)
+        // Room for components built by other toolchains (adapter shims, fix-up modules).
+        .total_core_instances(POOL_SLOTS * 16)
+        .max_core_instances_per_component(16)
+        .total_memories(POOL_SLOTS * 2)
+        .max_memories_per_component(2)
+        .total_tables(POOL_SLOTS * 16)
+        .max_tables_per_component(16)
+        .total_stacks(POOL_SLOTS)
+        .max_memory_size(memory_reservation(memory_limit))
+        // Reset the first pages of a returned memory with memset instead of madvise:
+        // cheaper for the small heaps plugins use.
+        .linear_memory_keep_resident(256 << 10)
+        .table_keep_resident(16 << 10);
+    let mut config = base_config(memory_limit);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reserve the plugin instance pool; using on-demand instances (slower webhooks, same limits)");
+            Engine::new(&base_config(memory_limit)).map(|engine| (engine, false))
+        }
+    }
+}
+
+fn base_config(memory_limit: usize) -> Config {
     let mut config = Config::new();
     config
         .consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(512 << 10)
         // Small reservations: explicit bounds checks instead of 4 GiB guard regions.
-        .memory_reservation(64 << 20)
+        .memory_reservation(memory_reservation(memory_limit) as u64)
         .memory_guard_size(64 << 10)
         .memory_reservation_for_growth(1 << 20);
-    Engine::new(&config)
+    config
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread that ends when the

@@ -26,7 +26,7 @@ use wasmtime_wasi::WasiCtx;
 
 pub use bindings::{API_VERSION, api};
 use bindings::{ProviderPlugin, ProviderPluginPre};
-pub use engine::CacheOutcome;
+pub use engine::{CacheOutcome, POOL_SLOTS};
 pub use fetch::{FetchPolicy, check_url, is_public};
 pub use limits::Limits;
 use limits::{EPOCH_TICK, MemoryCap};
@@ -206,6 +206,16 @@ struct Inner {
     fetcher: fetch::Fetcher,
     limits: Limits,
     clock: Clock,
+    /// One permit per instance the engine's pool holds: a call waits for a free slot
+    /// instead of failing when every slot is busy.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A live plugin instance. Its fields drop in order: the store (which returns the pooled
+/// slot) before the permit that lets the next call take it.
+struct Slot {
+    store: Store<PluginState>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The loaded plugins. Cheap to clone.
@@ -233,7 +243,9 @@ impl ProviderHost {
     /// # Errors
     /// The engine or the HTTP client cannot be created, or the plugins folder is unreadable.
     pub async fn load(options: HostOptions) -> anyhow::Result<Self> {
-        let engine = engine::engine().map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e}"))?;
+        let (engine, pooled) = engine::engine(options.limits.memory_bytes)
+            .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e}"))?;
+        tracing::debug!(pooled, "plugin engine ready");
         engine::start_epoch_ticker(&engine);
         let fetcher = fetch::Fetcher::new(options.fetch.clone())?;
         let mut linker: Linker<PluginState> = Linker::new(&engine);
@@ -263,6 +275,7 @@ impl ProviderHost {
             fetcher,
             limits: options.limits.clone(),
             clock: options.clock.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(engine::POOL_SLOTS as usize)),
         };
         for (source, bytes) in sources {
             let loaded = match bytes {
@@ -344,12 +357,15 @@ impl ProviderHost {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Vec<api::ProviderEvent>, ProviderError> {
-        let (mut store, bindings) = self.instantiate(provider).await?;
-        let call = bindings
-            .docobo_provider_provider()
-            .call_handle_webhook(&mut store, config, headers, body);
+        let (mut slot, bindings) = self.instantiate(provider).await?;
+        let call = bindings.docobo_provider_provider().call_handle_webhook(
+            &mut slot.store,
+            config,
+            headers,
+            body,
+        );
         let outcome = tokio::time::timeout(self.inner.limits.call_timeout, call).await;
-        self.finish(provider, &store, outcome)?
+        self.finish(provider, &slot.store, outcome)?
             .map_err(|e| ProviderError::Webhook {
                 provider: provider.to_owned(),
                 error: e.into(),
@@ -365,12 +381,12 @@ impl ProviderHost {
         provider: &str,
         config: &PluginConfig,
     ) -> Result<(), ProviderError> {
-        let (mut store, bindings) = self.instantiate(provider).await?;
+        let (mut slot, bindings) = self.instantiate(provider).await?;
         let call = bindings
             .docobo_provider_provider()
-            .call_validate_credentials(&mut store, config);
+            .call_validate_credentials(&mut slot.store, config);
         let outcome = tokio::time::timeout(self.inner.limits.call_timeout, call).await;
-        self.finish(provider, &store, outcome)?
+        self.finish(provider, &slot.store, outcome)?
             .map_err(|e| plugin_failure(provider, e))
     }
 
@@ -384,12 +400,13 @@ impl ProviderHost {
         config: &PluginConfig,
         spec: &api::ProductSpec,
     ) -> Result<String, ProviderError> {
-        let (mut store, bindings) = self.instantiate(provider).await?;
-        let call = bindings
-            .docobo_provider_provider()
-            .call_create_product(&mut store, config, spec);
+        let (mut slot, bindings) = self.instantiate(provider).await?;
+        let call =
+            bindings
+                .docobo_provider_provider()
+                .call_create_product(&mut slot.store, config, spec);
         let outcome = tokio::time::timeout(self.inner.limits.call_timeout, call).await;
-        self.finish(provider, &store, outcome)?
+        self.finish(provider, &slot.store, outcome)?
             .map_err(|e| plugin_failure(provider, e))
     }
 
@@ -403,12 +420,14 @@ impl ProviderHost {
         config: &PluginConfig,
         request: &api::CheckoutRequest,
     ) -> Result<api::Checkout, ProviderError> {
-        let (mut store, bindings) = self.instantiate(provider).await?;
-        let call = bindings
-            .docobo_provider_provider()
-            .call_create_checkout(&mut store, config, request);
+        let (mut slot, bindings) = self.instantiate(provider).await?;
+        let call = bindings.docobo_provider_provider().call_create_checkout(
+            &mut slot.store,
+            config,
+            request,
+        );
         let outcome = tokio::time::timeout(self.inner.limits.call_timeout, call).await;
-        self.finish(provider, &store, outcome)?
+        self.finish(provider, &slot.store, outcome)?
             .map_err(|e| plugin_failure(provider, e))
     }
 
@@ -422,33 +441,41 @@ impl ProviderHost {
         config: &PluginConfig,
         cursor: Option<&str>,
     ) -> Result<api::PollResult, ProviderError> {
-        let (mut store, bindings) = self.instantiate(provider).await?;
+        let (mut slot, bindings) = self.instantiate(provider).await?;
         let call = bindings
             .docobo_provider_provider()
-            .call_poll(&mut store, config, cursor);
+            .call_poll(&mut slot.store, config, cursor);
         let outcome = tokio::time::timeout(self.inner.limits.call_timeout, call).await;
-        self.finish(provider, &store, outcome)?
+        self.finish(provider, &slot.store, outcome)?
             .map_err(|e| plugin_failure(provider, e))
     }
 
-    /// A fresh, limited instance of a plugin.
-    async fn instantiate(
-        &self,
-        provider: &str,
-    ) -> Result<(Store<PluginState>, ProviderPlugin), ProviderError> {
+    /// A fresh, limited instance of a plugin, once a slot is free.
+    async fn instantiate(&self, provider: &str) -> Result<(Slot, ProviderPlugin), ProviderError> {
         let plugin = self
             .inner
             .plugins
             .get(provider)
             .ok_or_else(|| ProviderError::UnknownProvider(provider.to_owned()))?;
-        let mut store = new_store(&self.inner, provider, Arc::clone(&plugin.hosts));
-        let outcome = tokio::time::timeout(
-            self.inner.limits.call_timeout,
-            plugin.pre.instantiate_async(&mut store),
-        )
-        .await;
-        let bindings = self.finish(provider, &store, outcome)?;
-        Ok((store, bindings))
+        let timeout = self.inner.limits.call_timeout;
+        let permit = tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned())
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                provider: provider.to_owned(),
+                limit: format!("{timeout:?} waiting for a free plugin instance"),
+            })?
+            .map_err(|_| ProviderError::Trap {
+                provider: provider.to_owned(),
+                detail: "the plugin host is shutting down".into(),
+            })?;
+        let mut slot = Slot {
+            store: new_store(&self.inner, provider, Arc::clone(&plugin.hosts)),
+            _permit: permit,
+        };
+        let outcome =
+            tokio::time::timeout(timeout, plugin.pre.instantiate_async(&mut slot.store)).await;
+        let bindings = self.finish(provider, &slot.store, outcome)?;
+        Ok((slot, bindings))
     }
 
     /// Turns what wasmtime and the timeout said into a typed error.

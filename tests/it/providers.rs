@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use docobo::providers::{
-    CacheOutcome, Clock, FetchPolicy, HostOptions, Limits, PluginFailure, ProviderError,
-    ProviderHost, WebhookRejection, api, built_plugin,
+    CacheOutcome, Clock, FetchPolicy, HostOptions, Limits, POOL_SLOTS, PluginFailure,
+    ProviderError, ProviderHost, WebhookRejection, api, built_plugin,
 };
 use serde_json::{Value, json};
 
@@ -727,4 +727,67 @@ async fn a_disallowed_host_is_refused_and_an_allowed_loopback_fake_is_reached() 
     let text = format!("{:?} {:?}", checkout.url, checkout.instructions);
     assert!(text.contains("200"), "{text}");
     assert_eq!(fake.requests().len(), 1);
+}
+
+/// A loopback HTTP server that answers every request after `delay`, counting how many
+/// requests it holds at once.
+async fn slow_server(delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/slow", listener.local_addr().expect("addr"));
+    let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let most = Arc::clone(&max);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (now, max) = (Arc::clone(&now), Arc::clone(&max));
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let held = now.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(held, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (url, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_calls_than_pooled_instances_wait_for_a_slot_instead_of_failing() {
+    let host = host(Clock::System, Limits::default(), &[TEST]).await;
+    let (url, most) = slow_server(Duration::from_millis(300)).await;
+    let config = cfg(&[("mode", "fetch"), ("url", &url)]);
+    let calls = POOL_SLOTS as usize + 16;
+    let request = checkout_request();
+    let results = futures_util::future::join_all(
+        (0..calls).map(|_| host.create_checkout("test", &config, &request)),
+    )
+    .await;
+    for result in &results {
+        let checkout = result.as_ref().expect("every call succeeds");
+        let text = format!("{:?} {:?}", checkout.url, checkout.instructions);
+        assert!(text.contains("200"), "{text}");
+    }
+    // Every slot was in use at once, and never more: the rest waited their turn.
+    assert_eq!(
+        most.load(std::sync::atomic::Ordering::SeqCst),
+        POOL_SLOTS as usize
+    );
+    still_works(&host).await;
 }
