@@ -154,6 +154,7 @@ impl App {
                 server.trusted_proxies.clone(),
                 Duration::from_millis(u64::from(server.request_timeout_ms)),
             ),
+            keys: http::KeyCache::default(),
         });
         tracing::info!(
             addr = %self.addr,

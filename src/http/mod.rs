@@ -44,9 +44,12 @@ pub struct HttpState {
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
     pub protection: protect::Protection,
+    /// Recently resolved webhook URLs.
+    pub keys: webhooks::KeyCache,
 }
 
 pub use protect::Protection;
+pub use webhooks::KeyCache;
 
 /// Every route, with the protection layers.
 #[must_use]

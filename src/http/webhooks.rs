@@ -13,8 +13,9 @@
 //! | verified but unreadable | 400, recorded |
 //! | plugin crash/timeout, database error, bad stored credentials | 500: the provider retries |
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use salvo::http::ParseError;
 use salvo::http::StatusCode;
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 use super::protect::Client;
 use super::{HttpState, MAX_BODY_BYTES};
 use crate::db::guilds;
-use crate::domain::ProviderId;
+use crate::domain::{GuildId, ProviderId};
 use crate::ingest::{self, Scope};
 use crate::providers::{PluginConfig, ProviderError, WebhookRejection, api};
 
@@ -90,7 +91,7 @@ impl Webhook {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return too_large();
         }
-        let (scope, config) = match self.credentials(req, &provider_id).await {
+        let (scope, config, cached) = match self.credentials(req, &provider_id, true).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };
@@ -113,25 +114,37 @@ impl Webhook {
             })
             .collect();
         let ip = Client::text(depot);
-        match self
-            .verify(&provider_id, scope, &config, &headers, &body, &ip)
-            .await
-        {
+        let mut verified = self
+            .run_plugin(&provider_id, &config, &headers, &body)
+            .await;
+        let mut scope = scope;
+        if cached && verified.is_err() {
+            // The credentials may have changed in the last second (a /setup that rotated
+            // the secret): try once more with what is stored now.
+            if let Some(key) = req.param::<String>("webhook_key") {
+                self.state.keys.forget(&key);
+            }
+            let (fresh_scope, fresh, _) = match self.credentials(req, &provider_id, false).await {
+                Ok(found) => found,
+                Err(reply) => return reply,
+            };
+            scope = fresh_scope;
+            verified = self.run_plugin(&provider_id, &fresh, &headers, &body).await;
+        }
+        match verified {
             Ok(events) => self.store(&provider_id, scope, events, ack).await,
-            Err(reply) => reply,
+            Err(error) => self.refuse(&provider_id, scope, error, &body, &ip).await,
         }
     }
 
-    /// Runs the plugin; maps its refusal to a reply.
-    async fn verify(
+    /// Runs the plugin's `handle-webhook`, timing it.
+    async fn run_plugin(
         &self,
         provider: &ProviderId,
-        scope: Scope,
         config: &PluginConfig,
         headers: &[(String, String)],
         body: &[u8],
-        ip: &str,
-    ) -> Result<Vec<api::ProviderEvent>, Reply> {
+    ) -> Result<Vec<api::ProviderEvent>, ProviderError> {
         let state = &self.state;
         let started = Instant::now();
         let verified = state
@@ -143,32 +156,43 @@ impl Webhook {
             "handle-webhook",
             started.elapsed().as_secs_f64(),
         );
-        match verified {
-            Ok(events) => Ok(events),
-            Err(ProviderError::Webhook {
+        verified
+    }
+
+    /// Maps the plugin's refusal to a reply.
+    async fn refuse(
+        &self,
+        provider: &ProviderId,
+        scope: Scope,
+        error: ProviderError,
+        body: &[u8],
+        ip: &str,
+    ) -> Reply {
+        match error {
+            ProviderError::Webhook {
                 error: WebhookRejection::BadSignature(why) | WebhookRejection::StaleTimestamp(why),
                 ..
-            }) => {
+            } => {
                 tracing::warn!(target: "docobo::security", event = "webhook_rejected", provider = %provider, scope = ?scope, ip = %ip, reason = %why, "webhook signature check failed");
-                Err(Reply::error(
+                Reply::error(
                     StatusCode::FORBIDDEN,
                     "bad_signature",
                     "signature verification failed",
-                ))
+                )
             }
-            Err(ProviderError::Webhook {
+            ProviderError::Webhook {
                 error: WebhookRejection::Malformed(why),
                 ..
-            }) => Err(self.malformed(provider, scope, body, why).await),
-            Err(e) => {
+            } => self.malformed(provider, scope, body, why).await,
+            e => {
                 // Misconfigured credentials, a crash or a timeout in the plugin: the
                 // provider must retry once it is fixed.
                 tracing::error!(provider = %provider, error = %e, "webhook could not be verified");
-                Err(Reply::error(
+                Reply::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "error",
                     "the webhook could not be processed; retry later",
-                ))
+                )
             }
         }
     }
@@ -269,18 +293,20 @@ impl Webhook {
         }
     }
 
-    /// The credentials that verify this delivery, and whose events it may touch.
+    /// The credentials that verify this delivery, whose events it may touch, and whether
+    /// they came from the [`KeyCache`] (`use_cache`) rather than the database.
     async fn credentials(
         &self,
         req: &Request,
         provider: &ProviderId,
-    ) -> Result<(Scope, PluginConfig), Reply> {
+        use_cache: bool,
+    ) -> Result<(Scope, PluginConfig, bool), Reply> {
         let state = &self.state;
         let Some(key) = req.param::<String>("webhook_key") else {
             return state
                 .operator_credentials
                 .get(provider.as_str())
-                .map(|config| (Scope::Operator, config.clone()))
+                .map(|config| (Scope::Operator, config.clone(), false))
                 .ok_or_else(|| {
                     Reply::error(
                         StatusCode::NOT_FOUND,
@@ -289,9 +315,13 @@ impl Webhook {
                     )
                 });
         };
+        if use_cache && let Some((scope, config)) = state.keys.get(&key, provider) {
+            return Ok((scope, config, true));
+        }
+        let lookup = key.clone();
         let guild = state
             .db
-            .read(move |conn| guilds::by_webhook_key(conn, &key))
+            .read(move |conn| guilds::by_webhook_key(conn, &lookup))
             .await;
         let guild = match guild {
             Ok(Some(guild)) if guild.provider.as_ref() == Some(provider) => guild,
@@ -320,7 +350,10 @@ impl Webhook {
             ));
         };
         match state.credentials.open(guild.id, blob) {
-            Ok(config) => Ok((Scope::Guild(guild.id), config)),
+            Ok(config) => {
+                state.keys.put(key, provider, guild.id, &config);
+                Ok((Scope::Guild(guild.id), config, false))
+            }
             Err(e) => {
                 tracing::error!(guild = %guild.id, error = %e, "stored provider credentials cannot be opened");
                 Err(Reply::error(
@@ -330,6 +363,63 @@ impl Webhook {
                 ))
             }
         }
+    }
+}
+
+/// Webhook URLs resolved in the last [`KeyCache::TTL`]: a burst of deliveries to one guild
+/// looks its key up and opens its credentials once, not once per request. A delivery that
+/// cached credentials do not verify is tried again with the stored ones, so a `/setup` that
+/// changes the secret takes effect at once; an entry lives one second, so a guild whose
+/// URL stops existing stops being served within a second. Only keys that resolved are
+/// kept, so the map is bounded by the number of guilds.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    at: Instant,
+    provider: ProviderId,
+    guild: GuildId,
+    config: PluginConfig,
+}
+
+impl std::fmt::Debug for KeyCache {
+    // Never the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    const TTL: Duration = Duration::from_secs(1);
+
+    fn get(&self, key: &str, provider: &ProviderId) -> Option<(Scope, PluginConfig)> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = entries.get(key)?;
+        (hit.at.elapsed() < Self::TTL && hit.provider == *provider)
+            .then(|| (Scope::Guild(hit.guild), hit.config.clone()))
+    }
+
+    fn forget(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn put(&self, key: String, provider: &ProviderId, guild: GuildId, config: &PluginConfig) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|_, e| e.at.elapsed() < Self::TTL);
+        entries.insert(
+            key,
+            CachedKey {
+                at: Instant::now(),
+                provider: provider.clone(),
+                guild,
+                config: config.clone(),
+            },
+        );
     }
 }
 
