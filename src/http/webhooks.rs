@@ -91,7 +91,7 @@ impl Webhook {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return too_large();
         }
-        let (scope, config, cached) = match self.credentials(req, &provider_id, true).await {
+        let (mut scope, config, cached) = match self.credentials(req, &provider_id, true).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };
@@ -117,8 +117,14 @@ impl Webhook {
         let mut verified = self
             .run_plugin(&provider_id, &config, &headers, &body)
             .await;
-        let mut scope = scope;
-        if cached && verified.is_err() {
+        let credentials_refused = matches!(
+            &verified,
+            Err(ProviderError::Webhook {
+                error: WebhookRejection::BadSignature(_) | WebhookRejection::Misconfigured(_),
+                ..
+            })
+        );
+        if cached && credentials_refused {
             // The credentials may have changed in the last second (a /setup that rotated
             // the secret): try once more with what is stored now.
             if let Some(key) = req.param::<String>("webhook_key") {
