@@ -7,7 +7,9 @@
 //! each caller: nobody hears "done" before their data is durable.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -112,4 +114,30 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     for finish in finishers {
         finish(error.as_deref());
     }
+}
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the thread that checkpoints the WAL on its own connection, so that the writer's
+/// commits never wait for a checkpoint's fsync. A PASSIVE checkpoint never blocks the
+/// writer (it copies what no reader still needs and leaves the rest for the next round).
+/// The thread ends, after a last checkpoint, once every [`super::Db`] handle is dropped
+/// (`alive` is the handle's path).
+pub(super) fn start_checkpointer(alive: Weak<PathBuf>, conn: Connection) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("docobo-db-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let last = alive.upgrade().is_none();
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
+                }
+                if last {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
 }
