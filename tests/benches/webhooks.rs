@@ -73,6 +73,38 @@ fn send(client: &reqwest::Client, url: &str, d: &Delivery) -> reqwest::RequestBu
         .body(d.body.clone())
 }
 
+/// The cumulative `docobo_webhook_ack_seconds` buckets: (upper bound in seconds, count).
+async fn ack_buckets(client: &reqwest::Client, url: &str) -> Vec<(f64, u64)> {
+    let text = client
+        .get(url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("docobo_webhook_ack_seconds_bucket{le=\"")?;
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((
+                le.parse().unwrap_or(f64::INFINITY),
+                count.trim().parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The upper bound (ms) of the bucket holding the given quantile of a cumulative histogram.
+fn bucket_bound(buckets: &[(f64, u64)], per_mille: u64) -> String {
+    let total = buckets.last().map_or(0, |b| b.1);
+    let wanted = (total * per_mille).div_ceil(1000);
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= wanted)
+        .map_or_else(|| "?".into(), |(le, _)| format!("{}", le * 1e3))
+}
+
 fn quantile(sorted: &[Duration], per_mille: usize) -> f64 {
     sorted[(sorted.len() - 1) * per_mille / 1000].as_secs_f64() * 1e3
 }
@@ -231,7 +263,11 @@ fn main() {
         })
         .await;
 
-        // Open loop at 500 req/s for 5 s; latency from the scheduled send time.
+        // Open loop at 500 req/s for 5 s; latency from the scheduled send time. The server's
+        // own ack histogram (handler start to reply) is read before and after, to tell the
+        // server's time from the load generator's scheduling delay.
+        let metrics_url = format!("http://{addr}/metrics");
+        let before = ack_buckets(&client, &metrics_url).await;
         let fresh: Arc<Vec<Delivery>> = Arc::new((100_000..102_500).map(delivery).collect());
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -250,6 +286,9 @@ fn main() {
             latencies.push(task.await.expect("task"));
         }
         latencies.sort();
+        let after = ack_buckets(&client, &metrics_url).await;
+        let server: Vec<(f64, u64)> =
+            after.iter().zip(&before).map(|((le, a), (_, b))| (*le, a - b)).collect();
         println!("GET /health, {CONCURRENCY} connections:            {health:>8.0} req/s (ceiling)");
         println!("signed Polar webhooks, {CONCURRENCY} connections:   {webhooks:>8.0} req/s ({:.0}% of /health)", webhooks / health * 100.0);
         println!(
@@ -258,6 +297,11 @@ fn main() {
             quantile(&latencies, 500),
             quantile(&latencies, 990),
             latencies.last().expect("samples").as_secs_f64() * 1e3
+        );
+        println!(
+            "  the server's own ack time (handler start to reply), same requests: p50 <= {} ms   p99 <= {} ms",
+            bucket_bound(&server, 500),
+            bucket_bound(&server, 990)
         );
     });
     let rows: i64 = server
