@@ -127,9 +127,6 @@ impl Webhook {
         if cached && credentials_refused {
             // The credentials may have changed in the last second (a /setup that rotated
             // the secret): try once more with what is stored now.
-            if let Some(key) = req.param::<String>("webhook_key") {
-                self.state.keys.forget(&key);
-            }
             let (fresh_scope, fresh, _) = match self.credentials(req, &provider_id, false).await {
                 Ok(found) => found,
                 Err(reply) => return reply,
@@ -321,8 +318,14 @@ impl Webhook {
                     )
                 });
         };
-        if use_cache && let Some((scope, config)) = state.keys.get(&key, provider) {
-            return Ok((scope, config, true));
+        if use_cache {
+            if let Some((scope, config)) = state.keys.get(&key, provider) {
+                return Ok((scope, config, true));
+            }
+        } else {
+            // Bypassing the cache means its entry is in doubt: a key that no longer
+            // resolves must not be served from it either.
+            state.keys.forget(&key);
         }
         let lookup = key.clone();
         let guild = state
