@@ -95,7 +95,7 @@ impl SubscriptionService {
         validate(&data)?;
         self.db
             .call(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = db::write_transaction(conn)?;
                 let Some(role) = paid_roles::get(&tx, data.guild_id, data.role_id)? else {
                     return Ok(Err(SubscriptionError::Validation(ValidationError::new(
                         "role",
@@ -152,7 +152,7 @@ impl SubscriptionService {
         let external = external.clone();
         self.db
             .call(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = db::write_transaction(conn)?;
                 let Some(sub) =
                     subscriptions::by_external_id(&tx, &external.provider, &external.external_id)?
                 else {

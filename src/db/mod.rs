@@ -234,6 +234,20 @@ impl Db {
     }
 }
 
+/// Starts a write transaction: `BEGIN IMMEDIATE`, which takes SQLite's write lock at once,
+/// waiting up to the busy timeout. A deferred transaction that reads first and writes second
+/// cannot wait: if another connection (the checkpointer) holds the write lock when it
+/// upgrades, SQLite fails it at once with "database is locked".
+///
+/// # Errors
+/// The write lock stays taken for longer than the busy timeout.
+pub fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
+/// Bytes of WAL file kept when the WAL starts over (see [`open_connection`]).
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// Opens one connection with Docobo's pragmas.
 ///
 /// # Errors
@@ -259,6 +273,10 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection
     // instead of spilling to a temporary file on disk: measured, those file writes were a
     // quarter of the writer thread's time and stalled it behind the kernel's writeback.
     conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(open)?;
+    // When the WAL starts over, a file that a burst made larger is cut back to this size
+    // (the default keeps it at its largest for ever). Below it, the file is reused in place.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(open)?;
     Ok(conn)
 }

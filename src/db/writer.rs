@@ -82,8 +82,13 @@ pub(super) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<mpsc::Unbou
 /// Runs a batch in one transaction. A job whose savepoint cannot be set up, or that panics,
 /// is dropped, which answers its caller with an error.
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
-    let Ok(mut tx) = conn.transaction() else {
-        return;
+    let mut tx = match super::write_transaction(conn) {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Dropping the batch answers every caller with an error; they retry.
+            tracing::error!(error = %e, writes = batch.len(), "cannot start a write transaction");
+            return;
+        }
     };
     let mut finishers = Vec::with_capacity(batch.len());
     for Job(run) in batch {
@@ -116,12 +121,30 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     }
 }
 
-/// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the checkpointer copies the WAL into the database file. Often, so that each
+/// checkpoint is small: its fsync then takes a millisecond or two instead of tens.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// PASSIVE checkpoints run back to back, at most this many times, to catch up with writes
+/// made during the previous one.
+const CATCH_UP_ROUNDS: usize = 8;
+
+/// A WAL longer than this (64 MiB of 4 KiB pages) gets a RESTART checkpoint, which makes the
+/// writer wait for the last few frames: only under sustained overload do PASSIVE
+/// checkpoints never find a moment with no write in between.
+const WAL_LIMIT_FRAMES: i64 = 16_384;
 
 /// Starts the thread that checkpoints the WAL on its own connection, so that the writer's
-/// commits never wait for a checkpoint's fsync. A PASSIVE checkpoint never blocks the
-/// writer (it copies what no reader still needs and leaves the rest for the next round).
+/// commits never wait for a checkpoint's fsync.
+///
+/// The aim is a WAL that is checkpointed to its end often enough that SQLite starts it again
+/// from the beginning (it does so at the first write after a complete checkpoint). A WAL
+/// that is never complete grows without bound, and every write then extends the file;
+/// measured on ext4, appending writes stalled for 10–40 ms whenever a checkpoint fsynced,
+/// while writes over a reused WAL did not stall at all. A PASSIVE checkpoint never blocks
+/// the writer (it copies what no reader still needs); run every 100 ms and repeated to catch
+/// up, it completes between two writes even at hundreds of writes a second.
+///
 /// The thread ends, after a last checkpoint, once every [`super::Db`] handle is dropped
 /// (`alive` is the handle's path).
 pub(super) fn start_checkpointer(alive: Weak<PathBuf>, conn: Connection) -> std::io::Result<()> {
@@ -131,13 +154,38 @@ pub(super) fn start_checkpointer(alive: Weak<PathBuf>, conn: Connection) -> std:
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 let last = alive.upgrade().is_none();
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
+                if let Err(e) = checkpoint(&conn) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly");
                 }
                 if last {
                     return;
                 }
             }
         })?;
+    Ok(())
+}
+
+/// One round of checkpoints (see [`start_checkpointer`]).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let run = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })
+    };
+    // A round reports the WAL as it was when the round began: writes committed while it
+    // ran are not in its figures. Only a round that finds nothing new to copy shows that
+    // the WAL was complete, so that the next write starts it over.
+    let mut complete_at = None;
+    for _ in 0..CATCH_UP_ROUNDS {
+        let (frames, copied) = run("PASSIVE")?;
+        if frames > WAL_LIMIT_FRAMES {
+            run("RESTART")?;
+            return Ok(());
+        }
+        if frames == copied && complete_at == Some(frames) {
+            return Ok(());
+        }
+        complete_at = (frames == copied).then_some(frames);
+    }
     Ok(())
 }

@@ -29,7 +29,7 @@ use super::notify::truncate;
 use super::ui::{
     self, actor, can_manage_guild, parse_price, price_input, price_text, private, respond, tell,
 };
-use crate::db::{guilds, paid_roles};
+use crate::db::{self, guilds, paid_roles};
 use crate::domain::{ChannelId, GuildId, ProviderId, RoleId, UserId};
 use crate::providers::{PluginConfig, PluginInfo, api, api_billing, api_money};
 
@@ -752,7 +752,7 @@ async fn save(bot: &Bot, guild: GuildId, session: &Session) -> Result<Saved, Str
     let key = bot
         .db
         .call(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = db::write_transaction(conn)?;
             guilds::upsert_seen(&tx, guild, None, None)?;
             guilds::set_provider(&tx, guild, &stored_provider, &sealed)?;
             for role in &stored {
