@@ -29,6 +29,7 @@ pub struct Metrics {
     pub webhooks: Family<WebhookLabels, Counter>,
     pub webhook_ack_seconds: Histogram,
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
+    pub webhook_store_seconds: Histogram,
     pub db_errors: Counter,
     pub rate_limited: Counter,
 }
@@ -62,6 +63,12 @@ impl Metrics {
             "Provider plugin call latency, including instantiation",
             plugin_call_seconds.clone(),
         );
+        let webhook_store_seconds = Histogram::new(latency_buckets());
+        registry.register(
+            "webhook_store_seconds",
+            "Time to record and apply a verified webhook: waiting for the database writer, the transaction and its commit",
+            webhook_store_seconds.clone(),
+        );
         let db_errors = Counter::default();
         registry.register(
             "db_errors",
@@ -79,6 +86,7 @@ impl Metrics {
             webhooks,
             webhook_ack_seconds,
             plugin_call_seconds,
+            webhook_store_seconds,
             db_errors,
             rate_limited,
         })

@@ -64,7 +64,10 @@ impl Webhook {
             .webhook_ack_seconds
             .observe(elapsed.as_secs_f64());
         res.status_code(reply.status);
-        if reply.status == StatusCode::ACCEPTED {
+        if reply.body.is_null() {
+            // An empty JSON object, not an empty body: salvo warns about a 2xx without a
+            // content type, which would be a warning per delivery.
+            res.render(Text::Json("{}"));
             return;
         }
         res.render(Json(reply.body));
@@ -244,10 +247,15 @@ impl Webhook {
     ) -> Reply {
         let state = &self.state;
         let pid = provider.clone();
+        let started = Instant::now();
         let applied = state
             .db
             .write(move |conn| ingest::apply_delivery(conn, &pid, scope, &events))
             .await;
+        state
+            .metrics
+            .webhook_store_seconds
+            .observe(started.elapsed().as_secs_f64());
         let results = match applied {
             Ok(results) => results,
             Err(e) => {

@@ -603,3 +603,55 @@ async fn operator_level_credentials_take_the_guild_from_the_event() {
         .expect("created");
     assert_eq!(sub.guild_id, guild());
 }
+
+/// Log lines written while a test runs (a `tracing` writer).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An accepted webhook is routine: at the default level nothing about it is a warning (a
+/// warning per delivery would bury the ones that matter, at thousands a second).
+#[tokio::test]
+async fn an_accepted_webhook_logs_no_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    // The test runtime has one thread, which the server's tasks share: this subscriber sees
+    // what they log.
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let body = polar_body(
+        "subscription.active",
+        "sub-quiet",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-quiet", &body).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let text = String::from_utf8_lossy(
+        &logs
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned();
+    assert!(text.is_empty(), "warnings for an accepted webhook:\n{text}");
+}
