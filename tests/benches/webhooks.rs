@@ -73,8 +73,9 @@ fn send(client: &reqwest::Client, url: &str, d: &Delivery) -> reqwest::RequestBu
         .body(d.body.clone())
 }
 
-/// The cumulative `docobo_webhook_ack_seconds` buckets: (upper bound in seconds, count).
-async fn ack_buckets(client: &reqwest::Client, url: &str) -> Vec<(f64, u64)> {
+/// The cumulative buckets of a histogram in the `/metrics` text, one per label set: each
+/// `(labels, [(upper bound in seconds, count)])`, labels without `le`.
+async fn histograms(client: &reqwest::Client, url: &str) -> Vec<(String, Vec<(f64, u64)>)> {
     let text = client
         .get(url)
         .send()
@@ -83,14 +84,52 @@ async fn ack_buckets(client: &reqwest::Client, url: &str) -> Vec<(f64, u64)> {
         .text()
         .await
         .expect("text");
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("docobo_webhook_ack_seconds_bucket{le=\"")?;
-            let (le, count) = rest.split_once("\"} ")?;
-            Some((
-                le.parse().unwrap_or(f64::INFINITY),
-                count.trim().parse().ok()?,
-            ))
+    let mut out: Vec<(String, Vec<(f64, u64)>)> = Vec::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once("_bucket{") else {
+            continue;
+        };
+        let Some((labels, count)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let mut le = f64::INFINITY;
+        let mut kept = Vec::new();
+        for label in labels.split(',').filter(|l| !l.is_empty()) {
+            match label.strip_prefix("le=\"") {
+                Some(bound) => le = bound.trim_end_matches('"').parse().unwrap_or(f64::INFINITY),
+                None => kept.push(label),
+            }
+        }
+        let Ok(count) = count.trim().parse() else {
+            continue;
+        };
+        let key = format!("{name}{{{}}}", kept.join(","));
+        match out.last_mut() {
+            Some((k, buckets)) if *k == key => buckets.push((le, count)),
+            _ => out.push((key, vec![(le, count)])),
+        }
+    }
+    out
+}
+
+/// Per histogram, the difference between two readings of [`histograms`].
+fn since(
+    after: &[(String, Vec<(f64, u64)>)],
+    before: &[(String, Vec<(f64, u64)>)],
+) -> Vec<(String, Vec<(f64, u64)>)> {
+    after
+        .iter()
+        .map(|(key, buckets)| {
+            let old = before
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, b)| b.as_slice());
+            let diff = buckets
+                .iter()
+                .enumerate()
+                .map(|(i, (le, n))| (*le, n - old.and_then(|o| o.get(i)).map_or(0, |b| b.1)))
+                .collect();
+            (key.clone(), diff)
         })
         .collect()
 }
@@ -137,11 +176,90 @@ where
         / started.elapsed().as_secs_f64()
 }
 
+/// Requests per second of the open-loop phases, and how long each lasts.
+const OPEN_RATE: u64 = 500;
+const OPEN_SECONDS: u64 = 10;
+
+/// Sends distinct deliveries (numbered from `first`) at [`OPEN_RATE`] for [`OPEN_SECONDS`],
+/// each at its scheduled time whatever happened to the others (open loop); prints the ack
+/// latency from the scheduled send time, and the server's own histograms for the same
+/// requests (read from `/metrics` before and after) to tell where the time went.
+async fn open_loop(
+    client: &reqwest::Client,
+    hook_url: &Arc<String>,
+    metrics_url: &str,
+    first: usize,
+    label: &str,
+) {
+    let before = histograms(client, metrics_url).await;
+    let count = usize::try_from(OPEN_RATE * OPEN_SECONDS).expect("count");
+    let fresh: Arc<Vec<Delivery>> = Arc::new((first..first + count).map(delivery).collect());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..fresh.len() {
+        let due = started + Duration::from_micros(1_000_000 / OPEN_RATE * n as u64);
+        let (c, d, u) = (client.clone(), Arc::clone(&fresh), Arc::clone(hook_url));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let reply = send(&c, &u, &d[n]).send().await.expect("send");
+            let elapsed = due.elapsed();
+            let status = reply.status();
+            assert!(
+                status == 202,
+                "delivery {n}: {status} {}",
+                reply.text().await.unwrap_or_default()
+            );
+            elapsed
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.push(task.await.expect("task"));
+    }
+    latencies.sort();
+    let server = since(&histograms(client, metrics_url).await, &before);
+    println!(
+        "webhook ack at {OPEN_RATE} req/s, {label} (n = {}): p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        latencies.len(),
+        quantile(&latencies, 500),
+        quantile(&latencies, 990),
+        latencies.last().expect("samples").as_secs_f64() * 1e3
+    );
+    for (name, what) in [
+        (
+            "docobo_webhook_ack_seconds{}",
+            "ack (handler start to reply)",
+        ),
+        (
+            "docobo_plugin_call_seconds{provider=\"polar\",call=\"handle-webhook\"}",
+            "  plugin verify + parse",
+        ),
+        (
+            "docobo_webhook_store_seconds{}",
+            "  store (writer queue + transaction + commit)",
+        ),
+    ] {
+        if let Some((_, buckets)) = server.iter().find(|(k, _)| k == name) {
+            println!(
+                "  server: {what:<46} p50 <= {} ms   p99 <= {} ms   max <= {} ms",
+                bucket_bound(buckets, 500),
+                bucket_bound(buckets, 990),
+                bucket_bound(buckets, 1000)
+            );
+        }
+    }
+}
+
 #[allow(
     clippy::too_many_lines,
     reason = "one benchmark script, phase by phase"
 )]
 fn main() {
+    // The server's warnings and errors reach stderr (a failed delivery says why).
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .init();
     let dir = tempfile::tempdir().expect("tempdir");
     // The server gets its own runtime, like the binary; the load generator another thread.
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -205,6 +323,8 @@ fn main() {
         &vec![
             ("webhook_secret".to_owned(), SECRET.to_owned()),
             ("access_token".to_owned(), "x".to_owned()),
+            // The reconciler's poll must not try to reach Polar from a benchmark.
+            ("api_url".to_owned(), "https://127.0.0.1:9".to_owned()),
         ],
     );
     server
@@ -247,6 +367,9 @@ fn main() {
         let health_url = format!("http://{addr}/health");
         let hook_url = Arc::new(format!("http://{addr}/webhooks/polar/benchkey"));
 
+        let metrics_url = format!("http://{addr}/metrics");
+        open_loop(&client, &hook_url, &metrics_url, 100_000, "steady").await;
+
         let c = client.clone();
         let health = max_rate(Duration::from_secs(3), move |_| {
             let (c, url) = (c.clone(), health_url.clone());
@@ -263,46 +386,9 @@ fn main() {
         })
         .await;
 
-        // Open loop at 500 req/s for 5 s; latency from the scheduled send time. The server's
-        // own ack histogram (handler start to reply) is read before and after, to tell the
-        // server's time from the load generator's scheduling delay.
-        let metrics_url = format!("http://{addr}/metrics");
-        let before = ack_buckets(&client, &metrics_url).await;
-        let fresh: Arc<Vec<Delivery>> = Arc::new((100_000..102_500).map(delivery).collect());
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for n in 0..fresh.len() {
-            let due = started + Duration::from_millis(2 * n as u64);
-            let (c, d, u) = (client.clone(), Arc::clone(&fresh), Arc::clone(&hook_url));
-            tasks.push(tokio::spawn(async move {
-                tokio::time::sleep_until(due.into()).await;
-                let ok = send(&c, &u, &d[n]).send().await.is_ok_and(|r| r.status() == 202);
-                assert!(ok, "delivery {n} failed");
-                due.elapsed()
-            }));
-        }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.push(task.await.expect("task"));
-        }
-        latencies.sort();
-        let after = ack_buckets(&client, &metrics_url).await;
-        let server: Vec<(f64, u64)> =
-            after.iter().zip(&before).map(|((le, a), (_, b))| (*le, a - b)).collect();
         println!("GET /health, {CONCURRENCY} connections:            {health:>8.0} req/s (ceiling)");
         println!("signed Polar webhooks, {CONCURRENCY} connections:   {webhooks:>8.0} req/s ({:.0}% of /health)", webhooks / health * 100.0);
-        println!(
-            "webhook ack at 500 req/s (n = {}):        p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-            latencies.len(),
-            quantile(&latencies, 500),
-            quantile(&latencies, 990),
-            latencies.last().expect("samples").as_secs_f64() * 1e3
-        );
-        println!(
-            "  the server's own ack time (handler start to reply), same requests: p50 <= {} ms   p99 <= {} ms",
-            bucket_bound(&server, 500),
-            bucket_bound(&server, 990)
-        );
+        open_loop(&client, &hook_url, &metrics_url, 200_000, "right after the saturation phase").await;
     });
     let rows: i64 = server
         .block_on(db.call(|conn| {
