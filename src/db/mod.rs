@@ -142,10 +142,16 @@ impl Db {
             })?;
         let reader = Arc::new(Mutex::new(open_connection(path, busy_timeout)?));
         let conn = Arc::new(Mutex::new(conn));
-        let writes = writer::start(Arc::clone(&conn)).map_err(DbError::StartWriter)?;
-        let path = Arc::new(path.to_owned());
-        writer::start_checkpointer(Arc::downgrade(&path), open_connection(&path, busy_timeout)?)
+        let wal_too_long = writer::WalTooLong::default();
+        let writes = writer::start(Arc::clone(&conn), Arc::clone(&wal_too_long))
             .map_err(DbError::StartWriter)?;
+        let path = Arc::new(path.to_owned());
+        writer::start_checkpointer(
+            Arc::downgrade(&path),
+            open_connection(&path, busy_timeout)?,
+            wal_too_long,
+        )
+        .map_err(DbError::StartWriter)?;
         Ok((
             Self {
                 conn,

@@ -8,6 +8,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -58,8 +59,16 @@ where
     (Job(Box::new(run)), receive)
 }
 
+/// Set by the checkpointer when the WAL has grown past [`WAL_LIMIT_FRAMES`] because writes
+/// never paused long enough for it to catch up; the writer then finishes the checkpoint
+/// itself between two batches.
+pub(super) type WalTooLong = Arc<AtomicBool>;
+
 /// Starts the writer thread; it stops when every sender is dropped.
-pub(super) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<mpsc::UnboundedSender<Job>> {
+pub(super) fn start(
+    conn: Arc<Mutex<Connection>>,
+    wal_too_long: WalTooLong,
+) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
         .name("docobo-db-writer".into())
@@ -74,6 +83,15 @@ pub(super) fn start(conn: Arc<Mutex<Connection>>) -> std::io::Result<mpsc::Unbou
                 }
                 let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
                 run_batch(&mut conn, batch);
+                if wal_too_long.swap(false, Ordering::Relaxed) {
+                    // No write can land while this runs, so the checkpoint completes and
+                    // the next write starts the WAL over. It copies only what arrived since
+                    // the checkpointer's last round; the writes queued meanwhile wait.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint by the writer failed");
+                    }
+                }
             }
         })?;
     Ok(sender)
@@ -129,9 +147,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// made during the previous one.
 const CATCH_UP_ROUNDS: usize = 8;
 
-/// A WAL longer than this (64 MiB of 4 KiB pages) gets a RESTART checkpoint, which makes the
-/// writer wait for the last few frames: only under sustained overload do PASSIVE
-/// checkpoints never find a moment with no write in between.
+/// A WAL longer than this (64 MiB of 4 KiB pages) is finished by the writer itself (see
+/// [`WalTooLong`]): only under sustained overload do the checkpointer's rounds never find a
+/// moment with no write in between. (A RESTART checkpoint from this thread would do the
+/// same, but the writer would wait for its lock in SQLite's busy-handler sleeps, which grow
+/// to 100 ms each: with it, the benchmark's 500 req/s phase after saturation had 200–400 ms
+/// stalls.)
 const WAL_LIMIT_FRAMES: i64 = 16_384;
 
 /// Starts the thread that checkpoints the WAL on its own connection, so that the writer's
@@ -147,15 +168,23 @@ const WAL_LIMIT_FRAMES: i64 = 16_384;
 ///
 /// The thread ends, after a last checkpoint, once every [`super::Db`] handle is dropped
 /// (`alive` is the handle's path).
-pub(super) fn start_checkpointer(alive: Weak<PathBuf>, conn: Connection) -> std::io::Result<()> {
+pub(super) fn start_checkpointer(
+    alive: Weak<PathBuf>,
+    conn: Connection,
+    wal_too_long: WalTooLong,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("docobo-db-checkpoint".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 let last = alive.upgrade().is_none();
-                if let Err(e) = checkpoint(&conn) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly");
+                match checkpoint(&conn) {
+                    Ok(frames) if frames > WAL_LIMIT_FRAMES => {
+                        wal_too_long.store(true, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly"),
                 }
                 if last {
                     return;
@@ -165,27 +194,23 @@ pub(super) fn start_checkpointer(alive: Weak<PathBuf>, conn: Connection) -> std:
     Ok(())
 }
 
-/// One round of checkpoints (see [`start_checkpointer`]).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    let run = |mode: &str| {
-        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        })
-    };
+/// One round of checkpoints (see [`start_checkpointer`]); returns the WAL's length in
+/// frames as the last checkpoint found it.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
     // A round reports the WAL as it was when the round began: writes committed while it
     // ran are not in its figures. Only a round that finds nothing new to copy shows that
     // the WAL was complete, so that the next write starts it over.
     let mut complete_at = None;
+    let mut frames = 0;
     for _ in 0..CATCH_UP_ROUNDS {
-        let (frames, copied) = run("PASSIVE")?;
-        if frames > WAL_LIMIT_FRAMES {
-            run("RESTART")?;
-            return Ok(());
-        }
+        let copied;
+        (frames, copied) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })?;
         if frames == copied && complete_at == Some(frames) {
-            return Ok(());
+            break;
         }
         complete_at = (frames == copied).then_some(frames);
     }
-    Ok(())
+    Ok(frames)
 }

@@ -29,16 +29,23 @@ struct Delivery {
 }
 
 fn delivery(n: usize) -> Delivery {
+    // Dated now, paid for 30 days: each delivery creates an entitled subscription, so the
+    // role-sync worker grants its role (on the fake Discord), as it would in production.
+    let now = jiff::Timestamp::now().as_second();
+    let at = jiff::Timestamp::from_second(now).expect("now").to_string();
+    let end = jiff::Timestamp::from_second(now + 30 * 86_400)
+        .expect("end")
+        .to_string();
     let body = serde_json::json!({
         "type": "subscription.active",
-        "timestamp": "2026-09-15T10:21:07Z",
+        "timestamp": at,
         "data": {
             "id": format!("sub-{n}"),
             "status": "active",
             "cancel_at_period_end": false,
-            "created_at": "2026-09-15T10:21:07Z",
-            "modified_at": "2026-09-15T10:21:07Z",
-            "current_period_end": "2026-10-15T10:21:07Z",
+            "created_at": at,
+            "modified_at": at,
+            "current_period_end": end,
             "amount": 499, "currency": "usd",
             "product_id": PRODUCT,
             "customer_id": "cus_1",
@@ -396,6 +403,12 @@ fn main() {
         }))
         .expect("count");
     println!("subscriptions created: {rows}");
+    let grants = discord
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
+        .count();
+    println!("role grants asked of the fake Discord by then: {grants}");
     shutdown.cancel();
     server.block_on(serving).expect("join").expect("stopped");
 }
