@@ -1,7 +1,9 @@
 //! The SQLite store: the only module that opens connections.
 //!
-//! Every connection gets `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON` and a
-//! `busy_timeout`. Migrations (`migrations/*.sql`, embedded by refinery) run before anything
+//! Every connection gets `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON`, a
+//! `busy_timeout`, in-memory temp storage and a `journal_size_limit`. Write transactions
+//! begin IMMEDIATE ([`write_transaction`]); a background thread checkpoints the WAL (see
+//! `writer`). Migrations (`migrations/*.sql`, embedded by refinery) run before anything
 //! else touches the file. Blocking SQLite work never runs on a tokio worker thread: async code
 //! goes through [`Db::call`], which runs the closure on the blocking pool.
 //!

@@ -1,6 +1,11 @@
 //! Webhook server throughput and latency on loopback, release build:
-//! distinct, validly signed Polar deliveries (each creates a subscription), with the plain
-//! `GET /health` rate of the same server in the same run as the ceiling.
+//! distinct, validly signed Polar deliveries (each creates a live subscription, whose role
+//! the role-sync worker then grants on a fake Discord), with the plain `GET /health` rate of
+//! the same server in the same run as the ceiling.
+//!
+//! Phases: ack latency at 500 req/s on a steady server (open loop); `/health` and webhooks
+//! each at their maximum rate (32 closed loops); 500 req/s again, right after saturation.
+//! Each open-loop phase also prints the server's own histograms (ack, plugin, store).
 //!
 //! Run: `cargo bench --bench webhooks`. Prints figures; asserts nothing but correctness.
 
