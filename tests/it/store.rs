@@ -225,14 +225,7 @@ fn each_unique_constraint_rejects_a_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_during_writes_is_a_readable_copy_of_committed_rows() {
-    let t = fresh_db();
-    let g = guild(1);
-    t.db.call(move |conn| {
-        seed_guild_with_role(conn, g, role(10));
-        Ok(())
-    })
-    .await
-    .expect("seed");
+    let (t, g) = seeded_db().await;
 
     // A writer that commits one member per transaction until told to stop.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -288,14 +281,8 @@ async fn a_backup_taken_during_writes_is_a_readable_copy_of_committed_rows() {
     assert!(err.to_string().contains("already exists"), "{err}");
 }
 
-async fn members_count(db: &Db) -> i64 {
-    db.call(|conn| Ok(conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?))
-        .await
-        .expect("count")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grouped_writes_commit_together_and_a_failing_write_rolls_back_alone() {
+/// A fresh database with guild 1 and its paid role 10.
+async fn seeded_db() -> (crate::helpers::TestDb, docobo::domain::GuildId) {
     let t = fresh_db();
     let g = guild(1);
     t.db.call(move |conn| {
@@ -304,6 +291,18 @@ async fn grouped_writes_commit_together_and_a_failing_write_rolls_back_alone() {
     })
     .await
     .expect("seed");
+    (t, g)
+}
+
+async fn members_count(db: &Db) -> i64 {
+    db.call(|conn| Ok(conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?))
+        .await
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_writes_commit_together_and_a_failing_write_rolls_back_alone() {
+    let (t, g) = seeded_db().await;
     let writes = (1..=60u64).map(|n| {
         let db = t.db.clone();
         tokio::spawn(async move {
@@ -371,14 +370,7 @@ fn wal_restarts(db_path: &std::path::Path) -> u32 {
 /// write extends the file, which measured as 10–40 ms stalls whenever a checkpoint fsyncs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_is_reused_while_writes_keep_coming() {
-    let t = fresh_db();
-    let g = guild(1);
-    t.db.call(move |conn| {
-        seed_guild_with_role(conn, g, role(10));
-        Ok(())
-    })
-    .await
-    .expect("seed");
+    let (t, g) = seeded_db().await;
     let path = t.dir.path().join("docobo.db");
     let before = wal_restarts(&path);
     // Two seconds of writes, one every 2 ms: never a quiet second for the WAL to be caught
@@ -399,19 +391,12 @@ async fn the_wal_is_reused_while_writes_keep_coming() {
     assert_eq!(members_count(&t.db).await, 1000);
 }
 
-/// Another connection holding the write lock for a moment (the checkpointer does, when the
-/// WAL must be restarted under load) makes a write wait, not fail: even a write that reads
+/// Another connection holding the write lock for a moment (another process, a backup tool,
+/// an operator's sqlite3 shell) makes a write wait, not fail: even a write that reads
 /// before it writes, which in a deferred transaction SQLite would refuse at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_waits_for_another_connections_write_lock() {
-    let t = fresh_db();
-    let g = guild(1);
-    t.db.call(move |conn| {
-        seed_guild_with_role(conn, g, role(10));
-        Ok(())
-    })
-    .await
-    .expect("seed");
+    let (t, g) = seeded_db().await;
     let path = t.dir.path().join("docobo.db");
     let (locked, is_locked) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
