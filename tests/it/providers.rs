@@ -791,3 +791,32 @@ async fn more_calls_than_pooled_instances_wait_for_a_slot_instead_of_failing() {
     );
     still_works(&host).await;
 }
+
+#[tokio::test]
+async fn no_call_sees_what_an_earlier_call_left_in_memory() {
+    // Instances come from a pool whose memory is reset between calls, not freshly mapped:
+    // the reset must leave nothing behind, neither in the data segment nor in memory the
+    // module grew, whichever slot a call lands in.
+    let host = host(Clock::System, Limits::default(), &[TEST]).await;
+    let config = mode("leak");
+    let report = |events: Vec<api::ProviderEvent>| {
+        assert_eq!(events.len(), 1, "{events:?}");
+        events[0].event_type.clone()
+    };
+    for call in 0..5 {
+        let events = host
+            .handle_webhook("test", &config, &[], b"{}")
+            .await
+            .expect("leak mode answers");
+        assert_eq!(report(events), "clean", "sequential call {call}");
+    }
+    let calls = POOL_SLOTS as usize * 2;
+    let results = futures_util::future::join_all(
+        (0..calls).map(|_| host.handle_webhook("test", &config, &[], b"{}")),
+    )
+    .await;
+    for (call, result) in results.into_iter().enumerate() {
+        let events = result.expect("leak mode answers");
+        assert_eq!(report(events), "clean", "concurrent call {call}");
+    }
+}

@@ -14,6 +14,7 @@
 //! | `alloc` | allocates 1 MiB chunks, touching them, until allocation fails (the memory limit must stop it) |
 //! | `fetch` | `http-fetch`es `GET <config url>` (`fetch_count` times, default 1) and reports the last answer (below) |
 //! | `log`   | writes `log_lines` (default 1000) info lines of 100 bytes, then behaves like `ok` |
+//! | `leak`  | `handle-webhook` only: reports what an earlier call left in this instance's memory (below), then leaves marks of its own |
 //!
 //! An unknown mode is a `misconfigured` error. `plugin-info` takes no config and always
 //! answers: id `test`, hosts `["allowed.example"]`, `needs-products` and `supports-poll`
@@ -65,6 +66,15 @@
 //! * `poll`: no events, next cursor = the answer; error → `upstream`.
 //! * `handle-webhook`: one `ignored` event, id `fetch`, type = the answer; error →
 //!   `malformed("fetch failed: {error}")`. No secret check in this mode.
+//!
+//! # `leak`
+//!
+//! The host promises every call a fresh instance: nothing one call writes may be seen by
+//! the next (another guild's webhook, say). This mode checks it from the inside: it reads a
+//! static (in the data segment) and a 1 MiB zeroed heap buffer (allocated in memory the
+//! module grows, where the allocator trusts fresh pages to be zero), then writes marks into
+//! both. It answers one `ignored` event, id `leak`, type `clean` or a list of what was
+//! dirty (`static`, `heap`). No secret check in this mode.
 
 use docobo_plugin_sdk::{
     Checkout, CheckoutRequest, Config, ConfigField, EventKind, Headers, Host, HttpRequest,
@@ -92,6 +102,8 @@ pub enum Mode {
     Fetch,
     /// Log a lot, then behave.
     Log,
+    /// Report and leave marks in memory.
+    Leak,
 }
 
 impl Mode {
@@ -104,6 +116,7 @@ impl Mode {
             "alloc" => Ok(Self::Alloc),
             "fetch" => Ok(Self::Fetch),
             "log" => Ok(Self::Log),
+            "leak" => Ok(Self::Leak),
             other => Err(format!("unknown test mode `{other}`")),
         }
     }
@@ -139,7 +152,7 @@ fn misbehave<H: Host>(host: &H, mode: Mode, config: &[(String, String)]) {
                 host.log(LogLevel::Info, &line);
             }
         }
-        Mode::Ok | Mode::Fetch => {}
+        Mode::Ok | Mode::Fetch | Mode::Leak => {}
     }
 }
 
@@ -285,6 +298,14 @@ pub fn handle_webhook_with<H: Host>(
     }
     .map_err(WebhookError::Misconfigured)?;
     misbehave(host, mode, config);
+    if mode == Mode::Leak {
+        return Ok(vec![ProviderEvent::new(
+            "leak",
+            leftovers(),
+            EventKind::Ignored,
+            host.now_ms(),
+        )]);
+    }
     if mode == Mode::Fetch {
         let (_, answer) = fetch(host, config)
             .map_err(|e| WebhookError::Malformed(format!("fetch failed: {e}")))?;
@@ -304,6 +325,30 @@ pub fn handle_webhook_with<H: Host>(
         ));
     }
     parse_body(body)
+}
+
+/// Marks a call leaves behind for the next one to find (see `leak` mode).
+static MARK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `leak` mode: what an earlier call left in memory (`clean` when nothing), then marks.
+fn leftovers() -> String {
+    use std::sync::atomic::Ordering;
+    let mut dirty = Vec::new();
+    if MARK.swap(0xA5A5, Ordering::Relaxed) != 0 {
+        dirty.push("static");
+    }
+    // Zeroed by the allocator only where it cannot trust the pages to be fresh.
+    let mut heap = vec![0u8; 1 << 20];
+    if heap.iter().any(|&b| b != 0) {
+        dirty.push("heap");
+    }
+    heap.fill(0xA5);
+    std::hint::black_box(&heap);
+    if dirty.is_empty() {
+        "clean".to_owned()
+    } else {
+        dirty.join(",")
+    }
 }
 
 fn prepare<H: Host>(host: &H, config: &[(String, String)]) -> Result<Mode, ProviderError> {
@@ -467,6 +512,15 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect()
+    }
+
+    #[test]
+    fn leak_mode_finds_the_mark_a_previous_call_left() {
+        // Natively both calls share one memory, as two calls on a reused instance would.
+        let first = leftovers();
+        let second = leftovers();
+        assert!(first == "clean" || first == "static", "{first}");
+        assert!(second.contains("static"), "{second}");
     }
 
     #[test]
