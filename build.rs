@@ -41,6 +41,12 @@ fn main() {
         "cargo:rerun-if-changed={}",
         manifest_dir.join("wit").display()
     );
+    // `refinery::embed_migrations!` reads this folder at compile time; cargo would not
+    // notice a new migration file without being told.
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("migrations").display()
+    );
 
     let out_dir = PathBuf::from(env("OUT_DIR"));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")

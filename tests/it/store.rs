@@ -15,7 +15,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
         report.applied,
         vec![
             "V1__init".to_owned(),
-            "V2__role_sync_announcements".to_owned()
+            "V2__role_sync_announcements".to_owned(),
+            "V3__drop_unused_indexes".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -44,7 +45,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 2);
+    assert_eq!(first.applied.len(), 3);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -55,7 +56,42 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
+}
+
+#[test]
+fn the_queries_run_per_webhook_and_per_sweep_use_an_index() {
+    // Indexes cost every insert; the ones kept must serve these, and none of these may
+    // scan a whole table (they run per delivery, per role sync or per sweep).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("docobo.db");
+    let (_db, _) = Db::open(&path, BUSY).expect("open");
+    let conn = open_raw(&path);
+    let queries = [
+        "SELECT 1 FROM webhook_events WHERE provider = 'polar' AND external_event_id = 'e'",
+        "SELECT * FROM subscriptions WHERE provider = 'polar' AND external_id = 's'",
+        "SELECT * FROM subscriptions WHERE payment_code = 'C'",
+        "SELECT * FROM subscriptions WHERE guild_id = 1 AND user_id = 2 AND paid_role_id = 3",
+        "SELECT * FROM subscriptions WHERE next_sync_at <= 5 ORDER BY next_sync_at LIMIT 10",
+        "SELECT id FROM subscriptions WHERE status IN ('active', 'canceled', 'past_due') \
+           AND period_end <= 5 AND (next_sync_at IS NULL OR next_sync_at > 5)",
+        "SELECT * FROM paid_roles WHERE guild_id = 1 AND product_ref = 'p'",
+        "SELECT * FROM guilds WHERE webhook_key = 'k'",
+    ];
+    for query in queries {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "{query}\n{plan:#?}"
+        );
+    }
 }
 
 #[test]
