@@ -27,10 +27,12 @@ pub const POOL_SLOTS: u32 = 32;
 
 /// With `PAGEMAP_SCAN`: how much of a slot's written memory is reset in place (and stays
 /// resident) instead of being handed back to the kernel. A page once written is reset at
-/// every later call in that slot, so this also bounds the per-call reset (1 MiB of memcpy is
-/// ≈ 30–50 µs); a webhook call writes far less (the stack pages it used, part of the data
-/// segment, a heap of some hundred KiB). Beyond it, pages are decommitted as before.
-const KEEP_RESIDENT_SCANNED: usize = 1 << 20;
+/// every later call in that slot, so this bounds both the per-call reset (512 KiB of memcpy
+/// is ≈ 15–25 µs) and what stays resident: at most 16 MiB for all [`POOL_SLOTS`] slots, a
+/// few MiB for the built-in plugins, which write far less per call (the stack pages they
+/// use, part of the data segment, a heap of some ten KiB). Beyond it, pages are
+/// decommitted as before.
+const KEEP_RESIDENT_SCANNED: usize = 512 << 10;
 
 /// Per-slot address space reserved for a linear memory (at least 64 MiB, more if the plugin
 /// memory limit is larger).
@@ -64,12 +66,12 @@ pub fn engine(memory_limit: usize) -> wasmtime::Result<(Engine, bool)> {
         .max_memory_size(memory_reservation(memory_limit))
         .table_keep_resident(16 << 10);
     if PoolingAllocationConfig::is_pagemap_scan_available() {
-        // Linux ≥ 6.7 says which pages a call wrote: only those are reset (copied back from
-        // the image or zeroed) and stay resident, up to KEEP_RESIDENT_SCANNED; the rest is
-        // never touched. A Rust plugin's memory starts with a 1 MiB stack of which a call
-        // writes a few pages, so this replaces an madvise of most of the memory per call,
-        // the page faults that refill it and the TLB shootdowns (other threads' CPUs
-        // interrupted) that the madvise costs.
+        // Linux ≥ 6.7 says which pages calls in this slot wrote: only those are reset
+        // (copied back from the image or zeroed) and stay resident, up to
+        // KEEP_RESIDENT_SCANNED; the rest is never touched. A Rust plugin's memory starts
+        // with a 1 MiB stack of which a call writes a few pages, so this replaces an
+        // madvise of most of the memory per call, the page faults that refill it and the
+        // TLB shootdowns (other threads' CPUs interrupted) that the madvise costs.
         pool.pagemap_scan(Enabled::Yes)
             .linear_memory_keep_resident(KEEP_RESIDENT_SCANNED);
     } else {
