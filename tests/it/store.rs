@@ -336,6 +336,97 @@ async fn members_count(db: &Db) -> i64 {
         .expect("count")
 }
 
+/// Queues `count` member inserts behind a write that holds the writer until they are all
+/// queued, so that they run as one batch; member `fail` (if any) fails after inserting.
+/// Returns each write's outcome and how many times each closure ran.
+async fn one_batch(
+    db: &Db,
+    g: docobo::domain::GuildId,
+    count: u64,
+    fail: Option<u64>,
+) -> (Vec<Result<u64, docobo::db::DbError>>, Vec<usize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, holding) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write(move |_| {
+                let _ = started.send(());
+                let _ = held.recv();
+                Ok(())
+            })
+            .await
+        })
+    };
+    tokio::task::spawn_blocking(move || holding.recv())
+        .await
+        .expect("join")
+        .expect("the holder runs");
+    let runs: Vec<Arc<AtomicUsize>> = (0..count).map(|_| Arc::default()).collect();
+    let writes: Vec<_> = (1..=count)
+        .zip(runs.iter().map(Arc::clone))
+        .map(|(n, runs)| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    members::insert(conn, g, UserId::new(n).expect("user"), Some("m"))?;
+                    if Some(n) == fail {
+                        return Err(docobo::db::DbError::Corrupt {
+                            table: "members",
+                            message: format!("refused {n}"),
+                        });
+                    }
+                    Ok(n)
+                })
+                .await
+            })
+        })
+        .collect();
+    // Every write is queued behind the holder before it lets go.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    release.send(()).expect("release");
+    holder.await.expect("join").expect("holder");
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.expect("join"));
+    }
+    let runs = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    (outcomes, runs)
+}
+
+// One runtime thread: the writes are queued in the order they are spawned.
+#[tokio::test]
+async fn a_batch_runs_each_write_once_and_again_only_when_a_neighbour_fails() {
+    let (t, g) = seeded_db().await;
+    // All succeed: one run each (no savepoints, no second run).
+    let (outcomes, runs) = one_batch(&t.db, g, 10, None).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(runs, vec![1; 10]);
+    assert_eq!(members_count(&t.db).await, 10);
+
+    // Write 4 fails: the batch is rolled back and run again, each write in its own
+    // savepoint. The others are committed once, write 4 not at all.
+    let (t, g) = seeded_db().await;
+    let (outcomes, runs) = one_batch(&t.db, g, 10, Some(4)).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let n = i as u64 + 1;
+        match outcome {
+            Ok(value) => assert_eq!(*value, n),
+            Err(docobo::db::DbError::Corrupt { message, .. }) => {
+                assert_eq!((n, message.as_str()), (4, "refused 4"));
+            }
+            Err(other) => panic!("write {n}: {other}"),
+        }
+    }
+    // Writes before the failing one ran twice, the failing one twice, those after it once
+    // (the first pass stopped at the failure).
+    assert_eq!(runs, vec![2, 2, 2, 2, 1, 1, 1, 1, 1, 1]);
+    assert_eq!(members_count(&t.db).await, 9);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouped_writes_commit_together_and_a_failing_write_rolls_back_alone() {
     let (t, g) = seeded_db().await;
