@@ -186,19 +186,15 @@ impl Db {
     }
 
     /// Runs a small write in a transaction shared with other concurrent writes (group
-    /// commit): it returns once the shared transaction is committed. An `Err` (or a panic)
-    /// rolls back this write only.
-    ///
-    /// The closure may run twice: when another write of the same batch fails, the batch is
-    /// rolled back and run again with a savepoint per write (see `writer`). It must do
-    /// database work only (nothing outside the connection that a rollback would not undo).
+    /// commit): it returns once the shared transaction is committed. The closure runs in its
+    /// own savepoint: an `Err` rolls back this write only.
     ///
     /// # Errors
     /// Whatever the closure returns, or a commit error.
     pub async fn write<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnMut(&Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
         let (job, reply) = writer::job(work);
         self.writes.send(job).map_err(|_| DbError::WriterGone)?;

@@ -2,16 +2,9 @@
 //!
 //! Each webhook delivery is a small write transaction, and what a commit costs (writing the
 //! touched pages to the WAL) is mostly the same for one delivery or twenty. The writer thread
-//! takes every write waiting in its queue, runs them all in one transaction, commits once,
-//! and only then answers each caller: nobody hears "done" before their data is durable.
-//!
-//! One failing write must roll back alone. Giving every write its own SAVEPOINT does that,
-//! but costs on every write: SQLite copies each page a write touches into the savepoint
-//! journal first (≈ 15 % of the writer's CPU in a profile of the webhook benchmark). Writes
-//! rarely fail, so a batch first runs without savepoints; only if one fails (or panics) is
-//! the transaction rolled back and the batch run again, each write in its own savepoint.
-//! Writes are therefore closures that can run twice (`FnMut`): they must do nothing but
-//! database work, whose first run the rollback undoes.
+//! takes every write waiting in its queue, runs each in its own SAVEPOINT inside one
+//! transaction (so one failing write rolls back alone), commits once, and only then answers
+//! each caller: nobody hears "done" before their data is durable.
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -27,62 +20,43 @@ use super::DbError;
 /// The most writes committed together.
 const MAX_BATCH: usize = 64;
 
-/// A queued write, type-erased for the writer's queue.
-trait Write: Send {
-    /// Runs the write and keeps its result; says whether it succeeded.
-    fn run(&mut self, conn: &Connection) -> bool;
+/// What a job tells the writer after running: keep its savepoint or not, and how to answer
+/// its caller once the commit's outcome is known.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
-    /// Answers the caller once the batch's fate is known: the kept result, or the commit
-    /// error. A write that never completed a run (it panicked) is answered with an error.
-    fn finish(self: Box<Self>, commit_error: Option<&str>);
-}
-
-struct Typed<T, F> {
-    work: F,
-    result: Option<Result<T, DbError>>,
-    reply: oneshot::Sender<Result<T, DbError>>,
-}
-
-impl<T, F> Write for Typed<T, F>
-where
-    T: Send,
-    F: FnMut(&Connection) -> Result<T, DbError> + Send,
-{
-    fn run(&mut self, conn: &Connection) -> bool {
-        // A panic below leaves no result: `finish` then drops the reply unanswered.
-        self.result = None;
-        let result = (self.work)(conn);
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn finish(self: Box<Self>, commit_error: Option<&str>) {
-        let answer = match (self.result, commit_error) {
-            (None, _) => return, // dropping `reply` tells the caller the write was aborted
-            (Some(Ok(_)), Some(e)) => Err(DbError::Commit(e.to_owned())),
-            (Some(result), _) => result,
-        };
-        let _ = self.reply.send(answer);
-    }
-}
+/// Runs a write; says whether to keep its savepoint, and how to answer its caller.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
 /// One queued write.
-pub(super) struct Job(Box<dyn Write>);
+pub(super) struct Job(Run);
 
 /// Queues `work` and builds the receiver of its result.
 pub(super) fn job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, DbError>>)
 where
     T: Send + 'static,
-    F: FnMut(&Connection) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
 {
     let (reply, receive) = oneshot::channel();
-    let typed = Typed {
-        work,
-        result: None,
-        reply,
+    let run = move |conn: &Connection| -> (bool, Finish) {
+        match work(conn) {
+            Ok(value) => (
+                true,
+                Box::new(move |commit_error: Option<&str>| {
+                    let _ = reply.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(DbError::Commit(e.to_owned())),
+                    });
+                }),
+            ),
+            Err(e) => (
+                false,
+                Box::new(move |_: Option<&str>| {
+                    let _ = reply.send(Err(e));
+                }),
+            ),
+        }
     };
-    (Job(Box::new(typed)), receive)
+    (Job(Box::new(run)), receive)
 }
 
 /// Set by the checkpointer when the WAL has grown past [`WAL_LIMIT_FRAMES`] because writes
@@ -123,76 +97,31 @@ pub(super) fn start(
     Ok(sender)
 }
 
-/// Runs a batch in one transaction, first without savepoints, then (if a write failed) again
-/// with one savepoint per write. A write that panics is dropped, which answers its caller
-/// with an error.
-fn run_batch(conn: &mut Connection, mut batch: Vec<Job>) {
-    match run_together(conn, &mut batch) {
-        Ok(()) => {
-            for Job(write) in batch {
-                write.finish(None);
-            }
-        }
-        Err(Together::Begin(e)) => {
-            // Dropping the batch answers every caller with an error; they retry.
-            tracing::error!(error = %e, writes = batch.len(), "cannot start a write transaction");
-        }
-        Err(Together::Commit(e)) => {
-            tracing::error!(error = %e, writes = batch.len(), "commit failed; the writes are rolled back");
-            for Job(write) in batch {
-                write.finish(Some(&e));
-            }
-        }
-        Err(Together::WriteFailed) => run_each_in_a_savepoint(conn, batch),
-    }
-}
-
-/// Why [`run_together`] did not commit.
-enum Together {
-    Begin(rusqlite::Error),
-    Commit(String),
-    /// A write failed or panicked; the transaction was rolled back.
-    WriteFailed,
-}
-
-/// Runs every write of the batch in one transaction without savepoints and commits it.
-/// Stops at the first write that fails or panics, rolling everything back.
-fn run_together(conn: &mut Connection, batch: &mut [Job]) -> Result<(), Together> {
-    let tx = super::write_transaction(conn).map_err(Together::Begin)?;
-    for Job(write) in batch.iter_mut() {
-        let ok = std::panic::catch_unwind(AssertUnwindSafe(|| write.run(&tx))).unwrap_or(false);
-        if !ok {
-            // Dropping `tx` rolls back every write of the batch.
-            return Err(Together::WriteFailed);
-        }
-    }
-    tx.commit().map_err(|e| Together::Commit(e.to_string()))?;
-    Ok(())
-}
-
-/// The slow path: each write in its own savepoint, so that a failing one rolls back alone.
-fn run_each_in_a_savepoint(conn: &mut Connection, batch: Vec<Job>) {
+/// Runs a batch in one transaction. A job whose savepoint cannot be set up, or that panics,
+/// is dropped, which answers its caller with an error.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let mut tx = match super::write_transaction(conn) {
         Ok(tx) => tx,
         Err(e) => {
+            // Dropping the batch answers every caller with an error; they retry.
             tracing::error!(error = %e, writes = batch.len(), "cannot start a write transaction");
             return;
         }
     };
-    let mut kept = Vec::with_capacity(batch.len());
-    for Job(mut write) in batch {
+    let mut finishers = Vec::with_capacity(batch.len());
+    for Job(run) in batch {
         let Ok(savepoint) = tx.savepoint() else {
             continue;
         };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| write.run(&savepoint))) {
-            Ok(true) => {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| run(&savepoint))) {
+            Ok((true, finish)) => {
                 if savepoint.commit().is_ok() {
-                    kept.push(write);
+                    finishers.push(finish);
                 }
             }
-            Ok(false) => {
-                drop(savepoint); // rolls back this write only
-                write.finish(None);
+            Ok((false, finish)) => {
+                drop(savepoint); // rolls back this job only
+                finish(None);
             }
             Err(_) => {
                 tracing::error!("a database write panicked; it was rolled back");
@@ -203,10 +132,10 @@ fn run_each_in_a_savepoint(conn: &mut Connection, batch: Vec<Job>) {
     let committed = tx.commit();
     let error = committed.as_ref().err().map(ToString::to_string);
     if let Some(e) = &error {
-        tracing::error!(error = %e, writes = kept.len(), "commit failed; the writes are rolled back");
+        tracing::error!(error = %e, writes = finishers.len(), "commit failed; the writes are rolled back");
     }
-    for write in kept {
-        write.finish(error.as_deref());
+    for finish in finishers {
+        finish(error.as_deref());
     }
 }
 
