@@ -309,23 +309,31 @@ fn cpu_seconds() -> (f64, f64) {
     (client, server)
 }
 
+/// Subscriptions in the database.
+async fn subscription_count(db: &docobo::db::Db) -> usize {
+    let rows: i64 = db
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?))
+        .await
+        .expect("count");
+    usize::try_from(rows).expect("count")
+}
+
+/// Role grants (`PUT …/roles/…`) the fake Discord has been asked for.
+fn role_grants(discord: &FakeDiscord) -> usize {
+    discord
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
+        .count()
+}
+
 /// Waits (up to two minutes) until the fake Discord has been asked one role grant per
 /// subscription created; says whether it was.
 async fn grants_caught_up(discord: &FakeDiscord, db: &docobo::db::Db) -> bool {
     let deadline = Instant::now() + Duration::from_mins(2);
     while Instant::now() < deadline {
-        let subscriptions: i64 = db
-            .read(
-                |conn| Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?),
-            )
-            .await
-            .expect("count");
-        let grants = discord
-            .requests()
-            .iter()
-            .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
-            .count();
-        if i64::try_from(grants).expect("count") >= subscriptions {
+        let (subscriptions, grants) = (subscription_count(db).await, role_grants(discord));
+        if grants >= subscriptions {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -595,18 +603,12 @@ fn main() {
         )
         .await;
     });
-    let rows: i64 = server
-        .block_on(db.call(|conn| {
-            Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?)
-        }))
-        .expect("count");
+    let rows = server.block_on(subscription_count(&db));
     println!("subscriptions created: {rows}");
-    let grants = discord
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
-        .count();
-    println!("role grants asked of the fake Discord by then: {grants}");
+    println!(
+        "role grants asked of the fake Discord by then: {}",
+        role_grants(&discord)
+    );
     shutdown.cancel();
     server.block_on(serving).expect("join").expect("stopped");
 }
