@@ -320,11 +320,7 @@ async fn subscription_count(db: &docobo::db::Db) -> usize {
 
 /// Role grants (`PUT …/roles/…`) the fake Discord has been asked for.
 fn role_grants(discord: &FakeDiscord) -> usize {
-    discord
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
-        .count()
+    discord.count_requests("PUT", "/guilds/*/members/*/roles/*")
 }
 
 /// Waits (up to two minutes) until the fake Discord has been asked one role grant per

@@ -470,6 +470,23 @@ async fn serenity_connects_registers_a_command_and_answers_interactions() {
         requests.iter().all(|r| r.operation_id.is_some()),
         "every request matched an operation of the spec: {requests:#?}"
     );
+    // The cheap counter agrees with the log.
+    assert_eq!(
+        discord.count_requests("PUT", "/guilds/{guild_id}/members/{user_id}/roles/*"),
+        requests
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.contains("/roles/"))
+            .count()
+    );
+    assert!(discord.count_requests("PUT", "/guilds/2000/members/4000/roles/3000") >= 1);
+    assert_eq!(
+        discord.count_requests("PUT", "/guilds/2000/members/4000/roles/9"),
+        0
+    );
+    assert_eq!(
+        discord.count_requests("DELETE", "/guilds/*/members/*/roles/*"),
+        0
+    );
     discord.assert_no_schema_violations();
     discord.assert_payloads_parse();
     client.shutdown(WAIT).await.expect("serenity shuts down");
