@@ -89,6 +89,39 @@ struct Holding {
     paid_role: i64,
 }
 
+/// A holding as role sync reads it.
+struct Loaded {
+    subs: Vec<Subscription>,
+    role: Option<paid_roles::PaidRole>,
+    guild: Option<Guild>,
+    /// Whether the member is in the guild as far as Docobo knows (unknown: yes).
+    present: bool,
+}
+
+impl Loaded {
+    fn read(conn: &rusqlite::Connection, h: Holding) -> Result<Self, DbError> {
+        Ok(Self {
+            subs: subscriptions::for_holding(conn, h.guild, h.user, h.paid_role)?,
+            role: paid_roles::by_id(conn, h.paid_role)?,
+            guild: guilds::get(conn, h.guild)?,
+            present: members::in_guild(conn, h.guild, h.user)?.unwrap_or(true),
+        })
+    }
+}
+
+/// What a holding's sync did, to record.
+enum Outcome {
+    Synced {
+        applied: bool,
+        next: Option<UnixMillis>,
+    },
+    MemberLeft,
+    Failed {
+        retry_at: UnixMillis,
+        error: String,
+    },
+}
+
 impl RoleSync {
     #[must_use]
     pub fn new(parts: RoleSyncParts) -> Self {
@@ -185,34 +218,42 @@ impl RoleSync {
     async fn sync_holding(&self, h: Holding) -> Result<(), DbError> {
         let now = now_ms();
         let grace = self.settings.grace_ms;
-        // Expire what ended, then read the whole holding.
-        let loaded = self
-            .db
-            .write(move |tx| {
-                for sub in subscriptions::for_holding(tx, h.guild, h.user, h.paid_role)? {
-                    if let Some(expired) = sub.state.expire(now, sub.grace_ms(grace)) {
-                        subscriptions::set_state(
-                            tx,
-                            sub.id,
-                            expired,
-                            sub.cancel_at_period_end,
-                            now,
-                        )?;
+        // Read the holding beside the writer. Only if one of its subscriptions has ended is
+        // a write needed first: it expires them and reads the holding again.
+        let mut loaded = self.db.read(move |conn| Loaded::read(conn, h)).await?;
+        if loaded
+            .subs
+            .iter()
+            .any(|s| s.state.expire(now, s.grace_ms(grace)).is_some())
+        {
+            loaded = self
+                .db
+                .write(move |tx| {
+                    for sub in subscriptions::for_holding(tx, h.guild, h.user, h.paid_role)? {
+                        if let Some(expired) = sub.state.expire(now, sub.grace_ms(grace)) {
+                            subscriptions::set_state(
+                                tx,
+                                sub.id,
+                                expired,
+                                sub.cancel_at_period_end,
+                                now,
+                            )?;
+                        }
                     }
-                }
-                let subs = subscriptions::for_holding(tx, h.guild, h.user, h.paid_role)?;
-                let role = paid_roles::by_id(tx, h.paid_role)?;
-                let guild = guilds::get(tx, h.guild)?;
-                let present = members::in_guild(tx, h.guild, h.user)?.unwrap_or(true);
-                Ok((subs, role, guild, present))
-            })
-            .await?;
-        let (subs, Some(role), Some(guild), present) = loaded else {
+                    Loaded::read(tx, h)
+                })
+                .await?;
+        }
+        let Loaded {
+            subs,
+            role: Some(role),
+            guild: Some(guild),
+            present,
+        } = loaded
+        else {
             // The paid role or guild row is gone: nothing to apply.
             self.db
-                .write(move |conn| {
-                    subscriptions::mark_synced(conn, h.guild, h.user, h.paid_role, false, None)
-                })
+                .write(move |conn| subscriptions::mark_synced(conn, &loaded.subs, false, None))
                 .await?;
             return Ok(());
         };
@@ -229,21 +270,9 @@ impl RoleSync {
         let previous_error = subs.iter().find_map(|s| s.last_sync_error.clone());
         let attempts = subs.iter().map(|s| s.sync_attempts).max().unwrap_or(0);
         let role_id = role.role_id;
-        match result {
+        // What to record, and whom to tell first.
+        let outcome = match result {
             Ok(()) => {
-                let next = next_change(&subs, now, grace);
-                self.db
-                    .write(move |conn| {
-                        subscriptions::mark_synced(
-                            conn,
-                            h.guild,
-                            h.user,
-                            h.paid_role,
-                            desired,
-                            next,
-                        )
-                    })
-                    .await?;
                 if previous_error.is_some() && desired {
                     tracing::info!(
                         guild = h.guild.get(),
@@ -252,6 +281,10 @@ impl RoleSync {
                         "role sync recovered"
                     );
                 }
+                Outcome::Synced {
+                    applied: desired,
+                    next: next_change(&subs, now, grace),
+                }
             }
             Err(RoleError::NotFound(Missing::Member)) => {
                 tracing::info!(
@@ -259,12 +292,7 @@ impl RoleSync {
                     user = h.user.get(),
                     "member left; the role is given again when they come back"
                 );
-                self.db
-                    .write(move |conn| {
-                        members::set_in_guild(conn, h.guild, h.user, false)?;
-                        subscriptions::mark_synced(conn, h.guild, h.user, h.paid_role, false, None)
-                    })
-                    .await?;
+                Outcome::MemberLeft
             }
             Err(error) => {
                 let (text, retry, tell_owner) = match &error {
@@ -290,39 +318,55 @@ impl RoleSync {
                         false,
                     ),
                 };
-                let next = now + i64::try_from(retry.as_millis()).unwrap_or(i64::MAX / 2);
                 tracing::warn!(guild = h.guild.get(), user = h.user.get(), role = role_id.get(), error = %error, retry_in = ?retry, "role sync failed; will retry");
-                let stored = text.clone();
-                self.db
-                    .write(move |conn| {
-                        subscriptions::mark_failed(
-                            conn,
-                            h.guild,
-                            h.user,
-                            h.paid_role,
-                            &stored,
-                            Some(next),
-                        )
-                    })
-                    .await?;
+                // Told before it is recorded: a crash in between tells the owner twice
+                // rather than never.
                 if tell_owner && previous_error.as_deref() != Some(text.as_str()) {
                     self.notifier
                         .tell_owner(&guild, &format!("⚠️ {text}"))
                         .await;
                 }
+                Outcome::Failed {
+                    retry_at: now + i64::try_from(retry.as_millis()).unwrap_or(i64::MAX / 2),
+                    error: text,
+                }
             }
-        }
-        self.announce(&guild, role_id, &subs, now).await
+        };
+        let announced = self.announce(&guild, role_id, &subs, now).await;
+        // One write records it all.
+        self.db
+            .write(move |conn| {
+                match outcome {
+                    Outcome::Synced { applied, next } => {
+                        subscriptions::mark_synced(conn, &subs, applied, next)?;
+                    }
+                    Outcome::MemberLeft => {
+                        members::set_in_guild(conn, h.guild, h.user, false)?;
+                        subscriptions::mark_synced(conn, &subs, false, None)?;
+                    }
+                    Outcome::Failed { retry_at, error } => {
+                        subscriptions::mark_failed(conn, &subs, &error, Some(retry_at))?;
+                    }
+                }
+                for (id, key) in &announced {
+                    subscriptions::set_announced(conn, *id, key)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
-    /// Posts one log-channel line per new purchase, renewal, cancellation or ending.
+    /// Posts one log-channel line per new purchase, renewal, cancellation or ending; returns
+    /// what to record as announced (posted before it is recorded: a crash in between repeats
+    /// a line rather than losing it).
     async fn announce(
         &self,
         guild: &Guild,
         role: RoleId,
         subs: &[Subscription],
         now: UnixMillis,
-    ) -> Result<(), DbError> {
+    ) -> Vec<(i64, String)> {
+        let mut announced = Vec::new();
         for sub in subs {
             let key = format!("{}:{}", sub.state.status, sub.state.period_end.unwrap_or(0));
             if sub.announced.as_deref() == Some(key.as_str()) {
@@ -336,12 +380,9 @@ impl RoleSync {
             if let Some(line) = announcement(sub, before.as_deref(), role, now) {
                 self.notifier.log_line(guild, &line).await;
             }
-            let id = sub.id;
-            self.db
-                .write(move |conn| subscriptions::set_announced(conn, id, &key))
-                .await?;
+            announced.push((sub.id, key));
         }
-        Ok(())
+        announced
     }
 
     /// Re-checks the hierarchy, ended periods and members' actual roles.
@@ -723,6 +764,7 @@ mod tests {
             sync_attempts: 0,
             last_sync_error: None,
             announced: None,
+            sync_version: 0,
         }
     }
 

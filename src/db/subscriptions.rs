@@ -26,6 +26,9 @@ pub struct Subscription {
     pub last_sync_error: Option<String>,
     /// What the log channel was last told (`status:period_end`).
     pub announced: Option<String>,
+    /// Moves whenever something makes the subscription due for role sync; a sync reschedules
+    /// only what it read (see [`mark_synced`]).
+    pub sync_version: i64,
 }
 
 impl Subscription {
@@ -62,7 +65,7 @@ pub struct NewSubscription {
 
 const COLUMNS: &str = "id, guild_id, user_id, paid_role_id, provider, external_id, status, period_end, \
                        last_event_at, cancel_at_period_end, payment_code, role_applied, \
-                       sync_attempts, last_sync_error, announced";
+                       sync_attempts, last_sync_error, announced, sync_version";
 
 fn corrupt(message: &dyn std::fmt::Display) -> DbError {
     DbError::Corrupt {
@@ -100,6 +103,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Result<Subscription, DbError>> {
                 sync_attempts: row.get(12)?,
                 last_sync_error: row.get(13)?,
                 announced: row.get(14)?,
+                sync_version: row.get(15)?,
             })
         };
     let provider = match ProviderId::parse(&provider) {
@@ -160,6 +164,7 @@ pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, 
         sync_attempts: 0,
         last_sync_error: None,
         announced: None,
+        sync_version: 0,
     })
 }
 
@@ -198,6 +203,7 @@ pub fn set_state(
     conn.prepare_cached(
         "UPDATE subscriptions SET status = ?2, period_end = ?3, last_event_at = ?4,
              cancel_at_period_end = ?5, sync_attempts = 0, next_sync_at = ?6,
+             sync_version = sync_version + 1,
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
          WHERE id = ?1",
     )?
@@ -263,53 +269,47 @@ pub fn for_holding(
     )
 }
 
-/// Records a successful sync of a holding: the role is (or is not) on the member, and the
-/// next check is at `next_sync_at` (when an entitlement ends), or none.
+/// Records a successful role sync on the subscriptions it read (`seen`): the role is (or
+/// is not) on the member, and the next check is at `next_sync_at` (when an entitlement
+/// ends), or none. A row whose [`Subscription::sync_version`] moved since it was read keeps
+/// its due time: whatever changed it while Discord was being called (a refund, the sweep)
+/// wants a sync that sees the change.
 pub fn mark_synced(
     conn: &Connection,
-    guild: GuildId,
-    user: UserId,
-    paid_role_id: i64,
+    seen: &[Subscription],
     applied: bool,
     next_sync_at: Option<UnixMillis>,
 ) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "UPDATE subscriptions SET role_applied = ?4, sync_attempts = 0, last_sync_error = NULL,
-             next_sync_at = ?5, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
-         WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3",
-    )?
-    .execute(params![
-        guild.as_i64(),
-        user.as_i64(),
-        paid_role_id,
-        applied,
-        next_sync_at
-    ])?;
+    let mut update = conn.prepare_cached(
+        "UPDATE subscriptions SET role_applied = ?3, sync_attempts = 0, last_sync_error = NULL,
+             next_sync_at = CASE WHEN sync_version = ?2 THEN ?4 ELSE next_sync_at END,
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE id = ?1",
+    )?;
+    for sub in seen {
+        update.execute(params![sub.id, sub.sync_version, applied, next_sync_at])?;
+    }
     Ok(())
 }
 
-/// Records a failed sync of a holding and when to retry (`None`: not until something
-/// changes, e.g. the member rejoins).
+/// Records a failed role sync on the subscriptions it read (`seen`), and when to retry
+/// (`None`: not until something changes, e.g. the member rejoins). As in [`mark_synced`], a
+/// row changed meanwhile stays due.
 pub fn mark_failed(
     conn: &Connection,
-    guild: GuildId,
-    user: UserId,
-    paid_role_id: i64,
+    seen: &[Subscription],
     error: &str,
     next_sync_at: Option<UnixMillis>,
 ) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "UPDATE subscriptions SET sync_attempts = sync_attempts + 1, last_sync_error = ?4,
-             next_sync_at = ?5, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
-         WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3",
-    )?
-    .execute(params![
-        guild.as_i64(),
-        user.as_i64(),
-        paid_role_id,
-        error,
-        next_sync_at
-    ])?;
+    let mut update = conn.prepare_cached(
+        "UPDATE subscriptions SET sync_attempts = sync_attempts + 1, last_sync_error = ?3,
+             next_sync_at = CASE WHEN sync_version = ?2 THEN ?4 ELSE next_sync_at END,
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE id = ?1",
+    )?;
+    for sub in seen {
+        update.execute(params![sub.id, sub.sync_version, error, next_sync_at])?;
+    }
     Ok(())
 }
 
@@ -326,7 +326,7 @@ pub fn mark_member_due(
     Ok(conn
         .prepare_cached(
             "UPDATE subscriptions SET next_sync_at = ?5, sync_attempts = 0,
-                 role_applied = coalesce(?4, role_applied)
+                 role_applied = coalesce(?4, role_applied), sync_version = sync_version + 1
              WHERE guild_id = ?1 AND user_id = ?2 AND (?3 IS NULL OR paid_role_id = ?3)",
         )?
         .execute(params![
@@ -343,7 +343,7 @@ pub fn mark_member_due(
 pub fn mark_ended_due(conn: &Connection, now: UnixMillis) -> Result<usize, DbError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE subscriptions SET next_sync_at = ?1
+            "UPDATE subscriptions SET next_sync_at = ?1, sync_version = sync_version + 1
              WHERE status IN ('active', 'canceled', 'past_due') AND period_end <= ?1
                AND (next_sync_at IS NULL OR next_sync_at > ?1)",
         )?
@@ -402,7 +402,7 @@ pub fn mark_failed_due(
 ) -> Result<usize, DbError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE subscriptions SET next_sync_at = ?2
+            "UPDATE subscriptions SET next_sync_at = ?2, sync_version = sync_version + 1
              WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)
                AND (next_sync_at IS NULL OR next_sync_at > ?2)",
         )?

@@ -853,6 +853,55 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
     app.stop().await;
 }
 
+/// A revocation that lands while the grant is on its way to Discord is not lost: the
+/// role comes off right after the grant lands, not at the next sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let discord = fake_discord().await;
+    // No sweep during the test: only the revocation's own wake-up can remove the role.
+    let app = start_app(
+        dir.path(),
+        &discord,
+        &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
+    )
+    .await;
+    let path = seed_polar(&app, SUPPORTER).await;
+    discord.inject_fault(
+        FaultRule::new(
+            "PUT",
+            "/guilds/*/members/*/roles/*",
+            Fault::delay(Duration::from_millis(1500)),
+        )
+        .once(),
+    );
+    let bought_at = now_ms();
+    buy(&app, &path, "msg_buy_slow").await;
+    // The grant is held at Discord; meanwhile the subscription is revoked.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        role_puts(&discord, BUYER, SUPPORTER),
+        0,
+        "the grant is still held"
+    );
+    let body = polar_event("subscription.revoked", "revoked", false, bought_at + 1000);
+    let response = deliver_polar(&app, &path, "msg_revoke_fast", &body).await;
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let roles = "/guilds/*/members/*/roles/*";
+    discord
+        .wait_for_request("PUT", roles, WAIT)
+        .await
+        .expect("the held grant lands");
+    discord
+        .wait_for_request("DELETE", roles, WAIT)
+        .await
+        .expect("the revocation follows it");
+    assert_eq!(discord.member_roles(GUILD, BUYER), Some(Vec::new()));
+    let sub = the_subscription(&app).await;
+    assert_eq!(sub.state.status, SubscriptionStatus::Revoked);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_midway_converges() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -16,7 +16,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
         vec![
             "V1__init".to_owned(),
             "V2__role_sync_announcements".to_owned(),
-            "V3__drop_unused_indexes".to_owned()
+            "V3__drop_unused_indexes".to_owned(),
+            "V4__subscription_sync_version".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -45,7 +46,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 3);
+    assert_eq!(first.applied.len(), 4);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -56,7 +57,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 3);
+    assert_eq!(versions, 4);
 }
 
 #[test]
@@ -257,6 +258,53 @@ fn each_unique_constraint_rejects_a_duplicate() {
             .is_some()
     );
     assert_eq!(webhook_events::count(&conn).expect("count"), 2);
+}
+
+#[test]
+fn a_sync_reschedules_only_the_subscriptions_it_read_unchanged() {
+    let t = fresh_db();
+    let conn = open_raw(&t.dir.path().join("docobo.db"));
+    let g = guild(1);
+    let paid = seed_guild_with_role(&conn, g, role(10));
+    members::insert(&conn, g, UserId::new(5).expect("user"), None).expect("member");
+    let stays =
+        subscriptions::insert(&conn, &new_sub(g, 5, paid.id, Some("sub_a"), None)).expect("a");
+    let changes =
+        subscriptions::insert(&conn, &new_sub(g, 5, paid.id, Some("sub_b"), None)).expect("b");
+    let next_sync_at = |id: i64| -> Option<i64> {
+        conn.query_row(
+            "SELECT next_sync_at FROM subscriptions WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .expect("read")
+    };
+    let due_at = next_sync_at(changes.id).expect("a new subscription is due");
+    // A sync read both; then, while it called Discord, a webhook changed one.
+    let seen = subscriptions::for_holding(&conn, g, UserId::new(5).expect("user"), paid.id)
+        .expect("holding");
+    let mut refunded = changes.state;
+    refunded.status = SubscriptionStatus::Refunded;
+    subscriptions::set_state(&conn, changes.id, refunded, false, due_at + 1).expect("change");
+    subscriptions::mark_synced(&conn, &seen, true, Some(i64::MAX)).expect("synced");
+    assert_eq!(next_sync_at(stays.id), Some(i64::MAX), "rescheduled");
+    assert_eq!(
+        next_sync_at(changes.id),
+        Some(due_at + 1),
+        "still due: the sync did not see the refund"
+    );
+    // The same for a failed sync; the next sync, having read the change, reschedules it.
+    let seen = subscriptions::for_holding(&conn, g, UserId::new(5).expect("user"), paid.id)
+        .expect("holding");
+    subscriptions::mark_member_due(&conn, g, UserId::new(5).expect("user"), None, None, 7)
+        .expect("sweep");
+    subscriptions::mark_failed(&conn, &seen, "Discord API error", Some(99)).expect("failed");
+    assert_eq!(next_sync_at(stays.id), Some(7));
+    let seen = subscriptions::for_holding(&conn, g, UserId::new(5).expect("user"), paid.id)
+        .expect("holding");
+    subscriptions::mark_failed(&conn, &seen, "Discord API error", Some(99)).expect("failed");
+    assert_eq!(next_sync_at(stays.id), Some(99));
+    assert_eq!(next_sync_at(changes.id), Some(99));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
