@@ -253,8 +253,15 @@ pub fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Tr
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
-/// Bytes of WAL file kept when the WAL starts over (see [`open_connection`]).
-const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// Bytes of WAL file kept when the WAL starts over (see [`open_connection`]). Well above
+/// the length at which the writer finishes a checkpoint itself ([`writer::WAL_LIMIT_FRAMES`]
+/// frames of 4 KiB pages plus their 24-byte headers), so that starting over after a burst
+/// reuses the file instead of cutting it back: measured after a saturation phase, that
+/// `ftruncate` ran on the writer thread, concurrently with a checkpoint's fsync, and took
+/// 8 and 63 ms, every write queued meanwhile waiting. Only a WAL that sustained overload
+/// pushed past this is cut back (once).
+const JOURNAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
+const _: () = assert!(JOURNAL_SIZE_LIMIT > writer::WAL_LIMIT_FRAMES * (4096 + 24) * 5 / 4);
 
 /// Opens one connection with Docobo's pragmas.
 ///
@@ -282,7 +289,7 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection
     // quarter of the writer thread's time and stalled it behind the kernel's writeback.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(open)?;
-    // When the WAL starts over, a file that a burst made larger is cut back to this size
+    // When the WAL starts over, a file that overload made larger is cut back to this size
     // (the default keeps it at its largest for ever). Below it, the file is reused in place.
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(open)?;

@@ -153,7 +153,7 @@ const CATCH_UP_ROUNDS: usize = 8;
 /// same, but the writer would wait for its lock in SQLite's busy-handler sleeps, which grow
 /// to 100 ms each: with it, the benchmark's 500 req/s phase after saturation had 200–400 ms
 /// stalls.)
-const WAL_LIMIT_FRAMES: i64 = 16_384;
+pub(super) const WAL_LIMIT_FRAMES: i64 = 16_384;
 
 /// Starts the thread that checkpoints the WAL on its own connection, so that the writer's
 /// commits never wait for a checkpoint's fsync.
