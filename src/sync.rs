@@ -41,6 +41,8 @@ const BATCH: u32 = 256;
 const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest delay between retries.
 const RETRY_MAX: Duration = Duration::from_hours(1);
+/// Longest delay between passes while the database refuses to record syncs.
+const DB_RETRY_MAX: Duration = Duration::from_mins(1);
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -79,6 +81,15 @@ pub struct RoleSyncParts {
     pub operator_credentials: BTreeMap<String, PluginConfig>,
     pub signal: Arc<Notify>,
     pub settings: SyncSettings,
+}
+
+/// What one pass over the due holdings did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// A full batch was due: more may be due right away.
+    pub more: bool,
+    /// Holdings whose sync failed on a database error (they stay due).
+    pub failed: usize,
 }
 
 /// One member × one paid role.
@@ -145,6 +156,7 @@ impl RoleSync {
         let mut next_sweep = Instant::now();
         let mut next_poll =
             Instant::now() + Duration::from_secs(5).min(self.settings.poll_interval);
+        let mut failed_passes: u32 = 0;
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -157,18 +169,32 @@ impl RoleSync {
                 self.poll_all().await;
                 next_poll = Instant::now() + self.settings.poll_interval;
             }
-            let more = match self.process_due().await {
-                Ok(more) => more,
+            let pass = match self.process_due().await {
+                Ok(pass) => pass,
                 Err(e) => {
                     tracing::error!(error = %e, "role sync: database error");
-                    false
+                    Pass {
+                        more: false,
+                        failed: 1,
+                    }
                 }
             };
-            if more {
+            // A holding whose sync could not be recorded is still due; retrying it at once
+            // would repeat its Discord calls and log lines in a loop while the database
+            // refuses (a full disk). Back off instead, as for Discord's own errors.
+            failed_passes = if pass.failed > 0 {
+                failed_passes + 1
+            } else {
+                0
+            };
+            if pass.more && failed_passes == 0 {
                 continue;
             }
             let mut wake = next_sweep.min(next_poll);
-            if let Ok(Some(due)) = self.db.read(subscriptions::next_due_at).await {
+            if failed_passes > 0 {
+                let retry = backoff(failed_passes - 1, false).min(DB_RETRY_MAX);
+                wake = wake.min(Instant::now() + retry);
+            } else if let Ok(Some(due)) = self.db.read(subscriptions::next_due_at).await {
                 let wait = u64::try_from(due - now_ms()).unwrap_or(0);
                 wake = wake.min(Instant::now() + Duration::from_millis(wait));
             }
@@ -180,11 +206,11 @@ impl RoleSync {
         }
     }
 
-    /// Syncs every holding that is due. Returns whether more may be due right away.
+    /// Syncs every holding that is due.
     ///
     /// # Errors
     /// The due list could not be read.
-    pub async fn process_due(&self) -> Result<bool, DbError> {
+    pub async fn process_due(&self) -> Result<Pass, DbError> {
         let now = now_ms();
         let due = self
             .db
@@ -201,14 +227,22 @@ impl RoleSync {
             .collect();
         holdings.sort_unstable();
         holdings.dedup();
+        let failed = std::sync::atomic::AtomicUsize::new(0);
         futures_util::stream::iter(holdings)
-            .for_each_concurrent(CONCURRENCY, |h| async move {
-                if let Err(e) = self.sync_holding(h).await {
-                    tracing::error!(guild = h.guild.get(), user = h.user.get(), error = %e, "role sync failed");
+            .for_each_concurrent(CONCURRENCY, |h| {
+                let failed = &failed;
+                async move {
+                    if let Err(e) = self.sync_holding(h).await {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(guild = h.guild.get(), user = h.user.get(), error = %e, "role sync failed");
+                    }
                 }
             })
             .await;
-        Ok(full)
+        Ok(Pass {
+            more: full,
+            failed: failed.into_inner(),
+        })
     }
 
     #[allow(
@@ -341,7 +375,11 @@ impl RoleSync {
                         subscriptions::mark_synced(conn, &subs, applied, next)?;
                     }
                     Outcome::MemberLeft => {
-                        members::set_in_guild(conn, h.guild, h.user, false)?;
+                        // Unless they came back while Discord was being asked (which
+                        // moved the versions): then the next sync grants again.
+                        if !subscriptions::any_moved(conn, &subs)? {
+                            members::set_in_guild(conn, h.guild, h.user, false)?;
+                        }
                         subscriptions::mark_synced(conn, &subs, false, None)?;
                     }
                     Outcome::Failed { retry_at, error } => {

@@ -292,6 +292,20 @@ pub fn mark_synced(
     Ok(())
 }
 
+/// Whether any of the subscriptions a sync read (`seen`) changed since (its
+/// [`Subscription::sync_version`] moved) or is gone.
+pub fn any_moved(conn: &Connection, seen: &[Subscription]) -> Result<bool, DbError> {
+    let mut version =
+        conn.prepare_cached("SELECT sync_version FROM subscriptions WHERE id = ?1")?;
+    for sub in seen {
+        let now: Option<i64> = version.query_row([sub.id], |r| r.get(0)).optional()?;
+        if now != Some(sub.sync_version) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Records a failed role sync on the subscriptions it read (`seen`), and when to retry
 /// (`None`: not until something changes, e.g. the member rejoins). As in [`mark_synced`], a
 /// row changed meanwhile stays due.

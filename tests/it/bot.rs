@@ -871,14 +871,15 @@ async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
         FaultRule::new(
             "PUT",
             "/guilds/*/members/*/roles/*",
-            Fault::delay(Duration::from_millis(1500)),
+            Fault::delay(Duration::from_secs(3)),
         )
         .once(),
     );
     let bought_at = now_ms();
     buy(&app, &path, "msg_buy_slow").await;
-    // The grant is held at Discord; meanwhile the subscription is revoked.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The grant is held at Discord (the worker sends it as soon as the purchase is
+    // committed); meanwhile the subscription is revoked.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         role_puts(&discord, BUYER, SUPPORTER),
         0,
@@ -899,6 +900,62 @@ async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
     assert_eq!(discord.member_roles(GUILD, BUYER), Some(Vec::new()));
     let sub = the_subscription(&app).await;
     assert_eq!(sub.state.status, SubscriptionStatus::Revoked);
+    app.stop().await;
+}
+
+/// A database that refuses to record a sync (a full disk, say) must not make the worker
+/// call Discord and post to the log channel again and again: it retries with backoff, and
+/// records the sync once it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_the_database_cannot_record_is_retried_with_backoff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let discord = fake_discord().await;
+    let app = start_app(
+        dir.path(),
+        &discord,
+        &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
+    )
+    .await;
+    let path = seed_polar(&app, SUPPORTER).await;
+    // Recording the role as applied fails, as on a full disk; the webhook's own write does
+    // not touch that column.
+    let trigger = |sql: &'static str| {
+        app.db.call(move |conn| {
+            conn.execute_batch(sql)?;
+            Ok(())
+        })
+    };
+    trigger(
+        "CREATE TRIGGER refuse_sync BEFORE UPDATE OF role_applied ON subscriptions
+         WHEN NEW.role_applied = 1 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    .await
+    .expect("trigger");
+    buy(&app, &path, "msg_disk_full").await;
+    discord
+        .wait_for_request("PUT", "/guilds/*/members/*/roles/*", WAIT)
+        .await
+        .expect("granted");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grants = role_puts(&discord, BUYER, SUPPORTER);
+    assert!((1..=4).contains(&grants), "{grants} grants in 3 s");
+    let bought = messages_in(&discord, LOG_CHANNEL)
+        .iter()
+        .filter(|m| m.contains("bought"))
+        .count();
+    assert!(bought <= grants, "{bought} announcements");
+
+    // Room again: the next retry records the sync.
+    trigger("DROP TRIGGER refuse_sync").await.expect("drop");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sub = the_subscription(&app).await;
+        if sub.role_applied && sub.announced.is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sub:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }
 

@@ -288,6 +288,15 @@ fn a_sync_reschedules_only_the_subscriptions_it_read_unchanged() {
     subscriptions::set_state(&conn, changes.id, refunded, false, due_at + 1).expect("change");
     subscriptions::mark_synced(&conn, &seen, true, Some(i64::MAX)).expect("synced");
     assert_eq!(next_sync_at(stays.id), Some(i64::MAX), "rescheduled");
+    // Both record what the sync did at Discord, which the next sync compares with.
+    let applied: i64 = conn
+        .query_row(
+            "SELECT sum(role_applied) FROM subscriptions WHERE id IN (?1, ?2)",
+            [stays.id, changes.id],
+            |r| r.get(0),
+        )
+        .expect("applied");
+    assert_eq!(applied, 2);
     assert_eq!(
         next_sync_at(changes.id),
         Some(due_at + 1),
@@ -296,8 +305,10 @@ fn a_sync_reschedules_only_the_subscriptions_it_read_unchanged() {
     // The same for a failed sync; the next sync, having read the change, reschedules it.
     let seen = subscriptions::for_holding(&conn, g, UserId::new(5).expect("user"), paid.id)
         .expect("holding");
+    assert!(!subscriptions::any_moved(&conn, &seen).expect("moved"));
     subscriptions::mark_member_due(&conn, g, UserId::new(5).expect("user"), None, None, 7)
         .expect("sweep");
+    assert!(subscriptions::any_moved(&conn, &seen).expect("moved"));
     subscriptions::mark_failed(&conn, &seen, "Discord API error", Some(99)).expect("failed");
     assert_eq!(next_sync_at(stays.id), Some(7));
     let seen = subscriptions::for_holding(&conn, g, UserId::new(5).expect("user"), paid.id)
