@@ -853,20 +853,30 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
     app.stop().await;
 }
 
+/// The app with Polar on Supporter and no sweep during the test (only webhooks and the
+/// worker's own retries act); returns it and the webhook path.
+async fn start_without_sweep(
+    dir: &std::path::Path,
+    discord: &Arc<FakeDiscord>,
+) -> (TestApp, String) {
+    let app = start_app(
+        dir,
+        discord,
+        &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
+    )
+    .await;
+    let path = seed_polar(&app, SUPPORTER).await;
+    (app, path)
+}
+
 /// A revocation that lands while the grant is on its way to Discord is not lost: the
 /// role comes off right after the grant lands, not at the next sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    // No sweep during the test: only the revocation's own wake-up can remove the role.
-    let app = start_app(
-        dir.path(),
-        &discord,
-        &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
-    )
-    .await;
-    let path = seed_polar(&app, SUPPORTER).await;
+    // Only the revocation's own wake-up can remove the role.
+    let (app, path) = start_without_sweep(dir.path(), &discord).await;
     discord.inject_fault(
         FaultRule::new(
             "PUT",
@@ -910,13 +920,7 @@ async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
 async fn a_sync_the_database_cannot_record_is_retried_with_backoff() {
     let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(
-        dir.path(),
-        &discord,
-        &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
-    )
-    .await;
-    let path = seed_polar(&app, SUPPORTER).await;
+    let (app, path) = start_without_sweep(dir.path(), &discord).await;
     // Recording the role as applied fails, as on a full disk; the webhook's own write does
     // not touch that column.
     let trigger = |sql: &'static str| {
