@@ -332,6 +332,19 @@ async fn the_subscription(app: &TestApp) -> subscriptions::Subscription {
         .expect("exists")
 }
 
+/// Waits (up to [`WAIT`]) until the subscription satisfies `done`; fails with its last state.
+async fn wait_for_subscription(app: &TestApp, done: impl Fn(&subscriptions::Subscription) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sub = the_subscription(app).await;
+        if done(&sub) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sub:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[allow(clippy::too_many_lines, reason = "one end-to-end story, step by step")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
@@ -841,15 +854,10 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
         .collect();
     assert_eq!(attempts, [Some(500), Some(500), Some(429), Some(204)]);
     // The worker records the success just after Discord saw the PUT.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let sub = the_subscription(&app).await;
-        if sub.role_applied && sub.last_sync_error.is_none() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{sub:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_subscription(&app, |sub| {
+        sub.role_applied && sub.last_sync_error.is_none()
+    })
+    .await;
     app.stop().await;
 }
 
@@ -951,15 +959,7 @@ async fn a_sync_the_database_cannot_record_is_retried_with_backoff() {
 
     // Room again: the next retry records the sync.
     trigger("DROP TRIGGER refuse_sync").await.expect("drop");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let sub = the_subscription(&app).await;
-        if sub.role_applied && sub.announced.is_some() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{sub:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_subscription(&app, |sub| sub.role_applied && sub.announced.is_some()).await;
     app.stop().await;
 }
 
