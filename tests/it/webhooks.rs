@@ -655,3 +655,283 @@ async fn an_accepted_webhook_logs_no_warning() {
     .into_owned();
     assert!(text.is_empty(), "warnings for an accepted webhook:\n{text}");
 }
+
+// The error paths through the real server, with the `test` provider component (it traps,
+// spins, runs out of memory or refuses on demand) and the real Polar component.
+
+const TEST_SECRET: &str = "test-provider-secret";
+
+/// An app with the test provider installed and a guild that uses it; returns the app and
+/// the guild's webhook path.
+async fn test_provider_app(dir: &std::path::Path) -> (TestApp, String) {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(
+        docobo::providers::built_plugin("docobo_test_provider"),
+        plugins.join("test.wasm"),
+    )
+    .expect("install the test provider");
+    // Short limits, so that a spinning plugin is stopped quickly.
+    let app = TestApp::start(
+        dir,
+        &[
+            ("DOCOBO_PLUGINS__CPU_DEADLINE_MS", "200"),
+            ("DOCOBO_PLUGINS__CALL_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let key = app
+        .add_guild(guild(), "test", &[("secret", TEST_SECRET)])
+        .await;
+    app.add_paid_role(
+        guild(),
+        RoleId::new(555).expect("role"),
+        (499, "USD"),
+        Billing::Monthly,
+        None,
+    )
+    .await;
+    (app, format!("/webhooks/test/{key}"))
+}
+
+/// One `subscription` event as the test provider understands it (see its crate docs).
+fn test_event(event_id: &str, subscription: &str) -> Value {
+    json!({
+        "event_id": event_id,
+        "event_type": "subscription.active",
+        "kind": "subscription",
+        "subscription_id": subscription,
+        "guild_id": GUILD.to_string(),
+        "user_id": USER.to_string(),
+        "role_id": "555",
+        "status": "active",
+        "period_end": 1_893_456_000_000_i64,
+        "occurred_at": now_s() * 1000,
+    })
+}
+
+/// Posts `body` to the test provider's webhook URL, in `mode`, with the right secret.
+async fn deliver_test(app: &TestApp, path: &str, mode: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("x-test-secret", TEST_SECRET)
+        .header("x-test-mode", mode)
+        .json(body)
+        .send()
+        .await
+        .expect("send")
+}
+
+async fn error_text(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.expect("json body");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+#[tokio::test]
+async fn a_plugin_that_traps_spins_or_runs_out_of_memory_is_500_and_the_retry_applies_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = test_provider_app(dir.path()).await;
+    let body = json!({ "events": [test_event("evt-retried", "sub-retried")] });
+    for mode in ["trap", "loop", "alloc"] {
+        let response = deliver_test(&app, &path, mode, &body).await;
+        assert_eq!(response.status(), 500, "{mode}: the provider must retry");
+        assert_eq!(
+            error_text(response).await,
+            "the webhook could not be processed; retry later",
+            "{mode}"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM webhook_events").await,
+            0,
+            "{mode}"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM subscriptions").await,
+            0,
+            "{mode}"
+        );
+    }
+    // The provider's retry, once the plugin behaves, is applied; a second copy is not.
+    for _ in 0..2 {
+        let response = deliver_test(&app, &path, "ok", &body).await;
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 1);
+    let sub = subscription(&app, "test", "sub-retried")
+        .await
+        .expect("subscription");
+    assert_eq!(sub.state.status, SubscriptionStatus::Active);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"docobo_webhooks_total{provider="test",outcome="error"} 3"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_verified_delivery_that_cannot_be_understood_is_recorded_once_and_refused_with_the_reason()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = test_provider_app(dir.path()).await;
+    let junk = json!({ "not_events": true });
+    for _ in 0..2 {
+        let response = deliver_test(&app, &path, "ok", &junk).await;
+        assert_eq!(response.status(), 400);
+        let message = error_text(response).await;
+        assert!(message.contains("no `events` array"), "{message}");
+    }
+    // Recorded for the operator, once: the retry is recognised by the body's hash.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM webhook_events WHERE event_type = 'malformed' AND outcome = 'rejected'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
+}
+
+#[tokio::test]
+async fn a_verified_event_of_a_type_docobo_does_not_use_is_recorded_as_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = test_provider_app(dir.path()).await;
+    let body = json!({ "events": [{
+        "event_id": "evt-checkout",
+        "event_type": "checkout.created",
+        "kind": "ignored",
+        "occurred_at": now_s() * 1000,
+    }] });
+    let response = deliver_test(&app, &path, "ok", &body).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM webhook_events WHERE event_type = 'checkout.created' AND outcome = 'ignored'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
+}
+
+#[tokio::test]
+async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secret_nor_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let body = polar_body(
+        "subscription.active",
+        "sub-replayed",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    // Correctly signed, but ten minutes old: a replay.
+    let sent = now_s() - 600;
+    let response = app
+        .client
+        .post(app.url(&path))
+        .header("webhook-id", "msg-replayed")
+        .header("webhook-timestamp", sent.to_string())
+        .header(
+            "webhook-signature",
+            sign(SECRET.as_bytes(), "msg-replayed", sent, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
+    let text = String::from_utf8_lossy(
+        &logs
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned();
+    assert!(
+        text.contains("docobo::security") && text.contains("webhook_rejected"),
+        "no security event:\n{text}"
+    );
+    for private in [SECRET, "sub-replayed", "docobo_user_id"] {
+        assert!(
+            !text.contains(private),
+            "the log holds {private:?}:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_database_error_is_500_and_leaves_nothing_half_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, path) = polar_app(dir.path()).await;
+    // The delivery's last write (its event row) fails, after the member and the
+    // subscription were written in the same transaction.
+    app.db
+        .call(|conn| {
+            conn.execute_batch(
+                "CREATE TRIGGER refuse_events BEFORE INSERT ON webhook_events
+                 BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END;",
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("trigger");
+    let body = polar_body(
+        "subscription.active",
+        "sub-db-error",
+        "active",
+        false,
+        "2026-09-15T10:21:07Z",
+    );
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-db-error", &body).await;
+    assert_eq!(response.status(), 500);
+    let message = error_text(response).await;
+    assert!(
+        !message.contains("disk full"),
+        "the reply names the cause: {message}"
+    );
+    for table in ["subscriptions", "members", "webhook_events"] {
+        let rows: i64 = app
+            .db
+            .call(move |conn| {
+                Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+            })
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "{table} kept part of a failed delivery");
+    }
+    // The provider's retry, once the database is fixed, is applied whole.
+    app.db
+        .call(|conn| {
+            conn.execute_batch("DROP TRIGGER refuse_events")?;
+            Ok(())
+        })
+        .await
+        .expect("drop trigger");
+    let response = deliver(&app, &path, SECRET.as_bytes(), "msg-db-error", &body).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let sub = subscription(&app, "polar", "sub-db-error")
+        .await
+        .expect("subscription");
+    assert_eq!(sub.state.status, SubscriptionStatus::Active);
+    assert_eq!(app.count("SELECT count(*) FROM members").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 1);
+}
