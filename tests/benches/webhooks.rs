@@ -36,9 +36,21 @@ const PRODUCT: &str = "prod-bench";
 /// highest rate is the maximum sustained one.
 const CONNECTIONS: [usize; 3] = [32, 64, 128];
 
-/// Distinct deliveries pre-signed per webhook phase (5 s at 20 000/s); a phase that uses
+/// How long each maximum-rate webhook phase lasts: 5 s, or `DOCOBO_BENCH_PHASE_SECONDS`
+/// (a longer phase shows whether the rate holds while the WAL and the tables grow).
+fn phase_length() -> Duration {
+    let seconds = std::env::var("DOCOBO_BENCH_PHASE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(seconds)
+}
+
+/// Distinct deliveries pre-signed per webhook phase: enough for 20 000/s; a phase that uses
 /// them up sooner ends there, its rate measured over the time it ran.
-const PER_PHASE: usize = 100_000;
+fn per_phase(length: Duration) -> usize {
+    usize::try_from(length.as_secs() * 20_000).expect("deliveries")
+}
 
 struct Delivery {
     id: String,
@@ -538,12 +550,14 @@ fn main() {
         let metrics_url = format!("http://{addr}/metrics");
         open_loop(&client, &hook_url, &metrics_url, 100_000, "steady").await;
 
+        let length = phase_length();
+        let per_phase = per_phase(length);
         let health_request: Arc<[u8]> = format!("GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n")
             .into_bytes()
             .into();
         // Pre-signed, distinct deliveries: signing is not the server's cost.
         let requests: Arc<Vec<Arc<[u8]>>> = Arc::new(
-            (1_000_000..1_000_000 + PER_PHASE * CONNECTIONS.len())
+            (1_000_000..1_000_000 + per_phase * CONNECTIONS.len())
                 .map(|n| request_bytes(addr, "/webhooks/polar/benchkey", &delivery(n)).into())
                 .collect(),
         );
@@ -560,19 +574,25 @@ fn main() {
             let after = cpu_seconds();
             ceilings.push((rate, (after.1 - before.1) / (rate * 3.0) * 1e6));
         }
-        println!("closed loops   GET /health (ceiling), server CPU per request   signed Polar webhooks   ratio   role grants caught up after   CPU per delivery: server / load generator");
+        println!(
+            "webhook phases of {} s; role grants are made by the worker while the phase runs and after it",
+            length.as_secs()
+        );
+        println!("closed loops   GET /health (ceiling), server CPU per request   signed Polar webhooks   ratio   role grants during the phase   caught up after   CPU per delivery: server / load generator");
         let mut best = (0.0_f64, 0);
         for (phase, (connections, (health, health_cpu))) in
             CONNECTIONS.into_iter().zip(ceilings).enumerate()
         {
             let requests = Arc::clone(&requests);
             let before = cpu_seconds();
+            let grants_before = role_grants(&discord);
             let sending = Instant::now();
-            let webhooks = max_rate(addr, connections, (Duration::from_secs(5), PER_PHASE), 202, move |n| {
-                Arc::clone(&requests[phase * PER_PHASE + n])
+            let webhooks = max_rate(addr, connections, (length, per_phase), 202, move |n| {
+                Arc::clone(&requests[phase * per_phase + n])
             })
             .await;
             let ended = Instant::now();
+            let granted = role_grants(&discord) - grants_before;
             let sent = webhooks * (ended - sending).as_secs_f64();
             // The load generator's share is its CPU during the phase; the server's runs on
             // until its role grants are done, which belong to the deliveries too.
@@ -580,8 +600,9 @@ fn main() {
             let caught_up = grants_caught_up(&discord, &db).await;
             let after = cpu_seconds();
             println!(
-                "{connections:>12}   {health:>15.0} req/s, {health_cpu:>5.0} µs   {webhooks:>15.0} req/s   {:>4.0} %   {:>27}   {:>6.0} µs / {:.0} µs",
+                "{connections:>12}   {health:>15.0} req/s, {health_cpu:>5.0} µs   {webhooks:>15.0} req/s   {:>4.0} %   {:>22.0} /s   {:>15}   {:>6.0} µs / {:.0} µs",
                 webhooks / health * 100.0,
+                f64::from(u32::try_from(granted).unwrap_or(u32::MAX)) / (ended - sending).as_secs_f64(),
                 if caught_up { format!("{:.1} s", ended.elapsed().as_secs_f64()) } else { "not within 2 min".into() },
                 (after.1 - before.1) / sent * 1e6,
                 client / sent * 1e6,
