@@ -421,10 +421,13 @@ pub fn mark_failed_due(
     now: UnixMillis,
 ) -> Result<usize, DbError> {
     Ok(conn
-        .prepare_cached(
-            "UPDATE subscriptions SET next_sync_at = ?2, sync_version = sync_version + 1
-             WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)
-               AND (next_sync_at IS NULL OR next_sync_at > ?2)",
-        )?
+        .prepare_cached(MARK_FAILED_DUE)?
         .execute(params![guild.map(GuildId::as_i64), now])?)
 }
+
+/// The statement behind [`mark_failed_due`] (public so that a test can count what it
+/// reads): `?1` the guild or NULL for all, `?2` now.
+pub const MARK_FAILED_DUE: &str =
+    "UPDATE subscriptions SET next_sync_at = ?2, sync_version = sync_version + 1
+     WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)
+       AND (next_sync_at IS NULL OR next_sync_at > ?2)";

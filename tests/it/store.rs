@@ -17,7 +17,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
             "V1__init".to_owned(),
             "V2__role_sync_announcements".to_owned(),
             "V3__drop_unused_indexes".to_owned(),
-            "V4__subscription_sync_version".to_owned()
+            "V4__subscription_sync_version".to_owned(),
+            "V5__failed_sync_index".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -46,7 +47,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 4);
+    assert_eq!(first.applied.len(), 5);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -57,7 +58,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 4);
+    assert_eq!(versions, 5);
 }
 
 #[test]
@@ -100,24 +101,22 @@ fn the_queries_run_per_webhook_and_per_sweep_use_an_index() {
 /// `min()` over the column of a partial index scans the whole table unless the query says
 /// it wants only the indexed rows (measured: 19 ms at 300 000 subscriptions, holding the
 /// reader connection that webhook-key lookups and `/health` share).
-#[test]
-fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
-    let t = fresh_db();
-    let g = guild(1);
-    let conn = open_raw(&t.dir.path().join("docobo.db"));
-    let paid = seed_guild_with_role(&conn, g, role(10));
+/// `n` live subscriptions in guild `g` (one member each), each due for a role sync at its
+/// own time, the latest first: a table big enough that reading all of it shows.
+fn many_subscriptions(conn: &rusqlite::Connection, g: docobo::domain::GuildId, n: u64) {
+    let paid = seed_guild_with_role(conn, g, role(10));
     conn.execute_batch("BEGIN").expect("begin");
-    for n in 1..=2_000_u64 {
-        let user = UserId::new(n).expect("user");
-        members::upsert(&conn, g, user, None).expect("member");
+    for i in 1..=n {
+        let user = UserId::new(i).expect("user");
+        members::upsert(conn, g, user, None).expect("member");
         let sub = subscriptions::insert(
-            &conn,
+            conn,
             &subscriptions::NewSubscription {
                 guild_id: g,
                 user_id: user,
                 paid_role_id: paid.id,
                 provider: provider("polar"),
-                external_id: Some(format!("sub-{n}")),
+                external_id: Some(format!("sub-{i}")),
                 state: SubscriptionState {
                     status: SubscriptionStatus::Active,
                     period_end: Some(4_000_000_000_000),
@@ -129,16 +128,33 @@ fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
         .expect("subscription");
         conn.execute(
             "UPDATE subscriptions SET next_sync_at = ?2 WHERE id = ?1",
-            (sub.id, 5_000_000_000_000_i64 - i64::try_from(n).expect("n")),
+            (sub.id, 5_000_000_000_000_i64 - i64::try_from(i).expect("i")),
         )
         .expect("schedule");
     }
     conn.execute_batch("COMMIT").expect("commit");
+}
 
-    let mut stmt = conn.prepare(subscriptions::NEXT_DUE_AT).expect("prepare");
-    let due: Option<i64> = stmt.query_row([], |r| r.get(0)).expect("query");
-    assert_eq!(due, Some(5_000_000_000_000 - 2_000));
-    let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+/// Runs `sql` once with `params`; returns the VM steps it took.
+fn vm_steps(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> i32 {
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let mut rows = stmt.query(params).expect("run");
+    while rows.next().expect("step").is_some() {}
+    drop(rows);
+    stmt.get_status(rusqlite::StatementStatus::VmStep)
+}
+
+/// The role-sync worker asks when the next sync is due each time it goes idle: after every
+/// delivery that changed a subscription. That must read one index entry, not every row: a
+/// `min()` over the column of a partial index scans the whole table unless the query says
+/// it wants only the indexed rows (measured: 19 ms at 300 000 subscriptions, holding the
+/// reader connection that webhook-key lookups and `/health` share).
+#[test]
+fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
+    let t = fresh_db();
+    let conn = open_raw(&t.dir.path().join("docobo.db"));
+    many_subscriptions(&conn, guild(1), 2_000);
+    let steps = vm_steps(&conn, subscriptions::NEXT_DUE_AT, []);
     assert!(
         steps < 100,
         "{} took {steps} VM steps for 2 000 subscriptions: it reads the table",
@@ -148,6 +164,50 @@ fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
         subscriptions::next_due_at(&conn).expect("next due"),
         Some(5_000_000_000_000 - 2_000)
     );
+}
+
+/// Every role change at Discord in a guild retries that guild's failed role syncs (the
+/// owner may have fixed the hierarchy), on the writer's connection: it must read the failed
+/// subscriptions, not all of them (17 ms at 300 000 subscriptions, webhooks waiting behind
+/// it; Discord sends one event per role whose position moved).
+#[test]
+fn retrying_failed_role_syncs_reads_only_the_failed_subscriptions() {
+    let t = fresh_db();
+    let g = guild(1);
+    let conn = open_raw(&t.dir.path().join("docobo.db"));
+    many_subscriptions(&conn, g, 2_000);
+    conn.execute(
+        "UPDATE subscriptions SET last_sync_error = 'Missing Permissions', next_sync_at = NULL
+         WHERE user_id IN (7, 1500)",
+        [],
+    )
+    .expect("two failures");
+    // Counted in a transaction that is rolled back: the statement really runs.
+    conn.execute_batch("BEGIN").expect("begin");
+    for scope in [Some(g.as_i64()), None] {
+        let steps = vm_steps(
+            &conn,
+            subscriptions::MARK_FAILED_DUE,
+            rusqlite::params![scope, 1_000],
+        );
+        assert!(
+            steps < 200,
+            "{scope:?}: {steps} VM steps for 2 failed syncs among 2 000 subscriptions: it reads the table"
+        );
+    }
+    conn.execute_batch("ROLLBACK").expect("rollback");
+    assert_eq!(
+        subscriptions::mark_failed_due(&conn, Some(g), 2_000).expect("retry"),
+        2
+    );
+    let due: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM subscriptions WHERE next_sync_at = 2000",
+            [],
+            |r| r.get(0),
+        )
+        .expect("due");
+    assert_eq!(due, 2);
 }
 
 #[test]
