@@ -608,6 +608,32 @@ async fn operator_level_credentials_take_the_guild_from_the_event() {
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Captures warnings and errors logged on this thread until the guard drops. The test
+    /// runtime has one thread, which the server's tasks share: the capture sees what they log.
+    fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(move || writer.clone())
+                .finish(),
+        );
+        (logs, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
@@ -627,16 +653,7 @@ impl std::io::Write for Captured {
 async fn an_accepted_webhook_logs_no_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, path) = polar_app(dir.path()).await;
-    let logs = Captured::default();
-    let writer = logs.clone();
-    // The test runtime has one thread, which the server's tasks share: this subscriber sees
-    // what they log.
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let (logs, _guard) = Captured::warnings();
     let body = polar_body(
         "subscription.active",
         "sub-quiet",
@@ -646,13 +663,7 @@ async fn an_accepted_webhook_logs_no_warning() {
     );
     let response = deliver(&app, &path, SECRET.as_bytes(), "msg-quiet", &body).await;
     assert!(response.status().is_success(), "{}", response.status());
-    let text = String::from_utf8_lossy(
-        &logs
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let text = logs.text();
     assert!(text.is_empty(), "warnings for an accepted webhook:\n{text}");
 }
 
@@ -826,14 +837,7 @@ async fn a_verified_event_of_a_type_docobo_does_not_use_is_recorded_as_ignored()
 async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secret_nor_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, path) = polar_app(dir.path()).await;
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let (logs, _guard) = Captured::warnings();
     let body = polar_body(
         "subscription.active",
         "sub-replayed",
@@ -859,13 +863,7 @@ async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secre
     assert_eq!(response.status(), 403);
     assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 0);
-    let text = String::from_utf8_lossy(
-        &logs
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let text = logs.text();
     assert!(
         text.contains("docobo::security") && text.contains("webhook_rejected"),
         "no security event:\n{text}"
