@@ -232,6 +232,7 @@ pub fn due(conn: &Connection, now: UnixMillis, limit: u32) -> Result<Vec<Subscri
 /// The query behind [`next_due_at`] (public so that a test can count what it reads). The
 /// `IS NOT NULL` lets SQLite answer from the first entry of the partial index
 /// `subscriptions_sync_due`; without it, `min()` reads every row.
+#[doc(hidden)]
 pub const NEXT_DUE_AT: &str =
     "SELECT min(next_sync_at) FROM subscriptions WHERE next_sync_at IS NOT NULL";
 
@@ -427,6 +428,7 @@ pub fn mark_failed_due(
 
 /// The statement behind [`mark_failed_due`] (public so that a test can count what it
 /// reads): `?1` the guild or NULL for all, `?2` now.
+#[doc(hidden)]
 pub const MARK_FAILED_DUE: &str =
     "UPDATE subscriptions SET next_sync_at = ?2, sync_version = sync_version + 1
      WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)

@@ -96,11 +96,6 @@ fn the_queries_run_per_webhook_and_per_sweep_use_an_index() {
     }
 }
 
-/// The role-sync worker asks when the next sync is due each time it goes idle: after every
-/// delivery that changed a subscription. That must read one index entry, not every row: a
-/// `min()` over the column of a partial index scans the whole table unless the query says
-/// it wants only the indexed rows (measured: 19 ms at 300 000 subscriptions, holding the
-/// reader connection that webhook-key lookups and `/health` share).
 /// `n` live subscriptions in guild `g` (one member each), each due for a role sync at its
 /// own time, the latest first: a table big enough that reading all of it shows.
 fn many_subscriptions(conn: &rusqlite::Connection, g: docobo::domain::GuildId, n: u64) {
@@ -182,20 +177,22 @@ fn retrying_failed_role_syncs_reads_only_the_failed_subscriptions() {
         [],
     )
     .expect("two failures");
-    // Counted in a transaction that is rolled back: the statement really runs.
-    conn.execute_batch("BEGIN").expect("begin");
     for scope in [Some(g.as_i64()), None] {
+        // Each scope counted in a transaction that is rolled back: the statement really
+        // runs, and updates both failed rows each time.
+        conn.execute_batch("BEGIN").expect("begin");
         let steps = vm_steps(
             &conn,
             subscriptions::MARK_FAILED_DUE,
             rusqlite::params![scope, 1_000],
         );
+        assert_eq!(conn.changes(), 2, "{scope:?}");
+        conn.execute_batch("ROLLBACK").expect("rollback");
         assert!(
             steps < 200,
             "{scope:?}: {steps} VM steps for 2 failed syncs among 2 000 subscriptions: it reads the table"
         );
     }
-    conn.execute_batch("ROLLBACK").expect("rollback");
     assert_eq!(
         subscriptions::mark_failed_due(&conn, Some(g), 2_000).expect("retry"),
         2
