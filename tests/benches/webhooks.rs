@@ -37,19 +37,24 @@ const PRODUCT: &str = "prod-bench";
 const CONNECTIONS: [usize; 3] = [32, 64, 128];
 
 /// How long each maximum-rate webhook phase lasts: 5 s, or `DOCOBO_BENCH_PHASE_SECONDS`
-/// (a longer phase shows whether the rate holds while the WAL and the tables grow).
+/// (1 to 60; a longer phase shows whether the rate holds while the WAL and the tables
+/// grow).
 fn phase_length() -> Duration {
-    let seconds = std::env::var("DOCOBO_BENCH_PHASE_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    Duration::from_secs(seconds)
+    const VAR: &str = "DOCOBO_BENCH_PHASE_SECONDS";
+    let Ok(text) = std::env::var(VAR) else {
+        return Duration::from_secs(5);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(seconds @ 1..=60) => Duration::from_secs(seconds),
+        _ => panic!("{VAR}={text:?}: give a whole number of seconds from 1 to 60"),
+    }
 }
 
-/// Distinct deliveries pre-signed per webhook phase: enough for 20 000/s; a phase that uses
-/// them up sooner ends there, its rate measured over the time it ran.
+/// Distinct deliveries signed for a webhook phase: enough for 25 000/s. They are signed
+/// just before their phase (Polar refuses a signature more than five minutes old); a phase
+/// that uses them up sooner ends there, its rate measured over the time it ran.
 fn per_phase(length: Duration) -> usize {
-    usize::try_from(length.as_secs() * 20_000).expect("deliveries")
+    usize::try_from(length.as_secs() * 25_000).expect("deliveries")
 }
 
 struct Delivery {
@@ -249,16 +254,29 @@ fn quantile(sorted: &[Duration], per_mille: usize) -> f64 {
     sorted[(sorted.len() - 1) * per_mille / 1000].as_secs_f64() * 1e3
 }
 
+/// Requests completed by a closed-loop phase, and how long it ran.
+struct Completed {
+    requests: usize,
+    elapsed: Duration,
+}
+
+impl Completed {
+    fn per_second(&self) -> f64 {
+        f64::from(u32::try_from(self.requests).unwrap_or(u32::MAX)) / self.elapsed.as_secs_f64()
+    }
+}
+
 /// Runs `connections` closed loops, each on its own keep-alive connection, for `duration`
 /// or until `limit` requests have been sent; `request(n)` gives the bytes of the n-th
-/// request, whose reply must have status `expected`. Returns completed requests per second.
+/// request, whose reply must have status `expected`.
 async fn max_rate<F>(
     addr: std::net::SocketAddr,
     connections: usize,
-    (duration, limit): (Duration, usize),
+    duration: Duration,
+    limit: usize,
     expected: u16,
     request: F,
-) -> f64
+) -> Completed
 where
     F: Fn(usize) -> Arc<[u8]> + Send + Sync + 'static,
 {
@@ -288,8 +306,10 @@ where
     for task in tasks {
         task.await.expect("task");
     }
-    f64::from(u32::try_from(done.load(Ordering::Relaxed)).unwrap_or(u32::MAX))
-        / started.elapsed().as_secs_f64()
+    Completed {
+        requests: done.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    }
 }
 
 /// CPU seconds used so far by this process's threads: `(load generator, server)`. The load
@@ -555,58 +575,71 @@ fn main() {
         let health_request: Arc<[u8]> = format!("GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n")
             .into_bytes()
             .into();
-        // Pre-signed, distinct deliveries: signing is not the server's cost.
-        let requests: Arc<Vec<Arc<[u8]>>> = Arc::new(
-            (1_000_000..1_000_000 + per_phase * CONNECTIONS.len())
-                .map(|n| request_bytes(addr, "/webhooks/polar/benchkey", &delivery(n)).into())
-                .collect(),
-        );
         // The ceilings first, on an idle server; then each webhook phase, after the role
         // grants of the one before have caught up, so that every phase starts alike.
         let mut ceilings = Vec::new();
         for connections in CONNECTIONS {
             let request = Arc::clone(&health_request);
             let before = cpu_seconds();
-            let rate = max_rate(addr, connections, (Duration::from_secs(3), usize::MAX), 200, move |_| {
-                Arc::clone(&request)
-            })
+            let done = max_rate(
+                addr,
+                connections,
+                Duration::from_secs(3),
+                usize::MAX,
+                200,
+                move |_| Arc::clone(&request),
+            )
             .await;
             let after = cpu_seconds();
-            ceilings.push((rate, (after.1 - before.1) / (rate * 3.0) * 1e6));
+            let per_request =
+                (after.1 - before.1) / f64::from(u32::try_from(done.requests).unwrap_or(u32::MAX));
+            ceilings.push((done.per_second(), per_request * 1e6));
         }
         println!(
-            "webhook phases of {} s; role grants are made by the worker while the phase runs and after it",
+            "webhook phases of {} s; the worker grants roles while a phase runs and after it",
             length.as_secs()
         );
-        println!("closed loops   GET /health (ceiling), server CPU per request   signed Polar webhooks   ratio   role grants during the phase   caught up after   CPU per delivery: server / load generator");
+        print!("closed loops   GET /health (ceiling), server CPU per request   ");
+        print!("signed Polar webhooks   ratio   role grants during the phase   caught up after   ");
+        println!("CPU per delivery: server / load generator");
         let mut best = (0.0_f64, 0);
         for (phase, (connections, (health, health_cpu))) in
             CONNECTIONS.into_iter().zip(ceilings).enumerate()
         {
-            let requests = Arc::clone(&requests);
+            // Distinct deliveries, signed before the phase: signing is not the server's cost.
+            let first = 1_000_000 + phase * per_phase;
+            let requests: Vec<Arc<[u8]>> = (first..first + per_phase)
+                .map(|n| request_bytes(addr, "/webhooks/polar/benchkey", &delivery(n)).into())
+                .collect();
             let before = cpu_seconds();
             let grants_before = role_grants(&discord);
-            let sending = Instant::now();
-            let webhooks = max_rate(addr, connections, (length, per_phase), 202, move |n| {
-                Arc::clone(&requests[phase * per_phase + n])
+            let done = max_rate(addr, connections, length, per_phase, 202, move |n| {
+                Arc::clone(&requests[n])
             })
             .await;
             let ended = Instant::now();
+            let webhooks = done.per_second();
             let granted = role_grants(&discord) - grants_before;
-            let sent = webhooks * (ended - sending).as_secs_f64();
+            let sent = f64::from(u32::try_from(done.requests).unwrap_or(u32::MAX));
             // The load generator's share is its CPU during the phase; the server's runs on
             // until its role grants are done, which belong to the deliveries too.
             let client = cpu_seconds().0 - before.0;
             let caught_up = grants_caught_up(&discord, &db).await;
             let after = cpu_seconds();
-            println!(
-                "{connections:>12}   {health:>15.0} req/s, {health_cpu:>5.0} µs   {webhooks:>15.0} req/s   {:>4.0} %   {:>22.0} /s   {:>15}   {:>6.0} µs / {:.0} µs",
-                webhooks / health * 100.0,
-                f64::from(u32::try_from(granted).unwrap_or(u32::MAX)) / (ended - sending).as_secs_f64(),
-                if caught_up { format!("{:.1} s", ended.elapsed().as_secs_f64()) } else { "not within 2 min".into() },
-                (after.1 - before.1) / sent * 1e6,
-                client / sent * 1e6,
+            let ratio = webhooks / health * 100.0;
+            let grant_rate =
+                f64::from(u32::try_from(granted).unwrap_or(u32::MAX)) / done.elapsed.as_secs_f64();
+            let caught = if caught_up {
+                format!("{:.1} s", ended.elapsed().as_secs_f64())
+            } else {
+                "not within 2 min".into()
+            };
+            let (server_cpu, client_cpu) = ((after.1 - before.1) / sent * 1e6, client / sent * 1e6);
+            print!("{connections:>12}   {health:>15.0} req/s, {health_cpu:>5.0} µs   ");
+            print!(
+                "{webhooks:>15.0} req/s   {ratio:>4.0} %   {grant_rate:>22.0} /s   {caught:>15}   "
             );
+            println!("{server_cpu:>6.0} µs / {client_cpu:.0} µs");
             if webhooks > best.0 {
                 best = (webhooks, connections);
             }
