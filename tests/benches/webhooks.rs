@@ -261,9 +261,19 @@ struct Completed {
 }
 
 impl Completed {
-    fn per_second(&self) -> f64 {
-        f64::from(u32::try_from(self.requests).unwrap_or(u32::MAX)) / self.elapsed.as_secs_f64()
+    /// `n` things over the phase's duration, per second.
+    fn rate_of(&self, n: usize) -> f64 {
+        as_f64(n) / self.elapsed.as_secs_f64()
     }
+
+    fn per_second(&self) -> f64 {
+        self.rate_of(self.requests)
+    }
+}
+
+/// A count as a float (counts here stay far below 2^32).
+fn as_f64(n: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Runs `connections` closed loops, each on its own keep-alive connection, for `duration`
@@ -591,8 +601,7 @@ fn main() {
             )
             .await;
             let after = cpu_seconds();
-            let per_request =
-                (after.1 - before.1) / f64::from(u32::try_from(done.requests).unwrap_or(u32::MAX));
+            let per_request = (after.1 - before.1) / as_f64(done.requests);
             ceilings.push((done.per_second(), per_request * 1e6));
         }
         println!(
@@ -620,15 +629,14 @@ fn main() {
             let ended = Instant::now();
             let webhooks = done.per_second();
             let granted = role_grants(&discord) - grants_before;
-            let sent = f64::from(u32::try_from(done.requests).unwrap_or(u32::MAX));
+            let sent = as_f64(done.requests);
             // The load generator's share is its CPU during the phase; the server's runs on
             // until its role grants are done, which belong to the deliveries too.
             let client = cpu_seconds().0 - before.0;
             let caught_up = grants_caught_up(&discord, &db).await;
             let after = cpu_seconds();
             let ratio = webhooks / health * 100.0;
-            let grant_rate =
-                f64::from(u32::try_from(granted).unwrap_or(u32::MAX)) / done.elapsed.as_secs_f64();
+            let grant_rate = done.rate_of(granted);
             let caught = if caught_up {
                 format!("{:.1} s", ended.elapsed().as_secs_f64())
             } else {

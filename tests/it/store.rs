@@ -106,19 +106,7 @@ fn many_subscriptions(conn: &rusqlite::Connection, g: docobo::domain::GuildId, n
         members::upsert(conn, g, user, None).expect("member");
         let sub = subscriptions::insert(
             conn,
-            &subscriptions::NewSubscription {
-                guild_id: g,
-                user_id: user,
-                paid_role_id: paid.id,
-                provider: provider("polar"),
-                external_id: Some(format!("sub-{i}")),
-                state: SubscriptionState {
-                    status: SubscriptionStatus::Active,
-                    period_end: Some(4_000_000_000_000),
-                    last_event_at: None,
-                },
-                payment_code: None,
-            },
+            &new_sub(g, i, paid.id, Some(&format!("sub-{i}")), None),
         )
         .expect("subscription");
         conn.execute(

@@ -925,15 +925,16 @@ async fn a_database_error_is_500_and_leaves_nothing_half_applied() {
         !message.contains("disk full"),
         "the reply names the cause: {message}"
     );
-    for table in ["subscriptions", "members", "webhook_events"] {
-        let rows: i64 = app
-            .db
-            .call(move |conn| {
-                Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
-            })
-            .await
-            .expect("count");
-        assert_eq!(rows, 0, "{table} kept part of a failed delivery");
+    for count in [
+        "SELECT count(*) FROM subscriptions",
+        "SELECT count(*) FROM members",
+        "SELECT count(*) FROM webhook_events",
+    ] {
+        assert_eq!(
+            app.count(count).await,
+            0,
+            "{count}: part of a failed delivery kept"
+        );
     }
     // The provider's retry, once the database is fixed, is applied whole.
     app.db
