@@ -130,7 +130,7 @@ fn vm_steps(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Param
 /// The role-sync worker asks when the next sync is due each time it goes idle: after every
 /// delivery that changed a subscription. That must read one index entry, not every row: a
 /// `min()` over the column of a partial index scans the whole table unless the query says
-/// it wants only the indexed rows (measured: 19 ms at 300 000 subscriptions, holding the
+/// it wants only the indexed rows (17 ms at 300 000 subscriptions, scripts/scan_cost.py, holding the
 /// reader connection that webhook-key lookups and `/health` share).
 #[test]
 fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
@@ -151,7 +151,7 @@ fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
 
 /// Every role change at Discord in a guild retries that guild's failed role syncs (the
 /// owner may have fixed the hierarchy), on the writer's connection: it must read the failed
-/// subscriptions, not all of them (17 ms at 300 000 subscriptions, webhooks waiting behind
+/// subscriptions, not all of them (15 ms at 300 000 subscriptions, webhooks waiting behind
 /// it; Discord sends one event per role whose position moved).
 #[test]
 fn retrying_failed_role_syncs_reads_only_the_failed_subscriptions() {
