@@ -130,8 +130,8 @@ fn vm_steps(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Param
 /// The role-sync worker asks when the next sync is due each time it goes idle: after every
 /// delivery that changed a subscription. That must read one index entry, not every row: a
 /// `min()` over the column of a partial index scans the whole table unless the query says
-/// it wants only the indexed rows (17 ms at 300 000 subscriptions, scripts/scan_cost.py, holding the
-/// reader connection that webhook-key lookups and `/health` share).
+/// it wants only the indexed rows (17 ms at 300 000 subscriptions by `scripts/scan_cost.py`,
+/// holding the reader connection that webhook-key lookups and `/health` share).
 #[test]
 fn finding_when_the_next_role_sync_is_due_reads_an_index_entry_not_the_table() {
     let t = fresh_db();
