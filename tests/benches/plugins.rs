@@ -14,11 +14,8 @@ const SECRET: &str = "polar_whs_benchmark_secret";
 const CALLS: usize = 3000;
 
 fn body_of_2kb() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/webhooks/polar-subscription-active.json"
-    );
-    let text = std::fs::read_to_string(path).expect("fixture (shared/ beside the checkout)");
+    let path = docobo_testkit::fixtures::webhooks().join("polar-subscription-active.json");
+    let text = std::fs::read_to_string(path).expect("fixture (tests/fixtures/webhooks)");
     let mut value: serde_json::Value = serde_json::from_str(&text).expect("json");
     // Drop nested objects the mapping does not need until it fits, then pad to 2048 bytes.
     for key in ["product", "prices", "meters", "discount", "customer"] {

@@ -175,5 +175,5 @@ impl Drop for TestApp {
 }
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/webhooks")
+    docobo_testkit::fixtures::webhooks()
 }

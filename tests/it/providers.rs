@@ -6,21 +6,25 @@ use std::time::{Duration, Instant};
 
 use docobo::providers::{
     CacheOutcome, Clock, FetchPolicy, HostOptions, Limits, POOL_SLOTS, PluginFailure,
-    ProviderError, ProviderHost, WebhookRejection, api, built_plugin,
+    ProviderError, ProviderHost, WebhookRejection, built_plugin,
+};
+use docobo::providers::{CheckoutRequest, ProductSpec};
+use docobo::domain::{
+    Billing, Currency, EventKind, GuildId, Money, ProviderEvent, RoleId, SubscriptionStatus, UserId,
 };
 use serde_json::{Value, json};
 
 use crate::fake_api::FakeApi;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/webhooks")
+    docobo_testkit::fixtures::webhooks()
 }
 
 fn fixture_json(name: &str) -> Value {
     let path = fixtures().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{} must exist (shared/ beside the checkout): {e}",
+            "{} must exist (tests/fixtures/webhooks): {e}",
             path.display()
         )
     });
@@ -209,13 +213,23 @@ async fn a_real_polar_payload_is_verified_and_normalized_and_tampering_is_caught
     let event = &events[0];
     assert_eq!(event.event_id, "msg_1");
     assert_eq!(event.event_type, "subscription.active");
-    assert!(matches!(event.kind, api::EventKind::Subscription));
+    assert!(matches!(event.kind, EventKind::Subscription));
     assert!(matches!(
         event.status,
-        Some(api::SubscriptionStatus::Active)
+        Some(SubscriptionStatus::Active)
     ));
-    assert_eq!(event.guild_id.as_deref(), Some("112233445566778899"));
-    assert_eq!(event.user_id.as_deref(), Some("998877665544332211"));
+    assert_eq!(
+        event.guild.as_ref().map(|c| c.raw.as_str()),
+        Some("112233445566778899")
+    );
+    assert_eq!(
+        event.guild.as_ref().map(|c| c.id.clone()),
+        Some(GuildId::parse("112233445566778899"))
+    );
+    assert_eq!(
+        event.user.as_ref().map(|c| c.raw.as_str()),
+        Some("998877665544332211")
+    );
     assert!(event.subscription_id.is_some() && event.period_end.is_some());
 
     // Tampered body.
@@ -335,7 +349,7 @@ async fn the_sepay_fixture_becomes_a_payment_event_and_a_wrong_apikey_is_refused
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event.event_id, "123456");
-    assert!(matches!(event.kind, api::EventKind::Payment));
+    assert!(matches!(event.kind, EventKind::Payment));
     assert_eq!(event.payment_code.as_deref(), Some("DCB12345"));
     let amount = event.amount.as_ref().expect("amount");
     assert_eq!(
@@ -344,7 +358,7 @@ async fn the_sepay_fixture_becomes_a_payment_event_and_a_wrong_apikey_is_refused
     );
     // 2026-01-01 07:00:00 in Vietnam (UTC+7) is 00:00:00 UTC.
     assert_eq!(event.occurred_at, 1_767_225_600_000);
-    assert!(event.guild_id.is_none() && event.user_id.is_none());
+    assert!(event.guild.is_none() && event.user.is_none());
 
     for bad in ["Apikey wrong", "Bearer sepay-key-123", ""] {
         let headers = cfg(&[("authorization", bad)]);
@@ -400,20 +414,17 @@ async fn polar_api_calls_reach_the_fake_api_with_the_token_metadata_and_product(
         .await
         .expect("valid credentials");
 
-    let usd = |minor| api::Money {
-        minor_units: minor,
-        currency: "USD".into(),
-    };
+    let usd = |minor| Money::new(minor, Currency::parse("USD").expect("USD")).expect("price");
     let product = host
         .create_product(
             "polar",
             &config,
-            &api::ProductSpec {
-                guild_id: "1".into(),
-                role_id: "2".into(),
+            &ProductSpec {
+                guild: GuildId::new(1).expect("guild"),
+                role: RoleId::new(2).expect("role"),
                 name: "Gold".into(),
                 price: usd(499),
-                billing: api::Billing::Monthly,
+                billing: Billing::Monthly,
             },
         )
         .await
@@ -424,13 +435,13 @@ async fn polar_api_calls_reach_the_fake_api_with_the_token_metadata_and_product(
         .create_checkout(
             "polar",
             &config,
-            &api::CheckoutRequest {
-                guild_id: "112233445566778899".into(),
-                user_id: "998877665544332211".into(),
-                role_id: "555".into(),
+            &CheckoutRequest {
+                guild: GuildId::parse("112233445566778899").expect("guild"),
+                user: UserId::parse("998877665544332211").expect("user"),
+                role: RoleId::new(555).expect("role"),
                 product_id: Some("prod_9".into()),
                 price: usd(499),
-                billing: api::Billing::Monthly,
+                billing: Billing::Monthly,
                 success_url: None,
                 nonce: 7,
             },
@@ -493,16 +504,13 @@ async fn polar_api_calls_reach_the_fake_api_with_the_token_metadata_and_product(
 #[tokio::test]
 async fn a_sepay_checkout_is_a_vietqr_with_a_unique_code() {
     let host = host(Clock::fixed(1_767_225_600_000), Limits::default(), &[]).await;
-    let request = |nonce| api::CheckoutRequest {
-        guild_id: "1".into(),
-        user_id: "2".into(),
-        role_id: "3".into(),
+    let request = |nonce| CheckoutRequest {
+        guild: GuildId::new(1).expect("guild"),
+        user: UserId::new(2).expect("user"),
+        role: RoleId::new(3).expect("role"),
         product_id: None,
-        price: api::Money {
-            minor_units: 50_000,
-            currency: "VND".into(),
-        },
-        billing: api::Billing::Days(30),
+        price: Money::new(50_000, Currency::parse("VND").expect("VND")).expect("price"),
+        billing: Billing::parse("30 days").expect("billing"),
         success_url: None,
         nonce,
     };
@@ -601,17 +609,14 @@ fn mode(mode: &str) -> Vec<(String, String)> {
     ])
 }
 
-fn checkout_request() -> api::CheckoutRequest {
-    api::CheckoutRequest {
-        guild_id: "1".into(),
-        user_id: "2".into(),
-        role_id: "3".into(),
+fn checkout_request() -> CheckoutRequest {
+    CheckoutRequest {
+        guild: GuildId::new(1).expect("guild"),
+        user: UserId::new(2).expect("user"),
+        role: RoleId::new(3).expect("role"),
         product_id: None,
-        price: api::Money {
-            minor_units: 100,
-            currency: "USD".into(),
-        },
-        billing: api::Billing::OneTime,
+        price: Money::new(100, Currency::parse("USD").expect("USD")).expect("price"),
+        billing: Billing::OneTime,
         success_url: None,
         nonce: 1,
     }
@@ -799,7 +804,7 @@ async fn no_call_sees_what_an_earlier_call_left_in_memory() {
     // module grew, whichever slot a call lands in.
     let host = host(Clock::System, Limits::default(), &[TEST]).await;
     let config = mode("leak");
-    let report = |events: Vec<api::ProviderEvent>| {
+    let report = |events: Vec<ProviderEvent>| {
         assert_eq!(events.len(), 1, "{events:?}");
         events[0].event_type.clone()
     };

@@ -9,6 +9,8 @@
 //!   real serenity 0.12.5 connects to, with an in-memory model of guilds, roles and members, a
 //!   request log, fault injection, request bodies checked against Discord's `OpenAPI` spec and
 //!   sent payloads checked against serenity's model types.
+//! - [`fixtures`]: where the repository's `tests/fixtures/` are (signature vectors, provider
+//!   payloads, Discord's `OpenAPI` spec).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), docobo_testkit::discord::FakeError> {
@@ -31,5 +33,6 @@
 #![recursion_limit = "256"]
 
 pub mod discord;
+pub mod fixtures;
 
 pub use discord::FakeDiscord;

@@ -23,13 +23,14 @@ const BODIES: &str = "x-docobo-request-bodies";
 /// Environment variable that overrides where `openapi.json` is read from.
 pub const OPENAPI_ENV: &str = "DOCOBO_DISCORD_OPENAPI";
 
-/// The default location: `shared/` sits beside the repository (`../shared` from the repo root).
+/// `$DOCOBO_DISCORD_OPENAPI` if set, else the repository's copy
+/// (`tests/fixtures/discord/openapi.json`).
 #[must_use]
 pub fn default_openapi_path() -> PathBuf {
     if let Some(path) = std::env::var_os(OPENAPI_ENV) {
         return PathBuf::from(path);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/discord/openapi.json")
+    crate::fixtures::dir().join("discord/openapi.json")
 }
 
 /// A request that broke Discord's published contract.
