@@ -8,24 +8,26 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::ProviderAccounts;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::discord::{self, Bot, BotParts, Directory, GatewayStatus};
+use crate::discord::{self, Bot, Directory, GatewayStatus, Notifier, RoleManager};
 use crate::http;
+use crate::ingest::Ingest;
+use crate::ingest::poll::Poller;
 use crate::metrics::Metrics;
-use crate::providers::{FetchPolicy, HostOptions, Limits, PluginConfig, ProviderHost};
+use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
 use crate::secrets::CredentialBox;
-use crate::sync::{RoleSync, RoleSyncParts, SyncSettings};
+use crate::services::{Services, SyncTrigger};
+use crate::sync::{RoleSync, Sweeper};
 
 /// A built application: database open and migrated, HTTP listener bound.
 #[derive(Debug)]
 pub struct App {
     config: Config,
-    db: Db,
-    providers: ProviderHost,
+    services: Services,
     credentials: CredentialBox,
-    metrics: Arc<Metrics>,
-    role_sync: Arc<tokio::sync::Notify>,
     discord_http: Arc<serenity::http::Http>,
     gateway: GatewayStatus,
     listener: tokio::net::TcpListener,
@@ -39,6 +41,14 @@ impl App {
     /// # Errors
     /// The database cannot be opened or migrated, or the port cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::System).await
+    }
+
+    /// [`App::build`] with a given clock (tests move a fixed one instead of editing rows).
+    ///
+    /// # Errors
+    /// As [`App::build`].
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let path = config.database.path.clone();
         let busy = Duration::from_millis(u64::from(config.database.busy_timeout_ms));
         let (db, report) = tokio::task::spawn_blocking(move || Db::open(&path, busy))
@@ -47,19 +57,30 @@ impl App {
         if !report.applied.is_empty() {
             tracing::info!(applied = ?report.applied, "database migrated");
         }
-        let providers = ProviderHost::load(host_options(&config)).await?;
+        let providers = ProviderHost::load(HostOptions {
+            clock: clock.clone(),
+            ..host_options(&config)
+        })
+        .await?;
         let credentials =
             CredentialBox::load(config.secrets.key.as_ref(), &config.secrets.key_path)?;
+        let services = Services {
+            db,
+            providers,
+            accounts: ProviderAccounts::from_config(&config, credentials.clone()),
+            sync: SyncTrigger::default(),
+            clock,
+            metrics: Metrics::new(),
+            grace_ms: config.subscriptions.grace_ms(),
+            public_url: config.server.public_url.clone(),
+        };
         let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
             config,
-            db,
-            providers,
+            services,
             credentials,
-            metrics: Metrics::new(),
-            role_sync: Arc::new(tokio::sync::Notify::new()),
             discord_http,
             gateway: GatewayStatus::default(),
             listener,
@@ -76,13 +97,19 @@ impl App {
     /// The database handle.
     #[must_use]
     pub fn db(&self) -> &Db {
-        &self.db
+        &self.services.db
     }
 
     /// The loaded provider plugins.
     #[must_use]
     pub fn providers(&self) -> &ProviderHost {
-        &self.providers
+        &self.services.providers
+    }
+
+    /// The services every edge shares.
+    #[must_use]
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The credential box (encrypts what owners enter in `/setup`).
@@ -91,62 +118,41 @@ impl App {
         &self.credentials
     }
 
-    /// Notified whenever a delivery changed a subscription (the role-sync worker waits on it).
-    #[must_use]
-    pub fn role_sync_signal(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.role_sync)
-    }
-
     /// Runs until `shutdown` is cancelled, then drains every task before returning.
     ///
     /// # Errors
     /// A task failed in a way that stops the service.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let server = &self.config.server;
-        let grace_ms = self.config.subscriptions.grace_ms();
-        let directory = Directory::default();
-        let bot = Bot::new(BotParts {
-            db: self.db.clone(),
-            providers: self.providers.clone(),
-            credentials: self.credentials.clone(),
-            http: Arc::clone(&self.discord_http),
-            public_url: server.public_url.clone(),
-            grace_ms,
-            role_sync: Arc::clone(&self.role_sync),
-            gateway: self.gateway.clone(),
-            directory,
-        });
-        let worker = RoleSync::new(RoleSyncParts {
-            db: self.db.clone(),
-            roles: bot.roles.clone(),
-            http: Arc::clone(&self.discord_http),
-            providers: self.providers.clone(),
-            credentials: self.credentials.clone(),
-            operator_credentials: operator_credentials(&self.config),
-            signal: Arc::clone(&self.role_sync),
-            settings: SyncSettings {
-                grace_ms,
-                sweep_interval: Duration::from_secs(u64::from(
-                    self.config.subscriptions.sweep_interval_secs,
-                )),
-                poll_interval: Duration::from_secs(u64::from(
-                    self.config.subscriptions.poll_interval_secs,
-                )),
-            },
-        });
+        let settings = &self.config.subscriptions;
+        let services = self.services.clone();
+        let roles = RoleManager::new(Arc::clone(&self.discord_http), Directory::default());
+        let notifier = Notifier::new(Arc::clone(&self.discord_http));
+        let bot = Bot::new(
+            services.clone(),
+            Arc::clone(&self.discord_http),
+            roles.clone(),
+            self.gateway.clone(),
+        );
         let gateway = tokio::spawn(discord::run_gateway(
             Arc::clone(&bot),
             self.config.discord.clone(),
             shutdown.clone(),
         ));
-        let sync = tokio::spawn(worker.run(shutdown.clone()));
+        let sync = tokio::spawn(
+            RoleSync::new(services.clone(), roles.clone(), notifier.clone()).run(shutdown.clone()),
+        );
+        let sweep = tokio::spawn(Sweeper::new(services.clone(), roles, notifier).run(
+            Duration::from_secs(u64::from(settings.sweep_interval_secs)),
+            shutdown.clone(),
+        ));
+        let poll = tokio::spawn(Poller::new(services.clone()).run(
+            Duration::from_secs(u64::from(settings.poll_interval_secs)),
+            shutdown.clone(),
+        ));
         let state = Arc::new(http::HttpState {
-            db: self.db.clone(),
-            providers: self.providers.clone(),
-            metrics: Arc::clone(&self.metrics),
-            credentials: self.credentials.clone(),
-            operator_credentials: operator_credentials(&self.config),
-            role_sync: Arc::clone(&self.role_sync),
+            ingest: Ingest::new(services.clone()),
+            services,
             gateway: self.gateway.clone(),
             started: Instant::now(),
             protection: http::Protection::new(
@@ -154,7 +160,6 @@ impl App {
                 server.trusted_proxies.clone(),
                 Duration::from_millis(u64::from(server.request_timeout_ms)),
             ),
-            keys: http::KeyCache::default(),
         });
         tracing::info!(
             addr = %self.addr,
@@ -166,10 +171,13 @@ impl App {
             http::serve(self.listener, http::service(&state), shutdown.clone()).await;
         // The server only returns on shutdown (or a fatal error): stop the rest too.
         shutdown.cancel();
-        let (bot_ended, sync_ended) = tokio::join!(gateway, sync);
+        let (bot_ended, sync_ended, sweep_ended, poll_ended) =
+            tokio::join!(gateway, sync, sweep, poll);
         server_ended?;
         bot_ended.context("the Discord task failed")??;
         sync_ended.context("the role-sync task failed")?;
+        sweep_ended.context("the sweep task failed")?;
+        poll_ended.context("the poll task failed")?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -195,19 +203,4 @@ pub fn host_options(config: &Config) -> HostOptions {
         builtins: true,
         ..HostOptions::default()
     }
-}
-
-fn operator_credentials(config: &Config) -> std::collections::BTreeMap<String, PluginConfig> {
-    use secrecy::ExposeSecret as _;
-    config
-        .providers
-        .iter()
-        .map(|(id, fields)| {
-            let config = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-                .collect();
-            (id.clone(), config)
-        })
-        .collect()
 }

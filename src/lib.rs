@@ -16,8 +16,11 @@
 //!
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 
+pub mod accounts;
 pub mod app;
+pub mod checkout;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -28,6 +31,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod providers;
 pub mod secrets;
+pub mod services;
+pub mod shop;
 pub mod shutdown;
 pub mod subscriptions;
 pub mod sync;

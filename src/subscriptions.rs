@@ -1,7 +1,16 @@
-//! `SubscriptionService`: creating subscriptions and moving them through the state machine,
-//! durably. The rules live in [`crate::domain`]; this module adds the database.
+//! The one writer of subscription state. Every path that creates a subscription or moves it
+//! through the state machine comes here: a delivery or a poll (`ingest`), a member's bank
+//! transfer checkout (`checkout`), an ended period (role sync). The rules live in
+//! [`crate::domain`]; this module adds validation and the database.
+//!
+//! The functions take a `&Connection` that is already inside a write transaction (the
+//! writer's group commit, [`crate::db::Db::write`]), so a caller composes several of them
+//! with its own writes, and everything commits or nothing does.
 
-use crate::db::{self, Db, DbError, members, paid_roles, subscriptions};
+use rusqlite::Connection;
+
+use crate::db::paid_roles::PaidRole;
+use crate::db::{DbError, members, paid_roles, subscriptions as rows};
 use crate::domain::{
     GuildId, ProviderId, RoleId, StatusChange, SubscriptionState, SubscriptionStatus, Transition,
     UnixMillis, UserId, ValidationError,
@@ -9,7 +18,10 @@ use crate::domain::{
 
 pub use crate::db::subscriptions::Subscription;
 
-/// Errors from [`SubscriptionService`].
+/// Longest provider subscription id stored.
+pub const MAX_EXTERNAL_ID: usize = 255;
+
+/// Errors from creating a subscription.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
     /// The request breaks a rule; the message says how to fix it.
@@ -18,24 +30,8 @@ pub enum SubscriptionError {
     /// A subscription with this provider id or payment code exists already.
     #[error("duplicate subscription: {0}")]
     Duplicate(String),
-    /// No subscription has this provider id.
-    #[error("no subscription {0}")]
-    NotFound(String),
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-/// A subscription as a provider knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExternalRef {
-    pub provider: ProviderId,
-    pub external_id: String,
-}
-
-impl std::fmt::Display for ExternalRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.provider, self.external_id)
-    }
 }
 
 /// What to record.
@@ -53,9 +49,11 @@ pub struct CreateSubscription {
     pub period_end: Option<UnixMillis>,
     /// Provider timestamp of the state (out-of-order protection).
     pub occurred_at: Option<UnixMillis>,
+    /// The member's Discord username, when the edge knows it (a `/join`).
+    pub username: Option<String>,
 }
 
-/// What `update_subscription_status` did.
+/// What a state change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusUpdate {
     Applied {
@@ -63,7 +61,7 @@ pub enum StatusUpdate {
         to: SubscriptionStatus,
     },
     /// Older than the last event applied: nothing moved.
-    Stale,
+    Stale { last_event_at: UnixMillis },
     /// The state machine forbids the move: nothing moved.
     Refused {
         from: SubscriptionStatus,
@@ -71,120 +69,147 @@ pub enum StatusUpdate {
     },
 }
 
-/// Creates and updates subscriptions.
-#[derive(Debug, Clone)]
-pub struct SubscriptionService {
-    db: Db,
+/// Records a new subscription for a role that is for sale in its guild.
+///
+/// # Errors
+/// [`SubscriptionError::Validation`] for bad input or a role that is not for sale;
+/// [`SubscriptionError::Duplicate`] when the provider id or payment code is taken.
+pub fn create(
+    conn: &Connection,
+    data: &CreateSubscription,
+) -> Result<Subscription, SubscriptionError> {
+    validate(data)?;
+    let Some(role) = paid_roles::get(conn, data.guild_id, data.role_id)? else {
+        return Err(ValidationError::new(
+            "role",
+            format!(
+                "role {} is not for sale in guild {}. Fix: add it with /setup first",
+                data.role_id, data.guild_id
+            ),
+        )
+        .into());
+    };
+    create_for(conn, &role, data)
 }
 
-impl SubscriptionService {
-    #[must_use]
-    pub fn new(db: Db) -> Self {
-        Self { db }
+/// [`create`] for a paid role the caller has already read (the delivery path found it by
+/// role or by product).
+///
+/// # Errors
+/// As [`create`].
+pub fn create_for(
+    conn: &Connection,
+    role: &PaidRole,
+    data: &CreateSubscription,
+) -> Result<Subscription, SubscriptionError> {
+    validate(data)?;
+    if role.guild_id != data.guild_id {
+        return Err(ValidationError::new(
+            "role",
+            format!(
+                "paid role {} belongs to guild {}, not {}",
+                role.role_id, role.guild_id, data.guild_id
+            ),
+        )
+        .into());
     }
+    members::upsert(conn, data.guild_id, data.user_id, data.username.as_deref())?;
+    let new = rows::NewSubscription {
+        guild_id: data.guild_id,
+        user_id: data.user_id,
+        paid_role_id: role.id,
+        provider: data.provider.clone(),
+        external_id: data.external_id.clone(),
+        state: SubscriptionState {
+            status: data.status,
+            period_end: data.period_end,
+            last_event_at: data.occurred_at,
+        },
+        payment_code: data.payment_code.clone(),
+    };
+    rows::insert(conn, &new).map_err(|e| {
+        if e.is_unique_violation() {
+            let what = match (&data.external_id, &data.payment_code) {
+                (Some(ext), _) => format!("{}:{ext} or its payment code", data.provider),
+                (None, Some(code)) => format!("payment code {code}"),
+                (None, None) => data.provider.to_string(),
+            };
+            SubscriptionError::Duplicate(what)
+        } else {
+            e.into()
+        }
+    })
+}
 
-    /// Records a new subscription for a paid role.
-    ///
-    /// # Errors
-    /// [`SubscriptionError::Validation`] for bad input or a role that is not for sale;
-    /// [`SubscriptionError::Duplicate`] when the provider id or payment code is taken.
-    pub async fn create_subscription(
-        &self,
-        data: CreateSubscription,
-    ) -> Result<Subscription, SubscriptionError> {
-        validate(&data)?;
-        self.db
-            .call(move |conn| {
-                let tx = db::write_transaction(conn)?;
-                let Some(role) = paid_roles::get(&tx, data.guild_id, data.role_id)? else {
-                    return Ok(Err(SubscriptionError::Validation(ValidationError::new(
-                        "role",
-                        format!(
-                            "role {} is not for sale in guild {}. Fix: add it with /setup first",
-                            data.role_id, data.guild_id
-                        ),
-                    ))));
-                };
-                members::upsert(&tx, data.guild_id, data.user_id, None)?;
-                let new = subscriptions::NewSubscription {
-                    guild_id: data.guild_id,
-                    user_id: data.user_id,
-                    paid_role_id: role.id,
-                    provider: data.provider.clone(),
-                    external_id: data.external_id.clone(),
-                    state: SubscriptionState {
-                        status: data.status,
-                        period_end: data.period_end,
-                        last_event_at: data.occurred_at,
-                    },
-                    payment_code: data.payment_code.clone(),
-                };
-                match subscriptions::insert(&tx, &new) {
-                    Ok(created) => {
-                        tx.commit()?;
-                        Ok(Ok(created))
-                    }
-                    Err(e) if e.is_unique_violation() => {
-                        let what = match (&data.external_id, &data.payment_code) {
-                            (Some(ext), _) => {
-                                format!("{}:{ext} or its payment code", data.provider)
-                            }
-                            (None, Some(code)) => format!("payment code {code}"),
-                            (None, None) => data.provider.to_string(),
-                        };
-                        Ok(Err(SubscriptionError::Duplicate(what)))
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?
-    }
+/// Applies a provider's report to a stored subscription through the state machine.
+///
+/// # Errors
+/// A database error.
+pub fn change_status(
+    conn: &Connection,
+    sub: &Subscription,
+    change: StatusChange,
+    now: UnixMillis,
+) -> Result<StatusUpdate, DbError> {
+    record(conn, sub, sub.state.apply(change), now)
+}
 
-    /// Applies a provider's report to the subscription it knows as `external`.
-    ///
-    /// # Errors
-    /// [`SubscriptionError::NotFound`] when no such subscription exists.
-    pub async fn update_subscription_status(
-        &self,
-        external: &ExternalRef,
-        change: StatusChange,
-    ) -> Result<StatusUpdate, SubscriptionError> {
-        let external = external.clone();
-        self.db
-            .call(move |conn| {
-                let tx = db::write_transaction(conn)?;
-                let Some(sub) =
-                    subscriptions::by_external_id(&tx, &external.provider, &external.external_id)?
-                else {
-                    return Ok(Err(SubscriptionError::NotFound(external.to_string())));
-                };
-                let outcome = match sub.state.apply(change) {
-                    Transition::Applied(next) => {
-                        subscriptions::set_state(
-                            &tx,
-                            sub.id,
-                            next,
-                            next.status == SubscriptionStatus::Canceled,
-                            db::now_ms(),
-                        )?;
-                        StatusUpdate::Applied {
-                            from: sub.state.status,
-                            to: next.status,
-                        }
-                    }
-                    Transition::Stale { .. } => StatusUpdate::Stale,
-                    Transition::Refused { from, to } => StatusUpdate::Refused { from, to },
-                };
-                tx.commit()?;
-                Ok(Ok(outcome))
-            })
-            .await?
+/// Stores the outcome of a state-machine step (a status change, or a pass extended by a
+/// transfer) and makes the subscription due for role sync.
+///
+/// # Errors
+/// A database error.
+pub fn record(
+    conn: &Connection,
+    sub: &Subscription,
+    transition: Transition,
+    now: UnixMillis,
+) -> Result<StatusUpdate, DbError> {
+    Ok(match transition {
+        Transition::Applied(next) => {
+            rows::set_state(
+                conn,
+                sub.id,
+                next,
+                next.status == SubscriptionStatus::Canceled,
+                now,
+            )?;
+            StatusUpdate::Applied {
+                from: sub.state.status,
+                to: next.status,
+            }
+        }
+        Transition::Stale { last_event_at } => StatusUpdate::Stale { last_event_at },
+        Transition::Refused { from, to } => StatusUpdate::Refused { from, to },
+    })
+}
+
+/// Ends the subscriptions of one holding whose paid period (and grace) is over. Returns
+/// whether any ended.
+///
+/// # Errors
+/// A database error.
+pub fn expire_holding(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role: i64,
+    now: UnixMillis,
+    configured_grace_ms: i64,
+) -> Result<bool, DbError> {
+    let mut any = false;
+    for sub in rows::for_holding(conn, guild, user, paid_role)? {
+        if let Some(expired) = sub.state.expire(now, sub.grace_ms(configured_grace_ms)) {
+            rows::set_state(conn, sub.id, expired, sub.cancel_at_period_end, now)?;
+            any = true;
+        }
     }
+    Ok(any)
 }
 
 fn validate(data: &CreateSubscription) -> Result<(), ValidationError> {
     if let Some(ext) = &data.external_id
-        && (ext.trim().is_empty() || ext.len() > 255)
+        && (ext.trim().is_empty() || ext.len() > MAX_EXTERNAL_ID)
     {
         return Err(ValidationError::new(
             "external_id",

@@ -29,6 +29,7 @@ impl Handler {
     async fn register_guild(&self, guild: GuildId, name: Option<String>, owner: Option<UserId>) {
         let result = self
             .bot
+            .services
             .db
             .call(move |conn| guilds::upsert_seen(conn, guild, name.as_deref(), owner))
             .await;
@@ -42,12 +43,13 @@ impl Handler {
         let now = now_ms();
         let result = self
             .bot
+            .services
             .db
             .call(move |conn| subscriptions::mark_failed_due(conn, Some(guild), now))
             .await;
         match result {
             Ok(0) => {}
-            Ok(_) => self.bot.role_sync.notify_one(),
+            Ok(_) => self.bot.services.sync.wake(),
             Err(e) => tracing::error!(guild = guild.get(), error = %e, "cannot schedule retries"),
         }
     }
@@ -57,6 +59,7 @@ impl Handler {
         let now = now_ms();
         let result = self
             .bot
+            .services
             .db
             .call(move |conn| {
                 if members::in_guild(conn, guild, user)?.is_none() {
@@ -68,7 +71,7 @@ impl Handler {
             .await;
         match result {
             Ok(0) => {}
-            Ok(_) => self.bot.role_sync.notify_one(),
+            Ok(_) => self.bot.services.sync.wake(),
             Err(e) => {
                 tracing::error!(guild = guild.get(), error = %e, "cannot record a member change");
             }

@@ -8,18 +8,16 @@ use serenity::all::{
 use serenity::builder::Builder as _;
 use std::fmt::Write as _;
 
-use sha2::{Digest as _, Sha256};
-
 use super::Bot;
 use super::notify::truncate;
 use super::setup::report_internal_error;
 use super::ui::{self, actor, can_manage_guild, date, price_text, private, respond, tell, when};
-use crate::db::guilds::Guild;
-use crate::db::paid_roles::PaidRole;
-use crate::db::subscriptions::{self, NewSubscription, Subscription};
-use crate::db::{DbError, guilds, members, now_ms, paid_roles};
-use crate::domain::{GuildId, SubscriptionState, SubscriptionStatus, UserId};
-use crate::providers::{api, api_billing, api_money};
+use crate::checkout::{self, Offer};
+use crate::db::guilds::{self, Guild};
+use crate::db::paid_roles::{self, PaidRole};
+use crate::db::subscriptions::{self, Subscription};
+use crate::domain::SubscriptionStatus;
+use crate::providers::Checkout;
 
 const NOT_FOR_SALE: &str =
     "This server does not sell roles yet. An admin can set that up with /setup.";
@@ -95,54 +93,45 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
         "interaction"
     );
     let username = component.user.name.clone();
-    let found = bot
-        .db
-        .read(move |conn| {
-            let Some(paid) = paid_roles::get(conn, guild, role)? else {
-                return Ok(None);
-            };
-            let holding = subscriptions::for_holding(conn, guild, user, paid.id)?;
-            Ok(guilds::get(conn, guild)?.map(|g| (g, paid, holding)))
-        })
-        .await;
-    let (saved, paid, holding) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => {
+    let (saved, paid) = match checkout::offer(&bot.services, guild, user, role).await {
+        Ok(Offer::Buy { guild, paid }) => (guild, paid),
+        Ok(Offer::NotForSale) => {
             tell(bot, id, token, NOT_FOR_SALE).await;
+            return;
+        }
+        Ok(Offer::AlreadyHeld { status, period_end }) => {
+            let until = match period_end {
+                Some(end) if status == SubscriptionStatus::Canceled => {
+                    format!(", until {}", date(end))
+                }
+                Some(end) => format!(", paid until {}", date(end)),
+                None => String::new(),
+            };
+            let text =
+                format!("You already have <@&{role}>{until}. /status shows your subscriptions.");
+            let update = CreateInteractionResponseMessage::new()
+                .content(text)
+                .components(vec![]);
+            respond(
+                bot,
+                id,
+                token,
+                CreateInteractionResponse::UpdateMessage(update),
+            )
+            .await;
             return;
         }
         Err(e) => return report_internal_error(bot, id, token, &e).await,
     };
-    let now = now_ms();
-    if let Some(current) = holding.iter().find(|s| s.is_entitled(now, bot.grace_ms)) {
-        let until = match current.state.period_end {
-            Some(end) if current.state.status == SubscriptionStatus::Canceled => {
-                format!(", until {}", date(end))
-            }
-            Some(end) => format!(", paid until {}", date(end)),
-            None => String::new(),
-        };
-        let text = format!("You already have <@&{role}>{until}. /status shows your subscriptions.");
-        let update = CreateInteractionResponseMessage::new()
-            .content(text)
-            .components(vec![]);
-        respond(
-            bot,
-            id,
-            token,
-            CreateInteractionResponse::UpdateMessage(update),
-        )
-        .await;
-        return;
-    }
     // The provider is called: acknowledge first, then edit the message.
     if !respond(bot, id, token, CreateInteractionResponse::Acknowledge).await {
         return;
     }
-    let edit = match checkout(bot, &saved, &paid, user, &username).await {
-        Ok(edit) => edit,
-        Err(problem) => {
-            tracing::warn!(guild = guild.get(), user = user.get(), problem = %problem, "checkout failed");
+    let edit = match checkout::start(&bot.services, &saved, &paid, user, &username).await {
+        Ok(started) => render(&started.provider_name, &paid, &started.checkout),
+        Err(e) => {
+            let problem = e.user_message();
+            tracing::warn!(guild = guild.get(), user = user.get(), problem = %problem, error = %e, "checkout failed");
             EditInteractionResponse::new()
                 .content(format!("Sorry, the payment could not be started: {problem}. Try again later, or tell the server's staff."))
                 .components(vec![])
@@ -153,124 +142,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
     }
 }
 
-/// Creates the checkout through the plugin and renders it.
-async fn checkout(
-    bot: &Bot,
-    guild: &Guild,
-    paid: &PaidRole,
-    user: UserId,
-    username: &str,
-) -> Result<EditInteractionResponse, String> {
-    let (Some(provider), Some(blob)) = (&guild.provider, &guild.credentials) else {
-        return Err("this server has no payment provider".into());
-    };
-    let config = bot.credentials.open(guild.id, blob).map_err(|e| {
-        tracing::error!(guild = guild.id.get(), error = %e, "cannot open the guild's credentials");
-        "the server's payment settings cannot be read (the operator can see why in the log)"
-            .to_owned()
-    })?;
-    let plugin = bot
-        .providers
-        .plugin(provider.as_str())
-        .ok_or("the payment provider is not available")?;
-    for attempt in 0..5_u8 {
-        let request = api::CheckoutRequest {
-            guild_id: guild.id.to_string(),
-            user_id: user.to_string(),
-            role_id: paid.role_id.to_string(),
-            product_id: paid.product_ref.clone(),
-            price: api_money(paid.price),
-            billing: api_billing(paid.billing),
-            success_url: None,
-            nonce: nonce(&guild.webhook_key, user, paid.id, attempt),
-        };
-        let checkout = bot
-            .providers
-            .create_checkout(provider.as_str(), &config, &request)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(code) = checkout.payment_code.clone() {
-            // A bank transfer: remember the code so the payment can be matched.
-            let (g, paid_id, provider) = (guild.id, paid.id, provider.clone());
-            let name = username.to_owned();
-            let stored = bot
-                .db
-                .call(move |conn| reserve_code(conn, g, user, paid_id, &provider, &code, &name))
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot store the payment code");
-                    "Docobo's database failed".to_owned()
-                })?;
-            if !stored {
-                continue;
-            }
-        }
-        tracing::info!(guild = guild.id.get(), user = user.get(), role = paid.role_id.get(), provider = %provider, "checkout created");
-        return Ok(render(&plugin.name, paid, &checkout));
-    }
-    Err("no free payment code could be found".into())
-}
-
-/// Deterministic per member, role and attempt, unguessable without the guild's webhook key:
-/// `/join` run twice shows the same payment code.
-fn nonce(webhook_key: &str, user: UserId, paid_role: i64, attempt: u8) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(webhook_key.as_bytes())
-        .chain_update(user.get().to_be_bytes())
-        .chain_update(paid_role.to_be_bytes())
-        .chain_update([attempt])
-        .finalize();
-    let mut bytes = [0_u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(bytes)
-}
-
-/// Records a pending subscription carrying the code, or finds this member's own. `false`
-/// when the code belongs to someone else (or to an ended pass): try another.
-fn reserve_code(
-    conn: &rusqlite::Connection,
-    guild: GuildId,
-    user: UserId,
-    paid_role: i64,
-    provider: &crate::domain::ProviderId,
-    code: &str,
-    username: &str,
-) -> Result<bool, DbError> {
-    if let Some(existing) = subscriptions::by_payment_code(conn, code)? {
-        let mine = existing.guild_id == guild
-            && existing.user_id == user
-            && existing.paid_role_id == paid_role;
-        let live = matches!(
-            existing.state.status,
-            SubscriptionStatus::Pending | SubscriptionStatus::Active
-        );
-        return Ok(mine && live);
-    }
-    members::upsert(conn, guild, user, Some(username))?;
-    subscriptions::insert(
-        conn,
-        &NewSubscription {
-            guild_id: guild,
-            user_id: user,
-            paid_role_id: paid_role,
-            provider: provider.clone(),
-            external_id: None,
-            state: SubscriptionState {
-                status: SubscriptionStatus::Pending,
-                period_end: None,
-                last_event_at: None,
-            },
-            payment_code: Some(code.to_owned()),
-        },
-    )?;
-    Ok(true)
-}
-
-fn render(
-    provider_name: &str,
-    paid: &PaidRole,
-    checkout: &api::Checkout,
-) -> EditInteractionResponse {
+fn render(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> EditInteractionResponse {
     let price = price_text(paid.price, paid.billing);
     let mut edit = EditInteractionResponse::new().components(vec![]);
     if let Some(qr) = &checkout.qr_image_url {
@@ -324,6 +196,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
         "interaction"
     );
     let found = bot
+        .services
         .db
         .read(move |conn| {
             let subs = subscriptions::for_member(conn, guild, user)?;
@@ -340,7 +213,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
         Ok(found) => found,
         Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
     };
-    let now = now_ms();
+    let now = bot.services.now();
     let lines: Vec<String> = rows
         .iter()
         .filter(|(sub, _)| {
@@ -351,7 +224,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
             format!(
                 "- <@&{}>: {}",
                 role.role_id,
-                describe(sub, now, bot.grace_ms)
+                describe(sub, now, bot.services.grace_ms)
             )
         })
         .collect();
@@ -376,10 +249,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
 /// The page where members manage their subscription, if the owner gave one in `/setup`
 /// (a plugin's `manage_url` field; wit/README.md). Only https links are shown.
 fn manage_url(bot: &Bot, guild: &Guild) -> Option<String> {
-    let config = bot
-        .credentials
-        .open(guild.id, guild.credentials.as_ref()?)
-        .ok()?;
+    let (_, config) = bot.services.accounts.for_guild(guild).ok()??;
     config
         .into_iter()
         .find(|(k, _)| k == "manage_url")

@@ -28,14 +28,11 @@ use secrecy::ExposeSecret as _;
 use serenity::all::{ClientBuilder, GatewayIntents};
 use serenity::gateway::GatewayError;
 use serenity::http::{Http, HttpBuilder};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DiscordConfig;
-use crate::db::Db;
 use crate::domain::{GuildId, UserId};
-use crate::providers::ProviderHost;
-use crate::secrets::CredentialBox;
+use crate::services::Services;
 
 pub use directory::Directory;
 pub use notify::Notifier;
@@ -68,48 +65,29 @@ pub fn build_http(config: &DiscordConfig) -> anyhow::Result<Http> {
 /// Everything the command handlers need.
 #[derive(Debug)]
 pub struct Bot {
-    pub db: Db,
-    pub providers: ProviderHost,
-    pub credentials: CredentialBox,
+    pub services: Services,
     pub http: Arc<Http>,
     pub roles: RoleManager,
     pub notifier: Notifier,
-    pub public_url: Option<String>,
-    pub grace_ms: i64,
-    pub role_sync: Arc<Notify>,
     pub gateway: GatewayStatus,
     /// `/setup` conversations in progress, per (guild, admin).
     sessions: Mutex<HashMap<(GuildId, UserId), setup::Session>>,
 }
 
-/// What [`Bot::new`] takes.
-#[derive(Debug)]
-pub struct BotParts {
-    pub db: Db,
-    pub providers: ProviderHost,
-    pub credentials: CredentialBox,
-    pub http: Arc<Http>,
-    pub public_url: Option<String>,
-    pub grace_ms: i64,
-    pub role_sync: Arc<Notify>,
-    pub gateway: GatewayStatus,
-    pub directory: Directory,
-}
-
 impl Bot {
     #[must_use]
-    pub fn new(parts: BotParts) -> Arc<Self> {
+    pub fn new(
+        services: Services,
+        http: Arc<Http>,
+        roles: RoleManager,
+        gateway: GatewayStatus,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            roles: RoleManager::new(Arc::clone(&parts.http), parts.directory),
-            notifier: Notifier::new(Arc::clone(&parts.http)),
-            db: parts.db,
-            providers: parts.providers,
-            credentials: parts.credentials,
-            http: parts.http,
-            public_url: parts.public_url,
-            grace_ms: parts.grace_ms,
-            role_sync: parts.role_sync,
-            gateway: parts.gateway,
+            services,
+            notifier: Notifier::new(Arc::clone(&http)),
+            http,
+            roles,
+            gateway,
             sessions: Mutex::new(HashMap::new()),
         })
     }

@@ -12,6 +12,8 @@ use serenity::http::Http;
 use serenity::model::id as sid;
 
 use crate::db::guilds::Guild;
+use crate::db::subscriptions::Subscription;
+use crate::domain::{RoleId, SubscriptionStatus, UnixMillis};
 
 /// Sends staff notices.
 #[derive(Debug, Clone)]
@@ -23,6 +25,35 @@ impl Notifier {
     #[must_use]
     pub fn new(http: Arc<Http>) -> Self {
         Self { http }
+    }
+
+    /// Posts one log-channel line per new purchase, renewal, cancellation or ending; returns
+    /// what to record as announced (posted before it is recorded: a crash in between repeats
+    /// a line rather than losing it).
+    pub async fn announce(
+        &self,
+        guild: &Guild,
+        role: RoleId,
+        subs: &[Subscription],
+        now: UnixMillis,
+    ) -> Vec<(i64, String)> {
+        let mut announced = Vec::new();
+        for sub in subs {
+            let key = format!("{}:{}", sub.state.status, sub.state.period_end.unwrap_or(0));
+            if sub.announced.as_deref() == Some(key.as_str()) {
+                continue;
+            }
+            let before = sub
+                .announced
+                .as_deref()
+                .and_then(|a| a.split_once(':'))
+                .map(|(s, _)| s.to_owned());
+            if let Some(line) = announcement(sub, before.as_deref(), role, now) {
+                self.log_line(guild, &line).await;
+            }
+            announced.push((sub.id, key));
+        }
+        announced
     }
 
     /// A line in the guild's log channel, if it has one. Returns whether it was sent.
@@ -90,8 +121,116 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
+/// The log-channel line for a subscription's new state (`before`: the status last
+/// announced), or `None` when there is nothing to say.
+fn announcement(
+    sub: &Subscription,
+    before: Option<&str>,
+    role: RoleId,
+    now: UnixMillis,
+) -> Option<String> {
+    let who = format!("<@{}>", sub.user_id);
+    let end = sub
+        .state
+        .period_end
+        .map(super::ui::date)
+        .unwrap_or_default();
+    let was = |s: &str| before == Some(s);
+    Some(match sub.state.status {
+        SubscriptionStatus::Pending => return None,
+        SubscriptionStatus::Active if was("active") => format!(
+            "🔁 {who} renewed <@&{role}>{}",
+            if end.is_empty() {
+                String::new()
+            } else {
+                format!(", paid until {end}")
+            }
+        ),
+        SubscriptionStatus::Active if was("canceled") || was("past_due") => {
+            format!("▶️ {who}'s <@&{role}> is active again")
+        }
+        SubscriptionStatus::Active => format!(
+            "🎉 {who} bought <@&{role}>{}",
+            if end.is_empty() {
+                String::new()
+            } else {
+                format!(", paid until {end}")
+            }
+        ),
+        SubscriptionStatus::Canceled if sub.state.period_end.is_some_and(|e| e > now) => {
+            format!("⏸️ {who} cancelled <@&{role}>; it stays until {end}")
+        }
+        SubscriptionStatus::Canceled | SubscriptionStatus::Expired => {
+            format!("⌛ {who}'s <@&{role}> ended; role removed")
+        }
+        SubscriptionStatus::PastDue => format!(
+            "⚠️ {who}'s payment for <@&{role}> failed; the role stays during the grace period"
+        ),
+        SubscriptionStatus::Revoked => format!("⛔ {who}'s <@&{role}> was revoked; role removed"),
+        SubscriptionStatus::Refunded => format!("💸 {who}'s <@&{role}> was refunded; role removed"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::domain::{GuildId, ProviderId, UserId};
+
+    fn sub(
+        status: SubscriptionStatus,
+        period_end: Option<i64>,
+        code: Option<&str>,
+    ) -> Subscription {
+        Subscription {
+            id: 1,
+            guild_id: GuildId::new(10).expect("guild"),
+            user_id: UserId::new(20).expect("user"),
+            paid_role_id: 1,
+            provider: ProviderId::parse("polar").expect("provider"),
+            external_id: None,
+            state: crate::domain::SubscriptionState {
+                status,
+                period_end,
+                last_event_at: None,
+            },
+            cancel_at_period_end: false,
+            payment_code: code.map(str::to_owned),
+            role_applied: false,
+            sync_attempts: 0,
+            last_sync_error: None,
+            announced: None,
+            sync_version: 0,
+        }
+    }
+
+    #[test]
+    fn each_change_is_announced_in_words() {
+        use SubscriptionStatus::{Active, Canceled, Expired, Pending, Refunded};
+        let role = RoleId::new(30).expect("role");
+        let say = |s: Subscription, before: Option<&str>| announcement(&s, before, role, 1_000);
+        assert!(say(sub(Active, Some(9_000), None), None).is_some_and(|l| l.contains("bought")));
+        assert!(
+            say(sub(Active, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("renewed"))
+        );
+        assert!(
+            say(sub(Active, None, None), Some("canceled"))
+                .is_some_and(|l| l.contains("active again"))
+        );
+        assert!(
+            say(sub(Canceled, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("stays until"))
+        );
+        assert!(
+            say(sub(Expired, Some(900), None), Some("canceled"))
+                .is_some_and(|l| l.contains("ended"))
+        );
+        assert!(
+            say(sub(Refunded, None, None), Some("active")).is_some_and(|l| l.contains("refunded"))
+        );
+        assert_eq!(say(sub(Pending, None, Some("DCB1")), None), None);
+    }
+
     #[test]
     fn truncate_counts_characters_not_bytes() {
         assert_eq!(super::truncate("héllo", 5), "héllo");

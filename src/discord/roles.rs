@@ -172,6 +172,34 @@ impl RoleManager {
         Err(error)
     }
 
+    /// The roles `user` has in `guild` at Discord, as the sweep compares them.
+    ///
+    /// # Errors
+    /// [`RoleError::NotFound`] with [`Missing::Member`] when the member left; the rest as
+    /// for a role change.
+    pub async fn member_roles(
+        &self,
+        guild: GuildId,
+        user: UserId,
+    ) -> Result<std::collections::HashSet<RoleId>, RoleError> {
+        let call = self
+            .http
+            .get_member(sid::GuildId::new(guild.get()), sid::UserId::new(user.get()));
+        let Ok(result) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
+            return Err(RoleError::DiscordApi(DiscordApiError {
+                status: None,
+                code: None,
+                message: format!("no answer within {CALL_TIMEOUT:?}"),
+            }));
+        };
+        let member = result.map_err(|e| classify(&e))?;
+        Ok(member
+            .roles
+            .iter()
+            .filter_map(|r| RoleId::new(r.get()).ok())
+            .collect())
+    }
+
     /// The guild's snapshot, fetched over REST when the gateway has not delivered it.
     ///
     /// # Errors

@@ -29,9 +29,10 @@ use super::notify::truncate;
 use super::ui::{
     self, actor, can_manage_guild, parse_price, price_input, price_text, private, respond, tell,
 };
-use crate::db::{self, guilds, paid_roles};
+use crate::db::{guilds, paid_roles};
 use crate::domain::{ChannelId, GuildId, ProviderId, RoleId, UserId};
-use crate::providers::{PluginConfig, PluginInfo, api, api_billing, api_money};
+use crate::providers::PluginInfo;
+use crate::shop::{self, SavedShop, ShopDraft};
 
 /// Inputs per modal (Discord's limit).
 const PAGE: usize = 5;
@@ -182,7 +183,10 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
                 tell(bot, id, token, EXPIRED).await;
                 return;
             };
-            let Some(plugin) = values.first().and_then(|p| bot.providers.plugin(p)) else {
+            let Some(plugin) = values
+                .first()
+                .and_then(|p| bot.services.providers.plugin(p))
+            else {
                 tell(
                     bot,
                     id,
@@ -210,6 +214,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
         ("setup:log", ComponentInteractionDataKind::ChannelSelect { values }) => {
             let channel = values.first().and_then(|c| ChannelId::new(c.get()).ok());
             let saved = bot
+                .services
                 .db
                 .call(move |conn| guilds::set_log_channel(conn, guild, channel))
                 .await;
@@ -261,7 +266,7 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
                 let Some(plugin) = session
                     .provider
                     .as_deref()
-                    .and_then(|p| bot.providers.plugin(p))
+                    .and_then(|p| bot.services.providers.plugin(p))
                 else {
                     tell(bot, id, token, EXPIRED).await;
                     return;
@@ -281,7 +286,8 @@ pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
 }
 
 async fn saved_provider(bot: &Bot, guild: GuildId) -> Option<String> {
-    bot.db
+    bot.services
+        .db
         .read(move |conn| guilds::get(conn, guild))
         .await
         .ok()
@@ -340,6 +346,7 @@ async fn roles_picked(
         return;
     }
     let saved = bot
+        .services
         .db
         .read(move |conn| paid_roles::all(conn, guild))
         .await
@@ -502,7 +509,7 @@ pub(super) async fn modal(bot: &Bot, modal: &ModalInteraction) {
         let fields = session
             .provider
             .as_deref()
-            .and_then(|p| bot.providers.plugin(p))
+            .and_then(|p| bot.services.providers.plugin(p))
             .map_or(0, |p| p.config_fields.len());
         bot.put_session(key, session);
         let total = pages(fields);
@@ -559,6 +566,7 @@ fn prices_submitted(
 
 fn provider_message(bot: &Bot, session: &Session) -> CreateInteractionResponseMessage {
     let options: Vec<CreateSelectMenuOption> = bot
+        .services
         .providers
         .plugins()
         .map(|p| {
@@ -645,138 +653,36 @@ struct Saved {
     message: String,
 }
 
-/// Validates everything with the provider, then stores it in one transaction.
-#[allow(
-    clippy::too_many_lines,
-    reason = "the last step of /setup, in the order it happens"
-)]
+/// Saves the shop through the shop service; the reply text.
 async fn save(bot: &Bot, guild: GuildId, session: &Session) -> Result<Saved, String> {
-    let provider_name = session.provider.clone().ok_or_else(|| EXPIRED.to_owned())?;
-    let plugin = bot
-        .providers
-        .plugin(&provider_name)
-        .ok_or_else(|| {
-            format!("The provider {provider_name} is not loaded any more. Run /setup again.")
-        })?
-        .clone();
-    let provider = plugin.id.clone();
-    let (existing, saved_roles) = bot
-        .db
-        .read(move |conn| Ok((guilds::get(conn, guild)?, paid_roles::all(conn, guild)?)))
+    let provider = session.provider.clone().ok_or_else(|| EXPIRED.to_owned())?;
+    let draft = ShopDraft {
+        provider,
+        roles: session.roles.clone(),
+        prices: session.price_inputs.clone(),
+        credentials: session.cred_inputs.clone(),
+    };
+    let saved = shop::save(&bot.services, guild, &draft)
         .await
-        .map_err(|e| format!("Docobo's database failed ({e})."))?;
-    let saved_config: PluginConfig = existing
-        .as_ref()
-        .filter(|g| g.provider.as_ref() == Some(&provider))
-        .and_then(|g| g.credentials.as_ref().map(|blob| (g.id, blob)))
-        .and_then(|(g, blob)| bot.credentials.open(g, blob).ok())
-        .unwrap_or_default();
-    let mut config = PluginConfig::new();
-    let mut missing = Vec::new();
-    for field in &plugin.config_fields {
-        let typed = session
-            .cred_inputs
-            .get(&field.key)
-            .filter(|v| !v.is_empty())
-            .cloned();
-        let saved = saved_config
-            .iter()
-            .find(|(k, _)| *k == field.key)
-            .map(|(_, v)| v.clone());
-        match typed.or(saved).or_else(|| field.default_value.clone()) {
-            Some(value) => config.push((field.key.clone(), value)),
-            None if field.required => missing.push(field.label.clone()),
-            None => {}
-        }
-    }
-    if !missing.is_empty() {
-        return Err(format!(
-            "These fields are required: {}.",
-            missing.join(", ")
-        ));
-    }
-    if let Err(e) = bot
-        .providers
-        .validate_credentials(provider.as_str(), &config)
-        .await
-    {
-        return Err(format!(
-            "{} did not accept these credentials: {e}. Check them at the provider and try again.",
-            plugin.name
-        ));
-    }
-    let mut roles = Vec::new();
-    for ((role, name), typed) in session.roles.iter().zip(&session.price_inputs) {
-        let (price, billing) = parse_price(typed)?;
-        let saved = saved_roles.iter().find(|p| p.role_id == *role);
-        let mut product_ref = None;
-        if plugin.needs_products {
-            let same_provider =
-                existing.as_ref().and_then(|g| g.provider.as_ref()) == Some(&provider);
-            product_ref = saved
-                .filter(|p| same_provider && p.price == price && p.billing == billing)
-                .and_then(|p| p.product_ref.clone());
-            if product_ref.is_none() {
-                let spec = api::ProductSpec {
-                    guild_id: guild.to_string(),
-                    role_id: role.to_string(),
-                    name: name.clone(),
-                    price: api_money(price),
-                    billing: api_billing(billing),
-                };
-                let created = bot
-                    .providers
-                    .create_product(provider.as_str(), &config, &spec)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "Creating the product for <@&{role}> at {} failed: {e}.",
-                            plugin.name
-                        )
-                    })?;
-                product_ref = Some(created);
-            }
-        }
-        roles.push(paid_roles::NewPaidRole {
-            guild_id: guild,
-            role_id: *role,
-            name: name.clone(),
-            price,
-            billing,
-            product_ref,
-        });
-    }
-    let sealed = bot.credentials.seal(guild, &config);
-    let stored_provider = provider.clone();
-    let stored = roles.clone();
-    let key = bot
-        .db
-        .call(move |conn| {
-            let tx = db::write_transaction(conn)?;
-            guilds::upsert_seen(&tx, guild, None, None)?;
-            guilds::set_provider(&tx, guild, &stored_provider, &sealed)?;
-            for role in &stored {
-                paid_roles::upsert(&tx, role)?;
-            }
-            let keep: Vec<RoleId> = stored.iter().map(|r| r.role_id).collect();
-            paid_roles::retire_others(&tx, guild, &keep)?;
-            let key = guilds::get(&tx, guild)?
-                .map(|g| g.webhook_key)
-                .unwrap_or_default();
-            tx.commit()?;
-            Ok(key)
-        })
-        .await
-        .map_err(|e| format!("Docobo's database failed ({e})."))?;
-    let path = format!("/webhooks/{provider}/{key}");
-    let url = match &bot.public_url {
+        .map_err(|e| e.to_string())?;
+    Ok(Saved {
+        message: saved_message(&saved, bot.services.public_url.as_deref()),
+        provider: saved.provider,
+    })
+}
+
+/// The reply once the shop is saved: what it sells and the webhook URL.
+fn saved_message(saved: &SavedShop, public_url: Option<&str>) -> String {
+    let path = &saved.webhook_path;
+    let url = match public_url {
         Some(base) => format!("`{base}{path}`"),
         None => format!(
             "`https://<your-docobo-address>{path}` (the operator has not set server.public_url: ask them for the address)"
         ),
     };
-    let mut message = format!("✅ **Saved.** {} sells:\n", plugin.name);
-    for role in &roles {
+    let name = &saved.provider_name;
+    let mut message = format!("✅ **Saved.** {name} sells:\n");
+    for role in &saved.roles {
         let _ = writeln!(
             message,
             "- <@&{}>: {}",
@@ -784,20 +690,16 @@ async fn save(bot: &Bot, guild: GuildId, session: &Session) -> Result<Saved, Str
             price_text(role.price, role.billing)
         );
     }
-    let _ = writeln!(
-        message,
-        "\n**Webhook URL** to paste at {}:\n{url}",
-        plugin.name
-    );
-    if !plugin.webhook_events.is_empty() {
+    let _ = writeln!(message, "\n**Webhook URL** to paste at {name}:\n{url}");
+    if !saved.webhook_events.is_empty() {
         let _ = writeln!(
             message,
             "Enable these events: {}",
-            plugin.webhook_events.join(", ")
+            saved.webhook_events.join(", ")
         );
     }
     message.push_str("\nMembers can now use /join. Optional: pick a channel for Docobo's log.");
-    Ok(Saved { provider, message })
+    message
 }
 
 pub(super) async fn report_internal_error(

@@ -8,7 +8,7 @@ use serenity::builder::Builder as _;
 
 use super::Bot;
 use super::directory::{ADMINISTRATOR, MANAGE_GUILD};
-use crate::domain::{Billing, Currency, GuildId, Money, UserId};
+use crate::domain::{Billing, GuildId, Money, UserId};
 
 /// The global slash commands.
 #[must_use]
@@ -75,7 +75,8 @@ pub async fn offer(
     ),
     crate::db::DbError,
 > {
-    bot.db
+    bot.services
+        .db
         .read(move |conn| {
             Ok((
                 crate::db::guilds::get(conn, guild)?,
@@ -123,28 +124,7 @@ pub fn price_input(price: Money, billing: Billing) -> String {
     format!("{price} {billing}")
 }
 
-/// Parses `4.99 USD monthly`, `50000 VND 30 days`, `20 EUR one-time` (billing defaults to
-/// monthly). The error says what is wrong and what to write.
-pub fn parse_price(text: &str) -> Result<(Money, Billing), String> {
-    let mut words = text.split_whitespace();
-    let (Some(amount), Some(currency)) = (words.next(), words.next()) else {
-        return Err(format!(
-            "{text:?}: write the amount, the currency and the billing, e.g. 4.99 USD monthly or 50000 VND 30 days"
-        ));
-    };
-    let currency = Currency::parse(currency).map_err(|e| format!("{text:?}: {e}"))?;
-    let price = Money::parse_major(amount, currency).map_err(|e| format!("{text:?}: {e}"))?;
-    if price.minor_units() == 0 {
-        return Err(format!("{text:?}: the price must be more than zero"));
-    }
-    let rest: Vec<&str> = words.collect();
-    let billing = if rest.is_empty() {
-        Billing::Monthly
-    } else {
-        Billing::parse(&rest.join(" ")).map_err(|e| format!("{text:?}: {e}"))?
-    };
-    Ok((price, billing))
-}
+pub use crate::shop::parse_price;
 
 /// A Discord timestamp that each reader sees in their own time zone, e.g. "in 3 days".
 #[must_use]

@@ -3,10 +3,12 @@
 //! Pure code: nothing in this module does I/O or reads the clock. Time comes in as an
 //! argument (unix milliseconds), so every rule can be tested with fixed instants.
 
+mod event;
 mod ids;
 mod money;
 mod subscription;
 
+pub use event::{Claim, EventKind, PaidAmount, ProviderEvent};
 pub use ids::{
     ChannelId, ChannelMarker, GuildId, GuildMarker, Id, ProviderId, RoleId, RoleMarker, UserId,
     UserMarker,

@@ -30,7 +30,7 @@ struct Report {
 #[handler]
 impl Health {
     async fn handle(&self, res: &mut Response) {
-        let db_ok = match self.state.db.ping().await {
+        let db_ok = match self.state.services.db.ping().await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "health check: database unreachable");
@@ -48,11 +48,12 @@ impl Health {
             gateway: gateway.as_str(),
             plugins: self
                 .state
+                .services
                 .providers
                 .plugins()
                 .map(|p| p.id.to_string())
                 .collect(),
-            plugins_failed: self.state.providers.failures().len(),
+            plugins_failed: self.state.services.providers.failures().len(),
         };
         if !healthy {
             res.status_code(StatusCode::SERVICE_UNAVAILABLE);

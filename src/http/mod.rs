@@ -10,19 +10,15 @@ mod health;
 mod protect;
 mod webhooks;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use salvo::prelude::*;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Db;
-use crate::metrics::Metrics;
-use crate::providers::{PluginConfig, ProviderHost};
-use crate::secrets::CredentialBox;
+use crate::ingest::Ingest;
+use crate::services::Services;
 
 /// Largest webhook body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -30,26 +26,17 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// What handlers share.
 #[derive(Debug)]
 pub struct HttpState {
-    pub db: Db,
-    pub providers: ProviderHost,
-    pub metrics: Arc<Metrics>,
-    /// Opens guild credentials stored by `/setup`.
-    pub credentials: CredentialBox,
-    /// Operator-level credentials from `[providers.<id>]`, for `/webhooks/{provider}`.
-    pub operator_credentials: BTreeMap<String, PluginConfig>,
-    /// Wakes the role-sync worker after a delivery changed a subscription.
-    pub role_sync: Arc<Notify>,
+    pub services: Services,
+    /// The ingest service behind the webhook routes.
+    pub ingest: Ingest,
     /// The Discord gateway connection, for `/health`.
     pub gateway: crate::discord::GatewayStatus,
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
     pub protection: protect::Protection,
-    /// Recently resolved webhook URLs.
-    pub keys: webhooks::KeyCache,
 }
 
 pub use protect::Protection;
-pub use webhooks::KeyCache;
 
 /// Every route, with the protection layers.
 #[must_use]
@@ -101,7 +88,7 @@ impl MetricsRoute {
             true,
         )
         .ok();
-        res.write_body(self.state.metrics.render()).ok();
+        res.write_body(self.state.services.metrics.render()).ok();
     }
 }
 

@@ -145,7 +145,7 @@ impl RateLimit {
             return;
         };
         if let Err(wait) = self.state.protection.check(ip) {
-            self.state.metrics.rate_limited.inc();
+            self.state.services.metrics.rate_limited.inc();
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             res.status_code(StatusCode::TOO_MANY_REQUESTS);
             res.add_header("retry-after", seconds.max(1).to_string(), true)

@@ -1,4 +1,5 @@
-//! Applying verified provider events to subscriptions: durable, idempotent, ordered.
+//! Applying verified provider events: durable, idempotent, ordered. The transaction half of
+//! the ingest service, over one write connection.
 //!
 //! One delivery is one SQLite transaction. Each event is first recorded in
 //! `webhook_events`; the UNIQUE `(provider, external_event_id)` constraint turns a repeat
@@ -11,15 +12,15 @@
 //! emails).
 
 use rusqlite::Connection;
-use serde_json::json;
 
+use crate::db::paid_roles::PaidRole;
 use crate::db::webhook_events::{self, NewWebhookEvent, Outcome};
-use crate::db::{DbError, guilds, members, paid_roles, subscriptions};
+use crate::db::{DbError, guilds, paid_roles, subscriptions as rows};
 use crate::domain::{
-    Billing, GuildId, ProviderId, RoleId, StatusChange, SubscriptionState, SubscriptionStatus,
-    Transition, UnixMillis, UserId,
+    Billing, Claim, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
+    SubscriptionStatus, Transition, UnixMillis, UserId,
 };
-use crate::providers::api;
+use crate::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
 
 /// Where a delivery came in, which decides whose credentials verified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +61,24 @@ pub fn apply_delivery(
     conn: &Connection,
     provider: &ProviderId,
     scope: Scope,
-    events: &[api::ProviderEvent],
+    events: &[ProviderEvent],
+    now: UnixMillis,
 ) -> Result<Vec<EventResult>, DbError> {
-    events
-        .iter()
-        .map(|event| apply_event(conn, provider, scope, event))
-        .collect()
+    let ctx = Ctx {
+        tx: conn,
+        provider,
+        scope,
+        now,
+    };
+    events.iter().map(|event| ctx.apply_event(event)).collect()
+}
+
+/// What every step of one delivery shares.
+struct Ctx<'a> {
+    tx: &'a Connection,
+    provider: &'a ProviderId,
+    scope: Scope,
+    now: UnixMillis,
 }
 
 /// Records a delivery that verified but could not be understood, so that its retries are
@@ -111,6 +124,29 @@ struct Decision {
 }
 
 impl Decision {
+    /// The decision a state-machine step on a stored subscription leads to.
+    fn from_update(update: StatusUpdate, sub: &rows::Subscription) -> Self {
+        let mut decision = match update {
+            StatusUpdate::Applied { from, to } => Self {
+                outcome: Outcome::Applied,
+                detail: Some(format!("{from} -> {to}")),
+                guild: None,
+                subscription: None,
+                changed: true,
+            },
+            StatusUpdate::Stale { last_event_at } => Self::new(
+                Outcome::Stale,
+                format!("older than the last event applied ({last_event_at})"),
+            ),
+            StatusUpdate::Refused { from, to } => {
+                Self::new(Outcome::Refused, format!("{from} cannot become {to}"))
+            }
+        };
+        decision.guild = Some(sub.guild_id);
+        decision.subscription = Some(sub.id);
+        decision
+    }
+
     fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
         Self {
             outcome,
@@ -122,355 +158,277 @@ impl Decision {
     }
 }
 
-fn apply_event(
-    tx: &Connection,
-    provider: &ProviderId,
-    scope: Scope,
-    event: &api::ProviderEvent,
-) -> Result<EventResult, DbError> {
-    // The writer thread serializes every write, so "not recorded yet" cannot change
-    // before the INSERT below; should it ever, the INSERT's UNIQUE violation rolls this
-    // delivery back whole and the provider retries (and then meets a duplicate).
-    // Deciding before inserting writes the event row once instead of insert-then-update.
-    if webhook_events::exists(tx, provider, &event.event_id)? {
-        return Ok(EventResult {
+impl Ctx<'_> {
+    fn apply_event(&self, event: &ProviderEvent) -> Result<EventResult, DbError> {
+        // The writer thread serializes every write, so "not recorded yet" cannot change
+        // before the INSERT below; should it ever, the INSERT's UNIQUE violation rolls this
+        // delivery back whole and the provider retries (and then meets a duplicate).
+        // Deciding before inserting writes the event row once instead of insert-then-update.
+        if webhook_events::exists(self.tx, self.provider, &event.event_id)? {
+            return Ok(EventResult {
+                event_id: event.event_id.clone(),
+                outcome: None,
+                detail: None,
+                changed: false,
+            });
+        }
+        let decision = self.decide(event)?;
+        let recorded = webhook_events::insert_if_new(
+            self.tx,
+            &NewWebhookEvent {
+                provider: self.provider,
+                external_event_id: &event.event_id,
+                guild_id: decision.guild,
+                subscription_id: decision.subscription,
+                event_type: &event.event_type,
+                event_json: &event.normalized_json(),
+                outcome: decision.outcome,
+                detail: decision.detail.as_deref(),
+            },
+        )?;
+        if recorded.is_none() {
+            return Err(DbError::Conflict(format!(
+                "webhook event {} was recorded by another write first",
+                event.event_id
+            )));
+        }
+        Ok(EventResult {
             event_id: event.event_id.clone(),
-            outcome: None,
-            detail: None,
-            changed: false,
-        });
+            outcome: Some(decision.outcome),
+            detail: decision.detail,
+            changed: decision.changed,
+        })
     }
-    let decision = decide(tx, provider, scope, event)?;
-    let recorded = webhook_events::insert_if_new(
-        tx,
-        &NewWebhookEvent {
-            provider,
-            external_event_id: &event.event_id,
-            guild_id: decision.guild,
-            subscription_id: decision.subscription,
-            event_type: &event.event_type,
-            event_json: &normalized_json(event),
-            outcome: decision.outcome,
-            detail: decision.detail.as_deref(),
-        },
-    )?;
-    if recorded.is_none() {
-        return Err(DbError::Conflict(format!(
-            "webhook event {} was recorded by another write first",
-            event.event_id
-        )));
-    }
-    Ok(EventResult {
-        event_id: event.event_id.clone(),
-        outcome: Some(decision.outcome),
-        detail: decision.detail,
-        changed: decision.changed,
-    })
-}
 
-fn decide(
-    tx: &Connection,
-    provider: &ProviderId,
-    scope: Scope,
-    event: &api::ProviderEvent,
-) -> Result<Decision, DbError> {
-    match event.kind {
-        api::EventKind::Ignored => Ok(Decision::new(
-            Outcome::Ignored,
-            "event type not used by Docobo",
-        )),
-        api::EventKind::Subscription => {
-            let Some(status) = event.status.map(status_from) else {
+    fn decide(&self, event: &ProviderEvent) -> Result<Decision, DbError> {
+        match event.kind {
+            EventKind::Ignored => Ok(Decision::new(
+                Outcome::Ignored,
+                "event type not used by Docobo",
+            )),
+            EventKind::Subscription => {
+                let Some(status) = event.status else {
+                    return Ok(Decision::new(
+                        Outcome::Rejected,
+                        "subscription event without a status",
+                    ));
+                };
+                self.apply_status(event, status, event.period_end)
+            }
+            EventKind::Refund => self.apply_status(event, SubscriptionStatus::Refunded, None),
+            EventKind::Payment => match &event.payment_code {
+                Some(code) => self.apply_transfer(event, code),
+                // A one-time purchase: active for good.
+                None => self.apply_status(event, SubscriptionStatus::Active, None),
+            },
+        }
+    }
+
+    /// Records a state-machine step on a stored subscription.
+    fn store_transition(
+        &self,
+        sub: &rows::Subscription,
+        transition: Transition,
+    ) -> Result<Decision, DbError> {
+        let update = subscriptions::record(self.tx, sub, transition, self.now)?;
+        Ok(Decision::from_update(update, sub))
+    }
+
+    fn apply_status(
+        &self,
+        event: &ProviderEvent,
+        status: SubscriptionStatus,
+        period_end: Option<UnixMillis>,
+    ) -> Result<Decision, DbError> {
+        let Some(external_id) = event.subscription_id.as_deref() else {
+            return Ok(Decision::new(
+                Outcome::Rejected,
+                "event without a subscription id",
+            ));
+        };
+        let change = StatusChange {
+            status,
+            period_end,
+            occurred_at: event.occurred_at,
+        };
+        if let Some(sub) = rows::by_external_id(self.tx, self.provider, external_id)? {
+            if let Scope::Guild(g) = self.scope
+                && sub.guild_id != g
+            {
                 return Ok(Decision::new(
                     Outcome::Rejected,
-                    "subscription event without a status",
+                    format!(
+                        "subscription belongs to guild {}, not to this webhook's guild {g}",
+                        sub.guild_id
+                    ),
                 ));
-            };
-            apply_status(tx, provider, scope, event, status, event.period_end)
-        }
-        api::EventKind::Refund => apply_status(
-            tx,
-            provider,
-            scope,
-            event,
-            SubscriptionStatus::Refunded,
-            None,
-        ),
-        api::EventKind::Payment => match &event.payment_code {
-            Some(code) => apply_transfer(tx, scope, event, code),
-            // A one-time purchase: active for good.
-            None => apply_status(tx, provider, scope, event, SubscriptionStatus::Active, None),
-        },
-    }
-}
-
-fn status_from(status: api::SubscriptionStatus) -> SubscriptionStatus {
-    match status {
-        api::SubscriptionStatus::Pending => SubscriptionStatus::Pending,
-        api::SubscriptionStatus::Active => SubscriptionStatus::Active,
-        api::SubscriptionStatus::Canceled => SubscriptionStatus::Canceled,
-        api::SubscriptionStatus::PastDue => SubscriptionStatus::PastDue,
-        api::SubscriptionStatus::Revoked => SubscriptionStatus::Revoked,
-        api::SubscriptionStatus::Refunded => SubscriptionStatus::Refunded,
-    }
-}
-
-/// The outcome of a state-machine step on a stored subscription.
-fn store_transition(
-    tx: &Connection,
-    sub: &subscriptions::Subscription,
-    transition: Transition,
-) -> Result<Decision, DbError> {
-    let mut decision = match transition {
-        Transition::Applied(next) => {
-            subscriptions::set_state(
-                tx,
-                sub.id,
-                next,
-                next.status == SubscriptionStatus::Canceled,
-                crate::db::now_ms(),
-            )?;
-            Decision {
-                outcome: Outcome::Applied,
-                detail: Some(format!("{} -> {}", sub.state.status, next.status)),
-                guild: None,
-                subscription: None,
-                changed: true,
             }
+            let update = subscriptions::change_status(self.tx, &sub, change, self.now)?;
+            return Ok(Decision::from_update(update, &sub));
         }
-        Transition::Stale { last_event_at } => Decision::new(
-            Outcome::Stale,
-            format!("older than the last event applied ({last_event_at})"),
-        ),
-        Transition::Refused { from, to } => {
-            Decision::new(Outcome::Refused, format!("{from} cannot become {to}"))
+        if matches!(status, SubscriptionStatus::Refunded) && event.guild.is_none() {
+            return Ok(Decision::new(
+                Outcome::Ignored,
+                "refund of a purchase Docobo does not know",
+            ));
         }
-    };
-    decision.guild = Some(sub.guild_id);
-    decision.subscription = Some(sub.id);
-    Ok(decision)
-}
+        // A new subscription: who bought which role comes from the checkout metadata.
+        let (guild, user, role) = match self.resolve_target(event)? {
+            Ok(target) => target,
+            Err(decision) => return Ok(decision),
+        };
+        let data = CreateSubscription {
+            guild_id: guild,
+            user_id: user,
+            role_id: role.role_id,
+            provider: self.provider.clone(),
+            external_id: Some(external_id.to_owned()),
+            payment_code: None,
+            status,
+            period_end,
+            occurred_at: Some(event.occurred_at),
+            username: None,
+        };
+        match subscriptions::create_for(self.tx, &role, &data) {
+            Ok(created) => Ok(Decision {
+                outcome: Outcome::Applied,
+                detail: Some(format!("new subscription, {status}")),
+                guild: Some(guild),
+                subscription: Some(created.id),
+                changed: true,
+            }),
+            Err(SubscriptionError::Validation(e)) => {
+                let mut decision = Decision::new(Outcome::Rejected, e.to_string());
+                decision.guild = Some(guild);
+                Ok(decision)
+            }
+            // Looked up just above on the one writer: a duplicate means another write got
+            // there first. Roll the delivery back; the provider's retry meets the row.
+            Err(SubscriptionError::Duplicate(what)) => Err(DbError::Conflict(format!(
+                "subscription {what} was created by another write first"
+            ))),
+            Err(SubscriptionError::Db(e)) => Err(e),
+        }
+    }
 
-fn apply_status(
-    tx: &Connection,
-    provider: &ProviderId,
-    scope: Scope,
-    event: &api::ProviderEvent,
-    status: SubscriptionStatus,
-    period_end: Option<UnixMillis>,
-) -> Result<Decision, DbError> {
-    let Some(external_id) = event.subscription_id.as_deref() else {
-        return Ok(Decision::new(
-            Outcome::Rejected,
-            "event without a subscription id",
-        ));
-    };
-    let change = StatusChange {
-        status,
-        period_end,
-        occurred_at: event.occurred_at,
-    };
-    if let Some(sub) = subscriptions::by_external_id(tx, provider, external_id)? {
-        if let Scope::Guild(g) = scope
+    /// Finds the guild, member and paid role a new subscription is for.
+    fn resolve_target(
+        &self,
+        event: &ProviderEvent,
+    ) -> Result<Result<(GuildId, UserId, PaidRole), Decision>, DbError> {
+        let reject = |why: String| Ok(Err(Decision::new(Outcome::Rejected, why)));
+        if !event.has_checkout_metadata() {
+            // Not from a Docobo checkout (the merchant sells other things too).
+            return Ok(Err(Decision::new(
+                Outcome::Ignored,
+                "no Docobo checkout metadata",
+            )));
+        }
+        let claimed = match &event.guild {
+            Some(Claim {
+                id: Ok(claimed), ..
+            }) => Some(*claimed),
+            Some(Claim { id: Err(e), .. }) => {
+                return reject(format!("bad guild id in metadata: {e}"));
+            }
+            None => None,
+        };
+        let guild = match (self.scope, claimed) {
+            (Scope::Guild(g), Some(claimed)) if claimed != g => {
+                return reject(format!(
+                    "event names guild {claimed} but came to guild {g}'s webhook URL"
+                ));
+            }
+            (Scope::Guild(g), _) | (Scope::Operator, Some(g)) => g,
+            (Scope::Operator, None) => return reject("event names no guild".into()),
+        };
+        if guilds::get(self.tx, guild)?.is_none() {
+            return reject(format!("guild {guild} is not set up in Docobo"));
+        }
+        let user = match &event.user {
+            Some(Claim { id: Ok(user), .. }) => *user,
+            Some(Claim { id: Err(e), .. }) => {
+                return reject(format!("bad user id in metadata: {e}"));
+            }
+            None => return reject("event names no Discord user".into()),
+        };
+        let paid_role = match (&event.role, event.product_id.as_deref()) {
+            (Some(Claim { id: Ok(role), .. }), _) => paid_roles::get(self.tx, guild, *role)?,
+            (Some(Claim { id: Err(e), .. }), _) => {
+                return reject(format!("bad role id in metadata: {e}"));
+            }
+            (None, Some(product)) => paid_roles::by_product_ref(self.tx, guild, product)?,
+            (None, None) => None,
+        };
+        let Some(paid_role) = paid_role else {
+            return reject(format!(
+                "no paid role in guild {guild} matches role {:?} / product {:?}",
+                event.role.as_ref().map(|c| c.raw.as_str()),
+                event.product_id
+            ));
+        };
+        Ok(Ok((guild, user, paid_role)))
+    }
+
+    /// A bank transfer carrying a payment code from a `/join` checkout.
+    fn apply_transfer(&self, event: &ProviderEvent, code: &str) -> Result<Decision, DbError> {
+        let Some(sub) = rows::by_payment_code(self.tx, code)? else {
+            return Ok(Decision::new(
+                Outcome::Rejected,
+                format!("no checkout has payment code {code}"),
+            ));
+        };
+        if let Scope::Guild(g) = self.scope
             && sub.guild_id != g
         {
             return Ok(Decision::new(
                 Outcome::Rejected,
+                "payment code belongs to another guild",
+            ));
+        }
+        let Some(role) = paid_roles::by_id(self.tx, sub.paid_role_id)? else {
+            return Ok(Decision::new(
+                Outcome::Rejected,
+                "the paid role no longer exists",
+            ));
+        };
+        let paid = event.amount.as_ref();
+        let enough = paid.is_some_and(|m| {
+            m.currency
+                .eq_ignore_ascii_case(role.price.currency().as_str())
+                && m.minor_units >= role.price.minor_units()
+        });
+        if !enough {
+            let received = paid.map_or_else(
+                || "no amount".to_owned(),
+                |m| format!("{} {}", m.minor_units, m.currency),
+            );
+            let mut decision = Decision::new(
+                Outcome::Rejected,
                 format!(
-                    "subscription belongs to guild {}, not to this webhook's guild {g}",
-                    sub.guild_id
+                    "underpayment: received {received}, the price is {}",
+                    role.price
                 ),
-            ));
+            );
+            decision.guild = Some(sub.guild_id);
+            decision.subscription = Some(sub.id);
+            return Ok(decision);
         }
-        return store_transition(tx, &sub, sub.state.apply(change));
+        let transition = match role.billing {
+            Billing::Days(_) => sub.state.extend_pass(
+                event.occurred_at,
+                role.billing.pass_length_ms().unwrap_or(30 * DAY),
+            ),
+            Billing::Monthly => sub.state.extend_pass(event.occurred_at, 30 * DAY),
+            Billing::Yearly => sub.state.extend_pass(event.occurred_at, 365 * DAY),
+            Billing::OneTime => sub.state.apply(StatusChange {
+                status: SubscriptionStatus::Active,
+                period_end: None,
+                occurred_at: event.occurred_at,
+            }),
+        };
+        self.store_transition(&sub, transition)
     }
-    if matches!(status, SubscriptionStatus::Refunded) && event.guild_id.is_none() {
-        return Ok(Decision::new(
-            Outcome::Ignored,
-            "refund of a purchase Docobo does not know",
-        ));
-    }
-    // A new subscription: who bought which role comes from the checkout metadata.
-    let target = match resolve_target(tx, scope, event)? {
-        Ok(target) => target,
-        Err(decision) => return Ok(decision),
-    };
-    members::upsert(tx, target.guild, target.user, None)?;
-    let created = subscriptions::insert(
-        tx,
-        &subscriptions::NewSubscription {
-            guild_id: target.guild,
-            user_id: target.user,
-            paid_role_id: target.paid_role,
-            provider: provider.clone(),
-            external_id: Some(external_id.to_owned()),
-            state: SubscriptionState {
-                status,
-                period_end,
-                last_event_at: Some(event.occurred_at),
-            },
-            payment_code: None,
-        },
-    )?;
-    Ok(Decision {
-        outcome: Outcome::Applied,
-        detail: Some(format!("new subscription, {status}")),
-        guild: Some(target.guild),
-        subscription: Some(created.id),
-        changed: true,
-    })
-}
-
-struct Target {
-    guild: GuildId,
-    user: UserId,
-    paid_role: i64,
-}
-
-/// Finds the guild, member and paid role a new subscription is for.
-fn resolve_target(
-    tx: &Connection,
-    scope: Scope,
-    event: &api::ProviderEvent,
-) -> Result<Result<Target, Decision>, DbError> {
-    let reject = |why: String| Ok(Err(Decision::new(Outcome::Rejected, why)));
-    if event.guild_id.is_none() && event.user_id.is_none() && event.role_id.is_none() {
-        // Not from a Docobo checkout (the merchant sells other things too).
-        return Ok(Err(Decision::new(
-            Outcome::Ignored,
-            "no Docobo checkout metadata",
-        )));
-    }
-    let claimed = match event.guild_id.as_deref().map(GuildId::parse) {
-        Some(Ok(claimed)) => Some(claimed),
-        Some(Err(e)) => return reject(format!("bad guild id in metadata: {e}")),
-        None => None,
-    };
-    let guild = match (scope, claimed) {
-        (Scope::Guild(g), Some(claimed)) if claimed != g => {
-            return reject(format!(
-                "event names guild {claimed} but came to guild {g}'s webhook URL"
-            ));
-        }
-        (Scope::Guild(g), _) | (Scope::Operator, Some(g)) => g,
-        (Scope::Operator, None) => return reject("event names no guild".into()),
-    };
-    if guilds::get(tx, guild)?.is_none() {
-        return reject(format!("guild {guild} is not set up in Docobo"));
-    }
-    let user = match event.user_id.as_deref().map(UserId::parse) {
-        Some(Ok(user)) => user,
-        Some(Err(e)) => return reject(format!("bad user id in metadata: {e}")),
-        None => return reject("event names no Discord user".into()),
-    };
-    let paid_role = match (event.role_id.as_deref(), event.product_id.as_deref()) {
-        (Some(role), _) => match RoleId::parse(role) {
-            Ok(role) => paid_roles::get(tx, guild, role)?,
-            Err(e) => return reject(format!("bad role id in metadata: {e}")),
-        },
-        (None, Some(product)) => paid_roles::by_product_ref(tx, guild, product)?,
-        (None, None) => None,
-    };
-    let Some(paid_role) = paid_role else {
-        return reject(format!(
-            "no paid role in guild {guild} matches role {:?} / product {:?}",
-            event.role_id, event.product_id
-        ));
-    };
-    Ok(Ok(Target {
-        guild,
-        user,
-        paid_role: paid_role.id,
-    }))
 }
 
 const DAY: i64 = 86_400_000;
-
-/// A bank transfer carrying a payment code from a `/join` checkout.
-fn apply_transfer(
-    tx: &Connection,
-    scope: Scope,
-    event: &api::ProviderEvent,
-    code: &str,
-) -> Result<Decision, DbError> {
-    let Some(sub) = subscriptions::by_payment_code(tx, code)? else {
-        return Ok(Decision::new(
-            Outcome::Rejected,
-            format!("no checkout has payment code {code}"),
-        ));
-    };
-    if let Scope::Guild(g) = scope
-        && sub.guild_id != g
-    {
-        return Ok(Decision::new(
-            Outcome::Rejected,
-            "payment code belongs to another guild",
-        ));
-    }
-    let Some(role) = paid_roles::by_id(tx, sub.paid_role_id)? else {
-        return Ok(Decision::new(
-            Outcome::Rejected,
-            "the paid role no longer exists",
-        ));
-    };
-    let paid = event.amount.as_ref();
-    let enough = paid.is_some_and(|m| {
-        m.currency
-            .eq_ignore_ascii_case(role.price.currency().as_str())
-            && m.minor_units >= role.price.minor_units()
-    });
-    if !enough {
-        let received = paid.map_or_else(
-            || "no amount".to_owned(),
-            |m| format!("{} {}", m.minor_units, m.currency),
-        );
-        let mut decision = Decision::new(
-            Outcome::Rejected,
-            format!(
-                "underpayment: received {received}, the price is {}",
-                role.price
-            ),
-        );
-        decision.guild = Some(sub.guild_id);
-        decision.subscription = Some(sub.id);
-        return Ok(decision);
-    }
-    let transition = match role.billing {
-        Billing::Days(_) => sub.state.extend_pass(
-            event.occurred_at,
-            role.billing.pass_length_ms().unwrap_or(30 * DAY),
-        ),
-        Billing::Monthly => sub.state.extend_pass(event.occurred_at, 30 * DAY),
-        Billing::Yearly => sub.state.extend_pass(event.occurred_at, 365 * DAY),
-        Billing::OneTime => sub.state.apply(StatusChange {
-            status: SubscriptionStatus::Active,
-            period_end: None,
-            occurred_at: event.occurred_at,
-        }),
-    };
-    store_transition(tx, &sub, transition)
-}
-
-/// The normalized event as stored: ids, kinds, statuses, amounts; nothing personal.
-fn normalized_json(event: &api::ProviderEvent) -> String {
-    let kind = match event.kind {
-        api::EventKind::Subscription => "subscription",
-        api::EventKind::Payment => "payment",
-        api::EventKind::Refund => "refund",
-        api::EventKind::Ignored => "ignored",
-    };
-    json!({
-        "kind": kind,
-        "subscription_id": event.subscription_id,
-        "guild_id": event.guild_id,
-        "user_id": event.user_id,
-        "role_id": event.role_id,
-        "product_id": event.product_id,
-        "payment_code": event.payment_code,
-        "status": event.status.map(|s| status_from(s).as_str()),
-        "period_end": event.period_end,
-        "amount": event.amount.as_ref().map(|m| json!({"minor_units": m.minor_units, "currency": m.currency})),
-        "occurred_at": event.occurred_at,
-    })
-    .to_string()
-}

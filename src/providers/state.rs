@@ -1,7 +1,6 @@
 //! What a plugin instance can reach: the store state behind the host imports.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -10,38 +9,7 @@ use super::bindings::api::{HttpRequest, HttpResponse, LogLevel};
 use super::bindings::docobo::provider::{host, types};
 use super::fetch::{FetchCaps, Fetcher};
 use super::limits::MemoryCap;
-
-/// The clock plugins see through `now`. Tests fix it (signature vectors carry old
-/// timestamps).
-#[derive(Debug, Clone, Default)]
-pub enum Clock {
-    #[default]
-    System,
-    /// A settable instant, unix milliseconds.
-    Fixed(Arc<AtomicI64>),
-}
-
-impl Clock {
-    #[must_use]
-    pub fn fixed(unix_ms: i64) -> Self {
-        Self::Fixed(Arc::new(AtomicI64::new(unix_ms)))
-    }
-
-    /// Moves a fixed clock; no effect on the system clock.
-    pub fn set(&self, unix_ms: i64) {
-        if let Self::Fixed(t) = self {
-            t.store(unix_ms, Ordering::Relaxed);
-        }
-    }
-
-    #[must_use]
-    pub fn now_ms(&self) -> i64 {
-        match self {
-            Self::System => jiff::Timestamp::now().as_millisecond(),
-            Self::Fixed(t) => t.load(Ordering::Relaxed),
-        }
-    }
-}
+use crate::clock::Clock;
 
 /// Per-call store state. Dropped with the store at the end of the call.
 pub struct PluginState {

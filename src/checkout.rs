@@ -1,0 +1,247 @@
+//! The checkout service: a member asks to buy a paid role (`/join` today, the dashboard
+//! later). It decides whether they may, asks the guild's provider for a checkout, and for a
+//! bank transfer reserves the payment code as a pending subscription (through
+//! [`crate::subscriptions`], the one writer), so the transfer can be matched.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::db::guilds::{self, Guild};
+use crate::db::paid_roles::{self, PaidRole};
+use crate::db::subscriptions::{self as rows, Subscription};
+use crate::db::{Db, DbError};
+use crate::domain::{GuildId, ProviderId, RoleId, SubscriptionStatus, UnixMillis, UserId};
+use crate::providers::{Checkout, CheckoutRequest, ProviderError};
+use crate::services::Services;
+use crate::subscriptions::{self, CreateSubscription, SubscriptionError};
+
+/// How many payment codes are tried before giving up (each taken code means a collision).
+const CODE_ATTEMPTS: u8 = 5;
+
+/// What a member asking for a role may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    /// The role is not for sale here.
+    NotForSale,
+    /// The member holds it already (one of their subscriptions entitles them).
+    AlreadyHeld {
+        status: SubscriptionStatus,
+        period_end: Option<UnixMillis>,
+    },
+    /// They may buy it.
+    Buy { guild: Box<Guild>, paid: PaidRole },
+}
+
+/// Why a checkout could not be started. [`CheckoutError::user_message`] is for the member;
+/// `Display` is the cause, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("the guild has no payment provider")]
+    NoProvider,
+    #[error(transparent)]
+    Credentials(#[from] crate::accounts::CredentialsUnavailable),
+    #[error("provider {0} is not loaded")]
+    ProviderUnavailable(ProviderId),
+    #[error(transparent)]
+    Plugin(#[from] ProviderError),
+    #[error("cannot store the payment code: {0}")]
+    Store(#[from] DbError),
+    #[error("every payment code tried was taken")]
+    NoFreeCode,
+}
+
+impl CheckoutError {
+    /// What the member is told (never a secret or an internal cause).
+    #[must_use]
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::NoProvider => "this server has no payment provider".into(),
+            Self::Credentials(_) => {
+                "the server's payment settings cannot be read (the operator can see why in the log)"
+                    .into()
+            }
+            Self::ProviderUnavailable(_) => "the payment provider is not available".into(),
+            Self::Plugin(e) => e.to_string(),
+            Self::Store(_) => "Docobo's database failed".into(),
+            Self::NoFreeCode => "no free payment code could be found".into(),
+        }
+    }
+}
+
+/// A checkout the member can pay.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The provider's display name.
+    pub provider_name: String,
+    pub checkout: Checkout,
+}
+
+/// What `user` may do about `role` in `guild`.
+///
+/// # Errors
+/// A database error.
+pub async fn offer(
+    services: &Services,
+    guild: GuildId,
+    user: UserId,
+    role: RoleId,
+) -> Result<Offer, DbError> {
+    let found = services
+        .db
+        .read(move |conn| {
+            let Some(paid) = paid_roles::get(conn, guild, role)? else {
+                return Ok(None);
+            };
+            let holding = rows::for_holding(conn, guild, user, paid.id)?;
+            Ok(guilds::get(conn, guild)?.map(|g| (g, paid, holding)))
+        })
+        .await?;
+    let Some((saved, paid, holding)) = found else {
+        return Ok(Offer::NotForSale);
+    };
+    Ok(decide(
+        saved,
+        paid,
+        &holding,
+        services.now(),
+        services.grace_ms,
+    ))
+}
+
+/// The pure decision behind [`offer`].
+#[must_use]
+pub fn decide(
+    guild: Guild,
+    paid: PaidRole,
+    holding: &[Subscription],
+    now: UnixMillis,
+    grace_ms: i64,
+) -> Offer {
+    if let Some(current) = holding.iter().find(|s| s.is_entitled(now, grace_ms)) {
+        return Offer::AlreadyHeld {
+            status: current.state.status,
+            period_end: current.state.period_end,
+        };
+    }
+    Offer::Buy {
+        guild: Box::new(guild),
+        paid,
+    }
+}
+
+/// Creates the checkout through the guild's provider; for a bank transfer, reserves its code.
+///
+/// # Errors
+/// See [`CheckoutError`].
+pub async fn start(
+    services: &Services,
+    guild: &Guild,
+    paid: &PaidRole,
+    user: UserId,
+    username: &str,
+) -> Result<Started, CheckoutError> {
+    let Some((provider, config)) = services.accounts.for_guild(guild)? else {
+        return Err(CheckoutError::NoProvider);
+    };
+    let Some(plugin) = services.providers.plugin(provider.as_str()) else {
+        return Err(CheckoutError::ProviderUnavailable(provider));
+    };
+    for attempt in 0..CODE_ATTEMPTS {
+        let request = CheckoutRequest {
+            guild: guild.id,
+            user,
+            role: paid.role_id,
+            product_id: paid.product_ref.clone(),
+            price: paid.price,
+            billing: paid.billing,
+            success_url: None,
+            nonce: nonce(&guild.webhook_key, user, paid.id, attempt),
+        };
+        let checkout = services
+            .providers
+            .create_checkout(provider.as_str(), &config, &request)
+            .await?;
+        if let Some(code) = checkout.payment_code.clone() {
+            // A bank transfer: remember the code so the payment can be matched.
+            let reserved = reserve_code(
+                &services.db,
+                paid.id,
+                CreateSubscription {
+                    guild_id: guild.id,
+                    user_id: user,
+                    role_id: paid.role_id,
+                    provider: provider.clone(),
+                    external_id: None,
+                    payment_code: Some(code),
+                    status: SubscriptionStatus::Pending,
+                    period_end: None,
+                    occurred_at: None,
+                    username: Some(username.to_owned()),
+                },
+            )
+            .await?;
+            if !reserved {
+                continue;
+            }
+        }
+        tracing::info!(guild = guild.id.get(), user = user.get(), role = paid.role_id.get(), provider = %provider, "checkout created");
+        return Ok(Started {
+            provider_name: plugin.name.clone(),
+            checkout,
+        });
+    }
+    Err(CheckoutError::NoFreeCode)
+}
+
+/// Deterministic per member, role and attempt, unguessable without the guild's webhook key:
+/// `/join` run twice shows the same payment code.
+fn nonce(webhook_key: &str, user: UserId, paid_role: i64, attempt: u8) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(webhook_key.as_bytes())
+        .chain_update(user.get().to_be_bytes())
+        .chain_update(paid_role.to_be_bytes())
+        .chain_update([attempt])
+        .finalize();
+    let mut bytes = [0_u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Records a pending subscription carrying the code, or finds this member's own. `false`
+/// when the code belongs to someone else (or to an ended pass): try another.
+async fn reserve_code(
+    db: &Db,
+    paid_role: i64,
+    pending: CreateSubscription,
+) -> Result<bool, DbError> {
+    db.call(move |conn| {
+        let Some(code) = pending.payment_code.as_deref() else {
+            return Ok(false);
+        };
+        if let Some(existing) = rows::by_payment_code(conn, code)? {
+            return Ok(code_is_mine(&existing, &pending, paid_role));
+        }
+        match subscriptions::create(conn, &pending) {
+            Ok(_) => Ok(true),
+            // A code the plugin made that Docobo would not store: try another.
+            Err(SubscriptionError::Validation(e)) => {
+                tracing::warn!(error = %e, "a plugin returned an unusable payment code");
+                Ok(false)
+            }
+            Err(SubscriptionError::Duplicate(_)) => Ok(false),
+            Err(SubscriptionError::Db(e)) => Err(e),
+        }
+    })
+    .await
+}
+
+/// Whether an existing subscription with the code is this member's own, still usable one.
+fn code_is_mine(existing: &Subscription, pending: &CreateSubscription, paid_role: i64) -> bool {
+    let mine = existing.guild_id == pending.guild_id
+        && existing.user_id == pending.user_id
+        && existing.paid_role_id == paid_role;
+    let live = matches!(
+        existing.state.status,
+        SubscriptionStatus::Pending | SubscriptionStatus::Active
+    );
+    mine && live
+}

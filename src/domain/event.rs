@@ -1,0 +1,162 @@
+//! A verified provider event, as Docobo's services see it: whatever plugin API version it came
+//! through, `providers` converts it into this type at its boundary, parsing the Discord ids
+//! once. Nothing here depends on the WIT bindings.
+
+use serde_json::json;
+
+use super::{GuildId, RoleId, SubscriptionStatus, UnixMillis, UserId, ValidationError};
+
+/// What a verified event means for Docobo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A subscription's state changed: apply `status` and `period_end`.
+    Subscription,
+    /// A one-time payment (an order, or a bank transfer matched by `payment_code`).
+    Payment,
+    /// A payment was refunded.
+    Refund,
+    /// A verified event of a type Docobo does not use: recorded, nothing changes.
+    Ignored,
+}
+
+impl EventKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscription => "subscription",
+            Self::Payment => "payment",
+            Self::Refund => "refund",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// An id a provider's metadata claims (a Discord id from the checkout): the text as sent and
+/// what it parsed to. A bad id is kept as an error, so that the event is recorded as rejected
+/// with the reason rather than dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim<T> {
+    pub raw: String,
+    pub id: Result<T, ValidationError>,
+}
+
+impl<T> Claim<T> {
+    /// Parses `raw` with `parse`.
+    pub fn parse(raw: String, parse: impl FnOnce(&str) -> Result<T, ValidationError>) -> Self {
+        let id = parse(&raw);
+        Self { raw, id }
+    }
+}
+
+/// An amount a provider says was paid. The currency is the provider's text (compared without
+/// regard to case), not a validated [`super::Currency`]: a payment in a currency Docobo does
+/// not know is still recorded, and then refused as not matching the price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidAmount {
+    pub minor_units: i64,
+    pub currency: String,
+}
+
+/// A verified webhook (or polled) event, normalized. Only ids: no names or e-mails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    /// The provider's unique id of this event (for idempotency).
+    pub event_id: String,
+    /// The provider's own event type, e.g. `subscription.active`, for logs.
+    pub event_type: String,
+    pub kind: EventKind,
+    /// The provider's id of the subscription (or order, for one-time payments).
+    pub subscription_id: Option<String>,
+    /// Discord ids from the checkout metadata.
+    pub guild: Option<Claim<GuildId>>,
+    pub user: Option<Claim<UserId>>,
+    pub role: Option<Claim<RoleId>>,
+    /// The provider's product id, when the role must be found through the product.
+    pub product_id: Option<String>,
+    /// The payment code found in a bank transfer.
+    pub payment_code: Option<String>,
+    pub status: Option<SubscriptionStatus>,
+    /// End of the paid period.
+    pub period_end: Option<UnixMillis>,
+    pub amount: Option<PaidAmount>,
+    /// When the provider produced this state.
+    pub occurred_at: UnixMillis,
+}
+
+impl ProviderEvent {
+    /// The normalized event as stored in `webhook_events.event_json`: ids, kinds, statuses,
+    /// amounts; nothing personal.
+    #[must_use]
+    pub fn normalized_json(&self) -> String {
+        json!({
+            "kind": self.kind.as_str(),
+            "subscription_id": self.subscription_id,
+            "guild_id": raw(self.guild.as_ref()),
+            "user_id": raw(self.user.as_ref()),
+            "role_id": raw(self.role.as_ref()),
+            "product_id": self.product_id,
+            "payment_code": self.payment_code,
+            "status": self.status.map(SubscriptionStatus::as_str),
+            "period_end": self.period_end,
+            "amount": self.amount.as_ref().map(|m| json!({"minor_units": m.minor_units, "currency": m.currency})),
+            "occurred_at": self.occurred_at,
+        })
+        .to_string()
+    }
+
+    /// Whether the event carries any Docobo checkout metadata at all.
+    #[must_use]
+    pub fn has_checkout_metadata(&self) -> bool {
+        self.guild.is_some() || self.user.is_some() || self.role.is_some()
+    }
+}
+
+/// The text a claim was sent as.
+fn raw<T>(claim: Option<&Claim<T>>) -> Option<&str> {
+    claim.map(|c| c.raw.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_keep_the_text_and_the_parse_result() {
+        let good = Claim::parse("42".to_owned(), GuildId::parse);
+        assert_eq!(good.id, Ok(GuildId::new(42).expect("id")));
+        let bad = Claim::parse("x1".to_owned(), GuildId::parse);
+        assert_eq!(bad.raw, "x1");
+        assert!(bad.id.is_err());
+    }
+
+    #[test]
+    fn the_stored_json_names_ids_as_sent_and_no_more() {
+        let event = ProviderEvent {
+            event_id: "e1".into(),
+            event_type: "subscription.active".into(),
+            kind: EventKind::Subscription,
+            subscription_id: Some("sub_1".into()),
+            guild: Some(Claim::parse("10".into(), GuildId::parse)),
+            user: None,
+            role: Some(Claim::parse("bad".into(), RoleId::parse)),
+            product_id: None,
+            payment_code: None,
+            status: Some(SubscriptionStatus::Active),
+            period_end: Some(5),
+            amount: Some(PaidAmount {
+                minor_units: 499,
+                currency: "USD".into(),
+            }),
+            occurred_at: 3,
+        };
+        let stored: serde_json::Value =
+            serde_json::from_str(&event.normalized_json()).expect("json");
+        assert_eq!(stored["kind"], "subscription");
+        assert_eq!(stored["guild_id"], "10");
+        assert_eq!(stored["role_id"], "bad");
+        assert!(stored["user_id"].is_null());
+        assert_eq!(stored["status"], "active");
+        assert_eq!(stored["amount"]["minor_units"], 499);
+        assert_eq!(stored.as_object().map(serde_json::Map::len), Some(11));
+    }
+}

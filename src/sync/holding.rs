@@ -1,0 +1,315 @@
+//! One holding's sync (a member × a paid role): read it, decide what Discord must show,
+//! act through [`crate::discord::RoleManager`], record the outcome in one write.
+
+use std::time::Duration;
+
+use super::{Holding, RETRY_BASE, RETRY_MAX, RoleSync};
+use crate::db::guilds::Guild;
+use crate::db::subscriptions::{self, Subscription};
+use crate::db::{DbError, guilds, members, paid_roles};
+use crate::discord::{Missing, RoleError};
+use crate::domain::{SubscriptionStatus, UnixMillis};
+
+/// A holding as role sync reads it.
+struct Loaded {
+    subs: Vec<Subscription>,
+    role: Option<paid_roles::PaidRole>,
+    guild: Option<Guild>,
+    /// Whether the member is in the guild as far as Docobo knows (unknown: yes).
+    present: bool,
+}
+
+impl Loaded {
+    fn read(conn: &rusqlite::Connection, h: Holding) -> Result<Self, DbError> {
+        Ok(Self {
+            subs: subscriptions::for_holding(conn, h.guild, h.user, h.paid_role)?,
+            role: paid_roles::by_id(conn, h.paid_role)?,
+            guild: guilds::get(conn, h.guild)?,
+            present: members::in_guild(conn, h.guild, h.user)?.unwrap_or(true),
+        })
+    }
+}
+
+/// What a holding's sync did, to record.
+enum Outcome {
+    Synced {
+        applied: bool,
+        next: Option<UnixMillis>,
+    },
+    MemberLeft,
+    Failed {
+        retry_at: UnixMillis,
+        error: String,
+    },
+}
+
+impl RoleSync {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "read, decide, act, record: one holding's sync in order"
+    )]
+    pub(super) async fn sync_holding(&self, h: Holding) -> Result<(), DbError> {
+        let now = self.services.now();
+        let grace = self.services.grace_ms;
+        // Read the holding beside the writer. Only if one of its subscriptions has ended is
+        // a write needed first: it expires them and reads the holding again.
+        let mut loaded = self
+            .services
+            .db
+            .read(move |conn| Loaded::read(conn, h))
+            .await?;
+        if loaded
+            .subs
+            .iter()
+            .any(|s| s.state.expire(now, s.grace_ms(grace)).is_some())
+        {
+            loaded = self
+                .services
+                .db
+                .write(move |tx| {
+                    crate::subscriptions::expire_holding(
+                        tx,
+                        h.guild,
+                        h.user,
+                        h.paid_role,
+                        now,
+                        grace,
+                    )?;
+                    Loaded::read(tx, h)
+                })
+                .await?;
+        }
+        let Loaded {
+            subs,
+            role: Some(role),
+            guild: Some(guild),
+            present,
+        } = loaded
+        else {
+            // The paid role or guild row is gone: nothing to apply.
+            self.services
+                .db
+                .write(move |conn| subscriptions::mark_synced(conn, &loaded.subs, false, None))
+                .await?;
+            return Ok(());
+        };
+        let entitled = subs.iter().any(|s| s.is_entitled(now, grace));
+        let applied = subs.iter().any(|s| s.role_applied);
+        let desired = entitled && present;
+        let result = if desired && !applied {
+            self.roles.grant_role(h.guild, h.user, role.role_id).await
+        } else if !desired && applied {
+            self.roles.revoke_role(h.guild, h.user, role.role_id).await
+        } else {
+            Ok(())
+        };
+        let previous_error = subs.iter().find_map(|s| s.last_sync_error.clone());
+        let attempts = subs.iter().map(|s| s.sync_attempts).max().unwrap_or(0);
+        let role_id = role.role_id;
+        // What to record, and whom to tell first.
+        let outcome = match result {
+            Ok(()) => {
+                if previous_error.is_some() && desired {
+                    tracing::info!(
+                        guild = h.guild.get(),
+                        user = h.user.get(),
+                        role = role_id.get(),
+                        "role sync recovered"
+                    );
+                }
+                Outcome::Synced {
+                    applied: desired,
+                    next: next_change(&subs, now, grace),
+                }
+            }
+            Err(RoleError::NotFound(Missing::Member)) => {
+                tracing::info!(
+                    guild = h.guild.get(),
+                    user = h.user.get(),
+                    "member left; the role is given again when they come back"
+                );
+                Outcome::MemberLeft
+            }
+            Err(error) => {
+                let (text, retry, tell_owner) = match &error {
+                    RoleError::Permission(problem) => (
+                        format!(
+                            "Docobo could not {} <@&{role_id}> for <@{}>: {problem}.",
+                            if desired { "give" } else { "remove" },
+                            h.user
+                        ),
+                        permission_retry(attempts),
+                        true,
+                    ),
+                    RoleError::NotFound(_) => (
+                        format!(
+                            "The paid role <@&{role_id}> no longer exists at Discord. Fix: run /setup and pick the roles again."
+                        ),
+                        Duration::from_hours(1),
+                        true,
+                    ),
+                    RoleError::DiscordApi(e) => (
+                        format!("Discord API error: {e}"),
+                        backoff(attempts, e.is_rate_limit()),
+                        false,
+                    ),
+                };
+                tracing::warn!(guild = h.guild.get(), user = h.user.get(), role = role_id.get(), error = %error, retry_in = ?retry, "role sync failed; will retry");
+                // Told before it is recorded: a crash in between tells the owner twice
+                // rather than never.
+                if tell_owner && previous_error.as_deref() != Some(text.as_str()) {
+                    self.notifier
+                        .tell_owner(&guild, &format!("⚠️ {text}"))
+                        .await;
+                }
+                Outcome::Failed {
+                    retry_at: now + i64::try_from(retry.as_millis()).unwrap_or(i64::MAX / 2),
+                    error: text,
+                }
+            }
+        };
+        let announced = self.notifier.announce(&guild, role_id, &subs, now).await;
+        // One write records it all.
+        self.services
+            .db
+            .write(move |conn| {
+                match outcome {
+                    Outcome::Synced { applied, next } => {
+                        subscriptions::mark_synced(conn, &subs, applied, next)?;
+                    }
+                    Outcome::MemberLeft => {
+                        // Unless they came back while Discord was being asked (which
+                        // moved the versions): then the next sync grants again.
+                        if !subscriptions::any_moved(conn, &subs)? {
+                            members::set_in_guild(conn, h.guild, h.user, false)?;
+                        }
+                        subscriptions::mark_synced(conn, &subs, false, None)?;
+                    }
+                    Outcome::Failed { retry_at, error } => {
+                        subscriptions::mark_failed(conn, &subs, &error, Some(retry_at))?;
+                    }
+                }
+                for (id, key) in &announced {
+                    subscriptions::set_announced(conn, *id, key)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// When the holding must be looked at again: the earliest future moment an entitlement ends.
+fn next_change(subs: &[Subscription], now: UnixMillis, grace_ms: i64) -> Option<UnixMillis> {
+    subs.iter()
+        .filter_map(|s| match (s.state.status, s.state.period_end) {
+            (SubscriptionStatus::Active | SubscriptionStatus::PastDue, Some(end)) => {
+                Some(end.saturating_add(s.grace_ms(grace_ms)))
+            }
+            (SubscriptionStatus::Canceled, Some(end)) => Some(end),
+            _ => None,
+        })
+        .filter(|&t| t > now)
+        .min()
+}
+
+/// Exponential backoff with jitter (half to full delay); at least 1 s after a 429.
+pub(super) fn backoff(attempts: u32, rate_limited: bool) -> Duration {
+    let exp = RETRY_BASE
+        .saturating_mul(1 << attempts.min(16))
+        .min(RETRY_MAX);
+    let jittered = exp.mul_f64(rand::random_range(0.5..=1.0));
+    if rate_limited {
+        jittered.max(Duration::from_secs(1))
+    } else {
+        jittered
+    }
+}
+
+/// Permission problems need a person; retry every few minutes, then hourly (a role change
+/// at Discord or the sweep retries sooner).
+fn permission_retry(attempts: u32) -> Duration {
+    Duration::from_mins(1)
+        .saturating_mul(1 << attempts.min(6))
+        .min(RETRY_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{GuildId, ProviderId, UserId};
+
+    fn sub(
+        status: SubscriptionStatus,
+        period_end: Option<i64>,
+        code: Option<&str>,
+    ) -> Subscription {
+        Subscription {
+            id: 1,
+            guild_id: GuildId::new(10).expect("guild"),
+            user_id: UserId::new(20).expect("user"),
+            paid_role_id: 1,
+            provider: ProviderId::parse("polar").expect("provider"),
+            external_id: None,
+            state: crate::domain::SubscriptionState {
+                status,
+                period_end,
+                last_event_at: None,
+            },
+            cancel_at_period_end: false,
+            payment_code: code.map(str::to_owned),
+            role_applied: false,
+            sync_attempts: 0,
+            last_sync_error: None,
+            announced: None,
+            sync_version: 0,
+        }
+    }
+
+    #[test]
+    fn the_next_check_is_when_an_entitlement_ends() {
+        use SubscriptionStatus::{Active, Canceled, Expired};
+        let (now, grace) = (1_000, 100);
+        // Card subscriptions get the grace period, passes do not; the earliest end wins.
+        assert_eq!(
+            next_change(&[sub(Active, Some(5_000), None)], now, grace),
+            Some(5_100)
+        );
+        assert_eq!(
+            next_change(&[sub(Active, Some(5_000), Some("DCB1"))], now, grace),
+            Some(5_000)
+        );
+        assert_eq!(
+            next_change(
+                &[
+                    sub(Active, Some(5_000), None),
+                    sub(Canceled, Some(3_000), None)
+                ],
+                now,
+                grace
+            ),
+            Some(3_000)
+        );
+        // Nothing ends: no check scheduled (one-time purchases, ended ones).
+        assert_eq!(
+            next_change(
+                &[sub(Active, None, None), sub(Expired, Some(500), None)],
+                now,
+                grace
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        for attempts in 0..20 {
+            let d = backoff(attempts, false);
+            let full = RETRY_BASE
+                .saturating_mul(1 << attempts.min(16))
+                .min(RETRY_MAX);
+            assert!(d <= full && d >= full / 2, "{attempts}: {d:?}");
+        }
+        assert!(backoff(0, true) >= Duration::from_secs(1));
+        assert!(permission_retry(30) <= RETRY_MAX);
+    }
+}
