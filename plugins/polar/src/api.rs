@@ -4,7 +4,7 @@
 use docobo_plugin_sdk::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use docobo_plugin_sdk::{
     Billing, Checkout, CheckoutRequest, Host, HttpRequest, LogLevel, PollResult, ProductSpec,
-    ProviderError, config_get, config_or, config_require,
+    ProviderError, ProviderEvent, config_get, config_or, config_require,
 };
 use serde_json::{Value, json};
 
@@ -338,6 +338,9 @@ pub fn poll<H: Host>(
         }
         state.page += 1;
     }
+    if done {
+        poll_orders(host, &api, state.since, &mut events)?;
+    }
     host.log(
         LogLevel::Debug,
         &format!(
@@ -350,4 +353,57 @@ pub fn poll<H: Host>(
         events,
         next_cursor: Some(state.to_cursor(done)),
     })
+}
+
+/// One-time purchases are orders, not subscriptions: once a subscription sweep is complete,
+/// the newest page of orders is read too, and each paid one-time order Docobo sold since
+/// `since` becomes the payment event its `order.paid` webhook would have carried (the same
+/// subscription id, the order's id, so a webhook that did arrive and its polled copy meet
+/// the same subscription and the second moves nothing).
+fn poll_orders<H: Host>(
+    host: &H,
+    api: &ApiSettings<'_>,
+    since: i64,
+    events: &mut Vec<ProviderEvent>,
+) -> Result<(), ProviderError> {
+    let path = format!("orders/?limit={POLL_PAGE_SIZE}&page=1&sorting=-created_at");
+    let resp = send(host, &api.request("GET", &path))?;
+    let items = resp
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProviderError::Upstream("Polar's order list has no items".into()))?;
+    for item in items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let ours = item
+            .get("metadata")
+            .and_then(|m| m.get("docobo_guild_id"))
+            .is_some();
+        let paid = item.get("status").and_then(Value::as_str) == Some("paid")
+            || item.get("paid").and_then(Value::as_bool) == Some(true);
+        let one_time = item.get("billing_reason").and_then(Value::as_str) == Some("purchase");
+        let created = item
+            .get("created_at")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339_ms);
+        let Some(created) = created else { continue };
+        if !ours || !paid || !one_time || created < since {
+            continue;
+        }
+        match events::order_event(
+            format!("poll:{id}:paid"),
+            "poll.order",
+            item,
+            &Value::Null,
+            created,
+        ) {
+            Ok(event) => events.push(event),
+            Err(e) => host.log(
+                LogLevel::Warn,
+                &format!("polar poll: skipped order {id}: {e}"),
+            ),
+        }
+    }
+    Ok(())
 }

@@ -159,7 +159,7 @@ pub fn subscription_event(
     Ok(event)
 }
 
-fn order_event(
+pub fn order_event(
     event_id: String,
     event_type: &str,
     data: &Value,

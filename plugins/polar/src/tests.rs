@@ -501,6 +501,10 @@ fn poll_sweeps_pages_and_filters() {
                 vec![sub_item("s4", "2025-12-31T12:00:00.250Z", "canceled", true)],
                 2,
             ),
+        )
+        .respond(
+            200,
+            json!({"items": [], "pagination": {"max_page": 0}}).to_string(),
         );
     let cursor = (now - 86_400_000).to_string();
     let result = api::poll(&host, &api_config(), Some(&cursor)).unwrap();
@@ -532,8 +536,60 @@ fn poll_sweeps_pages_and_filters() {
         [
             "http://127.0.0.1:9999/v1/subscriptions/?limit=100&page=1&sorting=-started_at",
             "http://127.0.0.1:9999/v1/subscriptions/?limit=100&page=2&sorting=-started_at",
+            "http://127.0.0.1:9999/v1/orders/?limit=100&page=1&sorting=-created_at",
         ]
     );
+}
+
+fn order_item(id: &str, created: &str, reason: &str, status: &str, docobo: bool) -> Value {
+    let metadata = if docobo {
+        json!({"docobo_guild_id": "111", "docobo_user_id": "222", "docobo_role_id": "333"})
+    } else {
+        json!({})
+    };
+    json!({"id": id, "status": status, "billing_reason": reason, "created_at": created,
+           "total_amount": 2000, "currency": "eur", "product_id": "prod_1",
+           "subscription_id": null, "metadata": metadata})
+}
+
+#[test]
+fn a_finished_sweep_also_catches_paid_one_time_orders() {
+    let now = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let orders = json!({"items": [
+        order_item("o1", "2025-12-31T20:00:00Z", "purchase", "paid", true),
+        order_item("o2", "2025-12-31T20:00:00Z", "subscription_cycle", "paid", true),
+        order_item("o3", "2025-12-31T20:00:00Z", "purchase", "paid", false),
+        order_item("o4", "2025-12-31T20:00:00Z", "purchase", "pending", true),
+        order_item("o5", "2025-11-01T00:00:00Z", "purchase", "paid", true),
+    ]});
+    let host = MockHost::new(now)
+        .respond(
+            200,
+            json!({"items": [], "pagination": {"max_page": 0}}).to_string(),
+        )
+        .respond(200, orders.to_string());
+    let cursor = (now - 86_400_000).to_string();
+    let result = api::poll(&host, &api_config(), Some(&cursor)).unwrap();
+    let ids: Vec<&str> = result.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["poll:o1:paid"],
+        "only Docobo's paid one-time orders since the cursor"
+    );
+    let event = &result.events[0];
+    assert_eq!(event.kind, EventKind::Payment);
+    assert_eq!(event.subscription_id.as_deref(), Some("o1"));
+    assert_eq!(event.guild_id.as_deref(), Some("111"));
+    assert_eq!(event.user_id.as_deref(), Some("222"));
+    assert_eq!(event.status, Some(SubscriptionStatus::Active));
+    // An order list that fails fails the poll: the cursor does not move past it.
+    let broken = MockHost::new(now)
+        .respond(
+            200,
+            json!({"items": [], "pagination": {"max_page": 0}}).to_string(),
+        )
+        .respond(500, "{}");
+    assert!(api::poll(&broken, &api_config(), Some(&cursor)).is_err());
 }
 
 #[test]
