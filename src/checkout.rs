@@ -5,10 +5,10 @@
 
 use sha2::{Digest as _, Sha256};
 
+use crate::db::DbError;
 use crate::db::guilds::{self, Guild};
 use crate::db::paid_roles::{self, PaidRole};
 use crate::db::subscriptions::{self as rows, Subscription};
-use crate::db::{Db, DbError};
 use crate::domain::{GuildId, ProviderId, RoleId, SubscriptionStatus, UnixMillis, UserId};
 use crate::providers::{Checkout, CheckoutRequest, ProviderError};
 use crate::services::Services;
@@ -163,7 +163,7 @@ pub async fn start(
         if let Some(code) = checkout.payment_code.clone() {
             // A bank transfer: remember the code so the payment can be matched.
             let reserved = reserve_code(
-                &services.db,
+                services,
                 paid.id,
                 CreateSubscription {
                     guild_id: guild.id,
@@ -209,29 +209,32 @@ fn nonce(webhook_key: &str, user: UserId, paid_role: i64, attempt: u8) -> u64 {
 /// Records a pending subscription carrying the code, or finds this member's own. `false`
 /// when the code belongs to someone else (or to an ended pass): try another.
 async fn reserve_code(
-    db: &Db,
+    services: &Services,
     paid_role: i64,
     pending: CreateSubscription,
 ) -> Result<bool, DbError> {
-    db.call(move |conn| {
-        let Some(code) = pending.payment_code.as_deref() else {
-            return Ok(false);
-        };
-        if let Some(existing) = rows::by_payment_code(conn, code)? {
-            return Ok(code_is_mine(&existing, &pending, paid_role));
-        }
-        match subscriptions::create(conn, &pending) {
-            Ok(_) => Ok(true),
-            // A code the plugin made that Docobo would not store: try another.
-            Err(SubscriptionError::Validation(e)) => {
-                tracing::warn!(error = %e, "a plugin returned an unusable payment code");
-                Ok(false)
+    let now = services.now();
+    services
+        .db
+        .call(move |conn| {
+            let Some(code) = pending.payment_code.as_deref() else {
+                return Ok(false);
+            };
+            if let Some(existing) = rows::by_payment_code(conn, code)? {
+                return Ok(code_is_mine(&existing, &pending, paid_role));
             }
-            Err(SubscriptionError::Duplicate(_)) => Ok(false),
-            Err(SubscriptionError::Db(e)) => Err(e),
-        }
-    })
-    .await
+            match subscriptions::create(conn, &pending, now) {
+                Ok(_) => Ok(true),
+                // A code the plugin made that Docobo would not store: try another.
+                Err(SubscriptionError::Validation(e)) => {
+                    tracing::warn!(error = %e, "a plugin returned an unusable payment code");
+                    Ok(false)
+                }
+                Err(SubscriptionError::Duplicate(_)) => Ok(false),
+                Err(SubscriptionError::Db(e)) => Err(e),
+            }
+        })
+        .await
 }
 
 /// Whether an existing subscription with the code is this member's own, still usable one.
@@ -244,4 +247,113 @@ fn code_is_mine(existing: &Subscription, pending: &CreateSubscription, paid_role
         SubscriptionStatus::Pending | SubscriptionStatus::Active
     );
     mine && live
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Billing, Currency, Money, SubscriptionState};
+
+    fn guild() -> Guild {
+        Guild {
+            id: GuildId::new(1).expect("guild"),
+            name: "g".into(),
+            owner_id: None,
+            provider: Some(ProviderId::parse("sepay").expect("provider")),
+            credentials: Some(vec![1]),
+            webhook_key: "k".into(),
+            log_channel_id: None,
+        }
+    }
+
+    fn paid() -> PaidRole {
+        PaidRole {
+            id: 3,
+            guild_id: GuildId::new(1).expect("guild"),
+            role_id: RoleId::new(2).expect("role"),
+            name: "Gold".into(),
+            price: Money::new(50_000, Currency::parse("VND").expect("VND")).expect("price"),
+            billing: Billing::Monthly,
+            product_ref: None,
+        }
+    }
+
+    fn sub(
+        status: SubscriptionStatus,
+        period_end: Option<i64>,
+        code: Option<&str>,
+    ) -> Subscription {
+        Subscription {
+            id: 9,
+            guild_id: GuildId::new(1).expect("guild"),
+            user_id: UserId::new(5).expect("user"),
+            paid_role_id: 3,
+            provider: ProviderId::parse("sepay").expect("provider"),
+            external_id: None,
+            state: SubscriptionState {
+                status,
+                period_end,
+                last_event_at: None,
+            },
+            cancel_at_period_end: false,
+            payment_code: code.map(str::to_owned),
+            role_applied: false,
+            sync_attempts: 0,
+            last_sync_error: None,
+            announced: None,
+            sync_version: 0,
+        }
+    }
+
+    #[test]
+    fn join_decides_by_entitlement_at_the_clock_and_the_grace_period() {
+        use SubscriptionStatus::{Active, Canceled, PastDue, Pending};
+        let decide_at = |holding: &[Subscription], now| decide(guild(), paid(), holding, now, 100);
+        assert!(matches!(decide_at(&[], 1_000), Offer::Buy { .. }));
+        // A pending transfer does not count as holding the role: they may pay it.
+        assert!(matches!(
+            decide_at(&[sub(Pending, None, Some("DCB1"))], 1_000),
+            Offer::Buy { .. }
+        ));
+        assert_eq!(
+            decide_at(&[sub(Canceled, Some(5_000), None)], 1_000),
+            Offer::AlreadyHeld {
+                status: Canceled,
+                period_end: Some(5_000)
+            }
+        );
+        // A card subscription past due stays held during the grace period, a pass does not.
+        assert!(matches!(
+            decide_at(&[sub(PastDue, Some(900), None)], 950),
+            Offer::AlreadyHeld { .. }
+        ));
+        assert!(matches!(
+            decide_at(&[sub(Active, Some(900), Some("DCB1"))], 950),
+            Offer::Buy { .. }
+        ));
+    }
+
+    #[test]
+    fn only_the_members_own_live_reservation_reuses_a_code() {
+        let pending = CreateSubscription {
+            guild_id: GuildId::new(1).expect("guild"),
+            user_id: UserId::new(5).expect("user"),
+            role_id: RoleId::new(2).expect("role"),
+            provider: ProviderId::parse("sepay").expect("provider"),
+            external_id: None,
+            payment_code: Some("DCB1".into()),
+            status: SubscriptionStatus::Pending,
+            period_end: None,
+            occurred_at: None,
+            username: None,
+        };
+        let mine = sub(SubscriptionStatus::Pending, None, Some("DCB1"));
+        assert!(code_is_mine(&mine, &pending, 3));
+        assert!(!code_is_mine(&mine, &pending, 4), "another paid role");
+        let mut other = mine.clone();
+        other.user_id = UserId::new(6).expect("user");
+        assert!(!code_is_mine(&other, &pending, 3), "another member");
+        let ended = sub(SubscriptionStatus::Expired, Some(1), Some("DCB1"));
+        assert!(!code_is_mine(&ended, &pending, 3), "an ended pass");
+    }
 }

@@ -69,7 +69,8 @@ pub enum StatusUpdate {
     },
 }
 
-/// Records a new subscription for a role that is for sale in its guild.
+/// Records a new subscription for a role that is for sale in its guild, due for role sync
+/// at `now`.
 ///
 /// # Errors
 /// [`SubscriptionError::Validation`] for bad input or a role that is not for sale;
@@ -77,6 +78,7 @@ pub enum StatusUpdate {
 pub fn create(
     conn: &Connection,
     data: &CreateSubscription,
+    now: UnixMillis,
 ) -> Result<Subscription, SubscriptionError> {
     validate(data)?;
     let Some(role) = paid_roles::get(conn, data.guild_id, data.role_id)? else {
@@ -89,7 +91,7 @@ pub fn create(
         )
         .into());
     };
-    create_for(conn, &role, data)
+    create_for(conn, &role, data, now)
 }
 
 /// [`create`] for a paid role the caller has already read (the delivery path found it by
@@ -101,6 +103,7 @@ pub fn create_for(
     conn: &Connection,
     role: &PaidRole,
     data: &CreateSubscription,
+    now: UnixMillis,
 ) -> Result<Subscription, SubscriptionError> {
     validate(data)?;
     if role.guild_id != data.guild_id {
@@ -127,7 +130,7 @@ pub fn create_for(
         },
         payment_code: data.payment_code.clone(),
     };
-    rows::insert(conn, &new).map_err(|e| {
+    rows::insert_at(conn, &new, now).map_err(|e| {
         if e.is_unique_violation() {
             let what = match (&data.external_id, &data.payment_code) {
                 (Some(ext), _) => format!("{}:{ext} or its payment code", data.provider),

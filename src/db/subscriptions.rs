@@ -127,17 +127,29 @@ fn many(
     rows.map(|r| r?).collect()
 }
 
-/// Records a subscription.
+/// Records a subscription, due for role sync at the database's clock.
 ///
 /// # Errors
 /// A duplicate `(provider, external_id)` or payment code ([`DbError::is_unique_violation`]);
 /// an unknown member or paid role (foreign key).
 pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, DbError> {
+    insert_at(conn, new, super::now_ms())
+}
+
+/// Records a subscription, due for role sync at `now` (the services' clock).
+///
+/// # Errors
+/// As [`insert`].
+pub fn insert_at(
+    conn: &Connection,
+    new: &NewSubscription,
+    now: UnixMillis,
+) -> Result<Subscription, DbError> {
     conn.prepare_cached(
         "INSERT INTO subscriptions
              (guild_id, user_id, paid_role_id, provider, external_id, status, period_end, last_event_at,
               payment_code, cancel_at_period_end, next_sync_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CAST(unixepoch('subsec') * 1000 AS INTEGER))")?.execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
             new.guild_id.as_i64(),
             new.user_id.as_i64(),
             new.paid_role_id,
@@ -148,6 +160,7 @@ pub fn insert(conn: &Connection, new: &NewSubscription) -> Result<Subscription, 
             new.state.last_event_at,
             new.payment_code,
             new.state.status == SubscriptionStatus::Canceled,
+            now,
         ],
     )?;
     Ok(Subscription {

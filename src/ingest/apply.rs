@@ -289,7 +289,7 @@ impl Ctx<'_> {
             occurred_at: Some(event.occurred_at),
             username: None,
         };
-        match subscriptions::create_for(self.tx, &role, &data) {
+        match subscriptions::create_for(self.tx, &role, &data, self.now) {
             Ok(created) => Ok(Decision {
                 outcome: Outcome::Applied,
                 detail: Some(format!("new subscription, {status}")),
