@@ -1,0 +1,250 @@
+//! The one table of settings. Each key is declared here once: its doc comment, its type,
+//! how it is read (default, bounds, check) and where its problems are listed. From that the
+//! `settings!` macro makes the public section structs, their readers and [`KEYS`], the list
+//! behind [`super::keys()`], the `_FILE` rule, the "did you mean" suggestions and the test
+//! that `docobo.example.toml` documents every key.
+//!
+//! To add a setting: add one entry to its section below (and document it in
+//! `docobo.example.toml`; a test fails until you do).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use super::getters::{Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, Text, Whole};
+use super::reader::{Reader, Reported};
+use super::{DEFAULT_ALLOWED_HOSTS, LogFormat};
+
+/// What kind of value a key holds (a secret may come from a `_FILE` variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Text,
+    Secret,
+    Bool,
+    Integer,
+    List,
+}
+
+/// One setting: `name` in `[section]`, or `DOCOBO_<SECTION>__<NAME>` in the environment.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Key {
+    pub(super) section: &'static str,
+    pub(super) name: &'static str,
+    pub(super) kind: Kind,
+    /// Where this key's problems are listed among all keys' (smaller first).
+    pub(super) rank: u8,
+}
+
+impl Key {
+    /// `section.name`, as problems and suggestions show it.
+    pub(super) fn id(&self) -> String {
+        format!("{}.{}", self.section, self.name)
+    }
+
+    /// The environment variable that sets it.
+    pub(super) fn env_name(&self) -> String {
+        format!(
+            "DOCOBO_{}__{}",
+            self.section.to_ascii_uppercase(),
+            self.name.to_ascii_uppercase()
+        )
+    }
+}
+
+/// Whether `[section] name` is a secret, so that it may be read from a `_FILE` variable.
+pub(super) fn is_secret(section: &str, name: &str) -> bool {
+    KEYS.iter()
+        .any(|k| k.section == section && k.name == name && k.kind == Kind::Secret)
+}
+
+/// The `[providers.<id>]` tables are not keys of the table (their ids and fields are the
+/// plugins'); their problems are listed between `secrets.key_path` and
+/// `plugins.allow_loopback_http`.
+pub(super) const PROVIDERS_RANK: u8 = 20;
+
+const fn kind_of<T, G: Getter<T>>(_: &G) -> Kind {
+    G::KIND
+}
+
+/// `settings! { pub struct Name in section { /// doc  RANK key: Type = getter, … } … }`.
+///
+/// The getter (see `getters.rs`) gives the default and the checks; the field's type picks
+/// what it yields (`Secret` is required as `SecretString`, optional as
+/// `Option<SecretString>`). RANK is where the key's problems are listed: the order
+/// `check-config` has always printed them in. A new key takes the next free number.
+macro_rules! settings {
+    ($(
+        $(#[$meta:meta])*
+        pub struct $Section:ident in $section:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $rank:literal $key:ident: $T:ty = $getter:expr
+            ),+ $(,)?
+        }
+    )+) => {
+        $(
+            $(#[$meta])*
+            pub struct $Section {
+                $( $(#[$field_meta])* pub $key: $T, )+
+            }
+
+            impl $Section {
+                /// Reads every key of the section (all of them, so that every problem is
+                /// reported), then the section if none had a problem.
+                pub(super) fn read(r: &mut Reader) -> Option<Self> {
+                    $(
+                        let $key: Result<$T, Reported> =
+                            $getter.read(r, &settings!(@key $section $key: $T = $getter, $rank));
+                    )+
+                    Some(Self { $( $key: $key.ok()?, )+ })
+                }
+            }
+        )+
+
+        /// Every key Docobo reads, section by section. `docobo.example.toml` documents each
+        /// one (a test checks).
+        pub(super) const KEYS: &[Key] = &[
+            $($( settings!(@key $section $key: $T = $getter, $rank), )+)+
+        ];
+    };
+    (@key $section:ident $key:ident: $T:ty = $getter:expr, $rank:literal) => {
+        Key {
+            section: stringify!($section),
+            name: stringify!($key),
+            kind: kind_of::<$T, _>(&$getter),
+            rank: $rank,
+        }
+    };
+}
+
+settings! {
+    #[derive(Debug, Clone)]
+    pub struct ServerConfig in server {
+        /// Address to listen on.
+        1 bind: IpAddr = Parsed("0.0.0.0", ip_address),
+        /// Port to listen on; 0 picks a free one (tests).
+        2 port: u16 = Whole { default: 3000, range: 0..=65_535 },
+        /// The URL at which providers reach this server (no trailing slash), e.g.
+        /// `https://docobo.example.org`. Needed by `/setup` to print webhook URLs.
+        3 public_url: Option<String> =
+            HttpUrl("the address providers reach, e.g. https://docobo.example.org"),
+        /// Reverse proxies whose `X-Forwarded-For` is believed (IPs or networks).
+        15 trusted_proxies: Vec<ipnet::IpNet> = Networks,
+        /// Requests per minute from one client IP; 0 turns the limit off.
+        16 rate_limit_per_minute: u32 = Whole { default: 100, range: 0..=1_000_000 },
+        /// Longest time a request may take, in milliseconds.
+        17 request_timeout_ms: u32 = Whole { default: 10_000, range: 100..=300_000 },
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct SecretsConfig in secrets {
+        /// The credential encryption key (base64, 32 bytes); else `key_path` is used.
+        18 key: Option<SecretString> = Secret,
+        /// Where the key is kept (created with mode 0600 on first run).
+        19 key_path: PathBuf = Text("data/docobo.key"),
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct DatabaseConfig in database {
+        /// The SQLite file; its folder is created if missing.
+        4 path: PathBuf = Text("data/docobo.db"),
+        /// How long a connection waits for a lock before failing, in milliseconds.
+        5 busy_timeout_ms: u32 = Whole { default: 5000, range: 0..=600_000 },
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct DiscordConfig in discord {
+        /// The bot token.
+        6 token: SecretString = Secret,
+        /// Ask for the privileged GUILD_MEMBERS intent (instant re-grant when a member rejoins).
+        7 guild_members_intent: bool = Flag(false),
+        /// Where Discord's API is reached instead of `https://discord.com` (a local fake in
+        /// tests). Setting it turns serenity's client-side rate limiter off (the limiter ignores
+        /// the override), so it is not meant for production.
+        8 api_url: Option<String> = HttpUrl("leave it unset to reach Discord itself"),
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct SubscriptionsConfig in subscriptions {
+        /// How long a `past_due` (or late-renewing) subscription keeps its role, in hours.
+        9 grace_period_hours: u32 = Whole { default: 72, range: 0..=24 * 365 },
+        /// How often the role-sync sweep re-checks members' roles at Discord, in seconds.
+        10 sweep_interval_secs: u32 = Whole { default: 600, range: 1..=86_400 },
+        /// How often the providers' `poll` runs to catch missed webhooks, in seconds.
+        11 poll_interval_secs: u32 = Whole { default: 900, range: 1..=86_400 },
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct PluginsConfig in plugins {
+        /// Extra provider plugins (`*.wasm`) loaded at start, beside the built-in ones.
+        12 dir: PathBuf = Text("data/plugins"),
+        /// Where compiled plugins are cached (created with mode 0700).
+        13 cache_dir: PathBuf = Text("data/cache"),
+        /// Hosts plugins may reach with `http-fetch` (each plugin must also declare them).
+        14 allowed_hosts: Vec<String> = Hosts(DEFAULT_ALLOWED_HOSTS),
+        /// Allow plugins plain http to loopback (only for tests against local fakes).
+        21 allow_loopback_http: bool = Flag(false),
+        /// Linear memory per plugin call, in MiB.
+        22 memory_limit_mb: u32 = Whole { default: 16, range: 1..=1024 },
+        /// CPU time a plugin call may spend in WebAssembly, in milliseconds.
+        23 cpu_deadline_ms: u32 = Whole { default: 2000, range: 10..=60_000 },
+        /// Wall-clock limit of a whole plugin call (including its HTTP requests), in milliseconds.
+        24 call_timeout_ms: u32 = Whole { default: 15_000, range: 100..=120_000 },
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct LogConfig in log {
+        /// A tracing filter (`info`, `docobo=debug,info`); `RUST_LOG` wins when set.
+        25 level: String = Text("info"),
+        26 format: LogFormat = Parsed("auto", log_format),
+    }
+}
+
+fn ip_address(text: &str) -> Result<IpAddr, String> {
+    text.parse::<IpAddr>().map_err(|_| {
+        "is not an IP address. Fix: use 0.0.0.0 (all interfaces) or 127.0.0.1 (this machine only)"
+            .to_owned()
+    })
+}
+
+fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "auto" => Ok(LogFormat::Auto),
+        "json" => Ok(LogFormat::Json),
+        "text" => Ok(LogFormat::Text),
+        other => Err(format!(
+            "{other:?} is not a log format. Fix: use auto, json or text"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_its_own_rank_and_the_provider_tables_theirs() {
+        let mut ranks: Vec<u8> = KEYS.iter().map(|k| k.rank).collect();
+        ranks.push(PROVIDERS_RANK);
+        ranks.sort_unstable();
+        let before = ranks.len();
+        ranks.dedup();
+        assert_eq!(ranks.len(), before, "two keys share a rank: {ranks:?}");
+        // 0 is taken by the file's and environment's own problems, 255 by unknown keys.
+        assert!(ranks.iter().all(|r| (1..u8::MAX).contains(r)), "{ranks:?}");
+    }
+
+    #[test]
+    fn env_names_and_secrets_come_from_the_table() {
+        let token = KEYS
+            .iter()
+            .find(|k| k.id() == "discord.token")
+            .expect("discord.token");
+        assert_eq!(token.env_name(), "DOCOBO_DISCORD__TOKEN");
+        assert!(is_secret("discord", "token"));
+        assert!(is_secret("secrets", "key"));
+        assert!(!is_secret("server", "port"));
+        assert_eq!(KEYS.iter().filter(|k| k.kind == Kind::Secret).count(), 2);
+    }
+}
