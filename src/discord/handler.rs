@@ -1,5 +1,6 @@
 //! Gateway events: guild registration, the hierarchy snapshot, member joins and leaves, and
-//! interactions (dispatched to the commands).
+//! interactions: translated ([`super::interaction`], [`CustomId`]), dispatched to the
+//! commands, and their replies sent ([`reply::send`]).
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use serenity::all::{
 use serenity::gateway::ConnectionStage;
 use serenity::model::id as sid;
 
+use super::custom_id::CustomId;
 use super::directory::GuildSnapshot;
+use super::interaction::{self, Actor, Picked};
+use super::reply::{self, Outcome, Reply, Target};
 use super::roles::role_info;
 use super::{Bot, GatewayState, member, setup, ui};
 use crate::db::{guilds, members, now_ms, subscriptions};
@@ -238,32 +242,85 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
-        match interaction {
-            Interaction::Command(command) => match command.data.name.as_str() {
-                "setup" => setup::command(&self.bot, &command).await,
-                "join" => member::join(&self.bot, &command).await,
-                "status" => member::status(&self.bot, &command).await,
-                "help" => member::help(&self.bot, &command).await,
-                other => tracing::warn!(command = other, "unknown command"),
-            },
-            Interaction::Component(component) => {
-                let id = component.data.custom_id.clone();
-                if id.starts_with("setup:") {
-                    setup::component(&self.bot, &component).await;
-                } else if id.starts_with("join:") {
-                    member::component(&self.bot, &component).await;
-                } else {
-                    tracing::warn!(custom_id = %id, "unknown component");
+        dispatch(&self.bot, interaction).await;
+    }
+}
+
+/// Translates an interaction, lets the command decide, and sends its reply.
+async fn dispatch(bot: &Bot, interaction: Interaction) {
+    match interaction {
+        Interaction::Command(command) => {
+            let Some(actor) = Actor::of(command.guild_id, &command.user, command.member.as_deref())
+            else {
+                return;
+            };
+            let outcome = run_command(bot, &actor, &command.data.name).await;
+            let to = Target::new(command.id, &command.token, &actor);
+            reply::send(bot, &to, outcome).await;
+        }
+        Interaction::Component(component) => {
+            let raw = component.data.custom_id.as_str();
+            let Some(id) = CustomId::parse(raw) else {
+                tracing::warn!(custom_id = raw, "unknown component");
+                return;
+            };
+            let member = component.member.as_ref();
+            let Some(actor) = Actor::of(component.guild_id, &component.user, member) else {
+                return;
+            };
+            log(&actor, "component", raw);
+            let outcome = match (id, Picked::of(&component.data.kind)) {
+                (CustomId::Setup(step), picked) => {
+                    setup::component(bot, &actor, step, picked).await
                 }
-            }
-            Interaction::Modal(modal) => {
-                if modal.data.custom_id.starts_with("setup:") {
-                    setup::modal(&self.bot, &modal).await;
-                } else {
-                    tracing::warn!(custom_id = %modal.data.custom_id, "unknown modal");
+                (CustomId::JoinRole, Picked::Strings(values)) => {
+                    member::role_picked(bot, &actor, &values).await
                 }
-            }
-            _ => {}
+                (CustomId::JoinRole, picked) => {
+                    tracing::warn!(?picked, "unexpected /join component");
+                    Ok(Reply::Nothing)
+                }
+            };
+            let to = Target::new(component.id, &component.token, &actor);
+            reply::send(bot, &to, outcome).await;
+        }
+        Interaction::Modal(modal) => {
+            let raw = modal.data.custom_id.as_str();
+            let Some(CustomId::Setup(step)) = CustomId::parse(raw) else {
+                tracing::warn!(custom_id = raw, "unknown modal");
+                return;
+            };
+            let Some(actor) = Actor::of(modal.guild_id, &modal.user, modal.member.as_ref()) else {
+                return;
+            };
+            log(&actor, "modal", raw);
+            let outcome = setup::modal(bot, &actor, step, &interaction::typed(&modal)).await;
+            reply::send(bot, &Target::new(modal.id, &modal.token, &actor), outcome).await;
+        }
+        _ => {}
+    }
+}
+
+async fn run_command<'a>(bot: &'a Bot, actor: &Actor, name: &str) -> Outcome<'a> {
+    log(actor, "command", name);
+    match name {
+        "setup" => setup::command(bot, actor).await,
+        "join" => member::join(bot, actor).await,
+        "status" => member::status(bot, actor).await,
+        "help" => Ok(member::help(actor)),
+        other => {
+            tracing::warn!(command = other, "unknown command");
+            Ok(Reply::Nothing)
         }
     }
+}
+
+fn log(actor: &Actor, kind: &str, name: &str) {
+    tracing::info!(
+        guild = actor.guild.map(GuildId::get),
+        user = actor.user.get(),
+        kind,
+        name,
+        "interaction"
+    );
 }

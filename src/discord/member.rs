@@ -1,48 +1,43 @@
-//! The members' commands: `/join` (buy a role), `/status` (my subscriptions), `/help`.
+//! The members' commands: `/join` (buy a role), `/status` (my subscriptions), `/help`. Each
+//! returns the reply as a value; [`super::reply::send`] sends it.
 
 use serenity::all::{
-    CommandInteraction, ComponentInteraction, ComponentInteractionDataKind, CreateActionRow,
-    CreateButton, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseMessage,
-    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, EditInteractionResponse,
+    CreateActionRow, CreateButton, CreateEmbed, CreateSelectMenu, CreateSelectMenuKind,
+    CreateSelectMenuOption,
 };
-use serenity::builder::Builder as _;
 use std::fmt::Write as _;
 
 use super::Bot;
+use super::custom_id::CustomId;
+use super::error::BotError;
+use super::interaction::Actor;
 use super::notify::truncate;
-use super::setup::report_internal_error;
-use super::ui::{self, actor, can_manage_guild, date, price_text, private, respond, tell, when};
-use crate::checkout::{self, Offer};
+use super::reply::{Ack, Outcome, Reply, View};
+use super::ui::{self, date, price_text, when};
+use crate::checkout::{self, CheckoutError, Offer};
 use crate::db::guilds::{self, Guild};
 use crate::db::paid_roles::{self, PaidRole};
 use crate::db::subscriptions::{self, Subscription};
-use crate::domain::SubscriptionStatus;
+use crate::domain::{RoleId, SubscriptionStatus, UnixMillis};
 use crate::providers::Checkout;
 
 const NOT_FOR_SALE: &str =
     "This server does not sell roles yet. An admin can set that up with /setup.";
 
 /// `/join`: the roles for sale, as a select.
-pub(super) async fn join(bot: &Bot, command: &CommandInteraction) {
-    let Some((guild, user)) = actor(command.guild_id, &command.user) else {
-        return ui::guild_only(bot, command).await;
-    };
-    tracing::info!(
-        guild = guild.get(),
-        user = user.get(),
-        command = "join",
-        "interaction"
-    );
-    let found = ui::offer(bot, guild).await;
-    let (saved, roles) = match found {
-        Ok(found) => found,
-        Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
-    };
+pub(super) async fn join(bot: &Bot, actor: &Actor) -> Outcome<'static> {
+    let guild = actor.in_guild()?;
+    let (saved, roles) = ui::offer(bot, guild).await?;
     let configured = saved.is_some_and(|g| g.provider.is_some() && g.credentials.is_some());
     if !configured || roles.is_empty() {
-        tell(bot, command.id, &command.token, NOT_FOR_SALE).await;
-        return;
+        return Ok(Reply::private(NOT_FOR_SALE));
     }
+    Ok(Reply::private(
+        View::text("Which role would you like?").row(role_select(&roles)),
+    ))
+}
+
+fn role_select(roles: &[PaidRole]) -> CreateActionRow {
     let options = roles
         .iter()
         .take(25)
@@ -56,95 +51,69 @@ pub(super) async fn join(bot: &Bot, command: &CommandInteraction) {
             )
         })
         .collect();
-    let message =
-        private("Which role would you like?").components(vec![CreateActionRow::SelectMenu(
-            CreateSelectMenu::new("join:role", CreateSelectMenuKind::String { options })
-                .placeholder("Pick a role"),
-        )]);
-    respond(
-        bot,
-        command.id,
-        &command.token,
-        CreateInteractionResponse::Message(message),
+    CreateActionRow::SelectMenu(
+        CreateSelectMenu::new(
+            CustomId::JoinRole.to_string(),
+            CreateSelectMenuKind::String { options },
+        )
+        .placeholder("Pick a role"),
     )
-    .await;
 }
 
-/// A role picked in `/join`: a checkout, or "you already have it".
-pub(super) async fn component(bot: &Bot, component: &ComponentInteraction) {
-    let Some((guild, user)) = actor(component.guild_id, &component.user) else {
-        return;
+/// A role picked in `/join`: a checkout (the provider is called after an acknowledgement,
+/// then the message is edited), or "you already have it".
+pub(super) async fn role_picked<'a>(bot: &'a Bot, actor: &Actor, values: &[String]) -> Outcome<'a> {
+    let guild = actor.in_guild()?;
+    let Some(role) = values.first().and_then(|v| RoleId::parse(v).ok()) else {
+        return Ok(Reply::Nothing);
     };
-    let (id, token) = (component.id, component.token.as_str());
-    let ComponentInteractionDataKind::StringSelect { values } = &component.data.kind else {
-        return;
-    };
-    let Some(role) = values
-        .first()
-        .and_then(|v| crate::domain::RoleId::parse(v).ok())
-    else {
-        return;
-    };
-    tracing::info!(
-        guild = guild.get(),
-        user = user.get(),
-        custom_id = "join:role",
-        role = role.get(),
-        "interaction"
-    );
-    let username = component.user.name.clone();
-    let (saved, paid) = match checkout::offer(&bot.services, guild, user, role).await {
-        Ok(Offer::Buy { guild, paid }) => (guild, paid),
-        Ok(Offer::NotForSale) => {
-            tell(bot, id, token, NOT_FOR_SALE).await;
-            return;
+    let user = actor.user;
+    match checkout::offer(&bot.services, guild, user, role).await? {
+        Offer::NotForSale => Ok(Reply::private(NOT_FOR_SALE)),
+        Offer::AlreadyHeld { status, period_end } => {
+            Ok(Reply::Update(already_held(role, status, period_end)))
         }
-        Ok(Offer::AlreadyHeld { status, period_end }) => {
-            let until = match period_end {
-                Some(end) if status == SubscriptionStatus::Canceled => {
-                    format!(", until {}", date(end))
-                }
-                Some(end) => format!(", paid until {}", date(end)),
-                None => String::new(),
-            };
-            let text =
-                format!("You already have <@&{role}>{until}. /status shows your subscriptions.");
-            let update = CreateInteractionResponseMessage::new()
-                .content(text)
-                .components(vec![]);
-            respond(
-                bot,
-                id,
-                token,
-                CreateInteractionResponse::UpdateMessage(update),
-            )
-            .await;
-            return;
+        Offer::Buy { guild, paid } => {
+            let username = actor.username.clone();
+            Ok(Reply::deferred(Ack::Update, async move {
+                let started = checkout::start(&bot.services, &guild, &paid, user, &username)
+                    .await
+                    .map_err(checkout_failed)?;
+                Ok(checkout_view(
+                    &started.provider_name,
+                    &paid,
+                    &started.checkout,
+                ))
+            }))
         }
-        Err(e) => return report_internal_error(bot, id, token, &e).await,
-    };
-    // The provider is called: acknowledge first, then edit the message.
-    if !respond(bot, id, token, CreateInteractionResponse::Acknowledge).await {
-        return;
-    }
-    let edit = match checkout::start(&bot.services, &saved, &paid, user, &username).await {
-        Ok(started) => render(&started.provider_name, &paid, &started.checkout),
-        Err(e) => {
-            let problem = e.user_message();
-            tracing::warn!(guild = guild.get(), user = user.get(), problem = %problem, error = %e, "checkout failed");
-            EditInteractionResponse::new()
-                .content(format!("Sorry, the payment could not be started: {problem}. Try again later, or tell the server's staff."))
-                .components(vec![])
-        }
-    };
-    if let Err(e) = edit.execute(&bot.http, token).await {
-        tracing::warn!(interaction = id.get(), error = %e, "cannot show the checkout");
     }
 }
 
-fn render(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> EditInteractionResponse {
+fn already_held(role: RoleId, status: SubscriptionStatus, period_end: Option<UnixMillis>) -> View {
+    let until = match period_end {
+        Some(end) if status == SubscriptionStatus::Canceled => format!(", until {}", date(end)),
+        Some(end) => format!(", paid until {}", date(end)),
+        None => String::new(),
+    };
+    View::text(format!(
+        "You already have <@&{role}>{until}. /status shows your subscriptions."
+    ))
+}
+
+fn checkout_failed(e: CheckoutError) -> BotError {
+    let problem = e.user_message();
+    BotError::new(
+        format!(
+            "Sorry, the payment could not be started: {problem}. Try again later, or tell the server's staff."
+        ),
+        e,
+    )
+}
+
+/// The checkout: a link button, or a QR code with the transfer's payment code.
+fn checkout_view(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> View {
     let price = price_text(paid.price, paid.billing);
-    let mut edit = EditInteractionResponse::new().components(vec![]);
+    let mut view = View::default();
     if let Some(qr) = &checkout.qr_image_url {
         let mut embed = CreateEmbed::new()
             .title(truncate(
@@ -162,40 +131,35 @@ fn render(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> EditInte
         if let Some(expires) = checkout.expires_at {
             embed = embed.field("Valid until", date(expires), false);
         }
-        edit = edit
-            .content(format!("Scan the QR code in your banking app ({price}). The role arrives within a minute of the transfer."))
-            .embed(embed);
+        view.text = format!(
+            "Scan the QR code in your banking app ({price}). The role arrives within a minute of the transfer."
+        );
+        view.embeds.push(embed);
     }
     if let Some(url) = &checkout.url {
-        edit = edit
-            .content(format!("<@&{}> costs {price}. Pay with {provider_name}; the role arrives as soon as the payment is confirmed.", paid.role_id))
-            .components(vec![CreateActionRow::Buttons(vec![
-                CreateButton::new_link(url.clone()).label(truncate(&format!("Pay with {provider_name}"), 80)),
-            ])]);
+        view.text = format!(
+            "<@&{}> costs {price}. Pay with {provider_name}; the role arrives as soon as the payment is confirmed.",
+            paid.role_id
+        );
+        view.components = vec![CreateActionRow::Buttons(vec![
+            CreateButton::new_link(url.clone())
+                .label(truncate(&format!("Pay with {provider_name}"), 80)),
+        ])];
     }
     if checkout.url.is_none() && checkout.qr_image_url.is_none() {
-        edit = edit.content(
-            checkout
-                .instructions
-                .clone()
-                .unwrap_or_else(|| "The provider gave no payment instructions.".into()),
-        );
+        view.text = checkout
+            .instructions
+            .clone()
+            .unwrap_or_else(|| "The provider gave no payment instructions.".into());
     }
-    edit
+    view
 }
 
 /// `/status`: the member's subscriptions here.
-pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
-    let Some((guild, user)) = actor(command.guild_id, &command.user) else {
-        return ui::guild_only(bot, command).await;
-    };
-    tracing::info!(
-        guild = guild.get(),
-        user = user.get(),
-        command = "status",
-        "interaction"
-    );
-    let found = bot
+pub(super) async fn status(bot: &Bot, actor: &Actor) -> Outcome<'static> {
+    let guild = actor.in_guild()?;
+    let user = actor.user;
+    let (rows, saved) = bot
         .services
         .db
         .read(move |conn| {
@@ -208,11 +172,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
             }
             Ok((rows, guilds::get(conn, guild)?))
         })
-        .await;
-    let (rows, saved) = match found {
-        Ok(found) => found,
-        Err(e) => return report_internal_error(bot, command.id, &command.token, &e).await,
-    };
+        .await?;
     let now = bot.services.now();
     let lines: Vec<String> = rows
         .iter()
@@ -243,7 +203,7 @@ pub(super) async fn status(bot: &Bot, command: &CommandInteraction) {
     {
         let _ = write!(text, "\n\nManage or cancel your subscription: {url}");
     }
-    tell(bot, command.id, &command.token, truncate(&text, 2000)).await;
+    Ok(Reply::private(text))
 }
 
 /// The page where members manage their subscription, if the owner gave one in `/setup`
@@ -285,20 +245,14 @@ fn describe(sub: &Subscription, now: i64, grace_ms: i64) -> String {
 }
 
 /// `/help`.
-pub(super) async fn help(bot: &Bot, command: &CommandInteraction) {
-    tracing::info!(
-        guild = command.guild_id.map(serenity::all::GuildId::get),
-        user = command.user.id.get(),
-        command = "help",
-        "interaction"
-    );
+pub(super) fn help(actor: &Actor) -> Reply<'static> {
     let mut text = String::from(
         "**Docobo sells roles in this server.**\n\
          - /join: pick a role and pay; the role is given as soon as the payment is confirmed.\n\
          - /status: your paid roles, and when they renew or end.\n\
          A cancelled subscription keeps its role until the paid period ends; a refund removes it.",
     );
-    if can_manage_guild(command.member.as_deref()) {
+    if actor.can_manage {
         text.push_str(
             "\n\n**For admins**\n\
              - /setup: pick the roles to sell, their prices and the payment provider, and enter its credentials. Run it again to change anything.\n\
@@ -306,5 +260,81 @@ pub(super) async fn help(bot: &Bot, command: &CommandInteraction) {
              - Pick a log channel at the end of /setup to see purchases, renewals and problems.",
         );
     }
-    tell(bot, command.id, &command.token, text).await;
+    Reply::private(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Billing, Currency, GuildId, Money, UserId};
+    use serde_json::{Value, json};
+
+    fn paid() -> PaidRole {
+        PaidRole {
+            id: 1,
+            guild_id: GuildId::new(1).expect("guild"),
+            role_id: RoleId::new(7).expect("role"),
+            name: "Gold".into(),
+            price: Money::new(50_000, Currency::parse("VND").expect("VND")).expect("price"),
+            billing: Billing::Monthly,
+            product_ref: None,
+        }
+    }
+
+    fn wire(value: &impl serde::Serialize) -> Value {
+        serde_json::to_value(value).expect("json")
+    }
+
+    #[test]
+    fn a_card_checkout_is_a_link_button() {
+        let checkout = Checkout {
+            url: Some("https://pay.example/co_1".into()),
+            qr_image_url: None,
+            instructions: None,
+            payment_code: None,
+            expires_at: None,
+        };
+        let view = checkout_view("Polar", &paid(), &checkout);
+        assert!(view.text.contains("Pay with Polar"), "{}", view.text);
+        let button = &wire(&view.components)[0]["components"][0];
+        assert_eq!(button["url"], json!("https://pay.example/co_1"));
+        assert!(view.embeds.is_empty());
+    }
+
+    #[test]
+    fn a_bank_transfer_is_a_qr_code_with_the_payment_code() {
+        let checkout = Checkout {
+            url: None,
+            qr_image_url: Some("https://qr.example/1.png".into()),
+            instructions: None,
+            payment_code: Some("DCB1".into()),
+            expires_at: None,
+        };
+        let view = checkout_view("SePay", &paid(), &checkout);
+        assert!(view.text.starts_with("Scan the QR code"), "{}", view.text);
+        assert!(view.components.is_empty());
+        let embed = wire(&view.embeds[0]);
+        assert_eq!(embed["image"]["url"], json!("https://qr.example/1.png"));
+        assert_eq!(embed["fields"][1]["value"], json!("`DCB1`"));
+    }
+
+    #[test]
+    fn help_shows_the_admin_part_to_admins_only() {
+        let mut actor = Actor {
+            guild: None,
+            user: UserId::new(2).expect("user"),
+            username: "u".into(),
+            can_manage: false,
+        };
+        let text = |actor: &Actor| match help(actor) {
+            Reply::Message { view, ephemeral } => {
+                assert!(ephemeral);
+                view.text
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(!text(&actor).contains("For admins"));
+        actor.can_manage = true;
+        assert!(text(&actor).contains("For admins"));
+    }
 }

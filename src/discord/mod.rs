@@ -4,23 +4,30 @@
 //! - [`directory`]: guild roles and the bot's place in the hierarchy.
 //! - [`roles`]: `RoleManager` (`grant_role` / `revoke_role`) with typed errors.
 //! - [`notify`]: log-channel lines and messages to owners.
-//! - `handler`: gateway events; `setup`, `member`: the commands.
+//! - `handler`: gateway events, and interactions dispatched to the commands: `setup`,
+//!   `member` (`/join`, `/status`, `/help`).
+//! - `interaction`, `custom_id`: what arrives, translated and typed once.
+//! - `reply`: the commands' answers as values (`reply::Reply`), and the one adapter that
+//!   sends them; `error`: `error::BotError`, what a person is told and what is logged.
 //!
 //! Non-privileged intents by default (`GUILDS`); `GUILD_MEMBERS` only when configured.
 //! Interactions get their first response straight from the handler (a database read at
-//! most); calls to payment providers happen after a deferral.
+//! most); calls to payment providers happen after a deferral (`Reply::Deferred`).
 
+mod custom_id;
 pub mod directory;
+mod error;
 mod handler;
+mod interaction;
 mod member;
 pub mod notify;
+mod reply;
 pub mod roles;
 mod setup;
 pub mod status;
 pub(crate) mod ui;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -31,7 +38,6 @@ use serenity::http::{Http, HttpBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DiscordConfig;
-use crate::domain::{GuildId, UserId};
 use crate::services::Services;
 
 pub use directory::Directory;
@@ -71,7 +77,7 @@ pub struct Bot {
     pub notifier: Notifier,
     pub gateway: GatewayStatus,
     /// `/setup` conversations in progress, per (guild, admin).
-    sessions: Mutex<HashMap<(GuildId, UserId), setup::Session>>,
+    sessions: setup::Sessions,
 }
 
 impl Bot {
@@ -88,7 +94,7 @@ impl Bot {
             http,
             roles,
             gateway,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: setup::Sessions::default(),
         })
     }
 }

@@ -1,14 +1,13 @@
-//! Shared pieces of the commands: their definitions, replies, formatting and parsing.
+//! Shared pieces of the commands: their definitions, formatting and parsing.
 
-use serenity::all::{
-    CommandInteraction, CreateCommand, CreateInteractionResponse, CreateInteractionResponseMessage,
-    InteractionContext, InteractionId, Member, Permissions,
-};
-use serenity::builder::Builder as _;
+use serenity::all::{CreateCommand, InteractionContext, Member, Permissions};
 
 use super::Bot;
 use super::directory::{ADMINISTRATOR, MANAGE_GUILD};
-use crate::domain::{Billing, GuildId, Money, UserId};
+use crate::db::DbError;
+use crate::db::guilds::{self, Guild};
+use crate::db::paid_roles::{self, PaidRole};
+use crate::domain::{Billing, GuildId, Money};
 
 /// The global slash commands.
 #[must_use]
@@ -30,72 +29,17 @@ pub fn commands() -> Vec<CreateCommand> {
     ]
 }
 
-/// A message only the user sees.
-pub fn private(content: impl Into<String>) -> CreateInteractionResponseMessage {
-    CreateInteractionResponseMessage::new()
-        .content(content)
-        .ephemeral(true)
-}
-
-/// Sends an interaction's response; a failure (late, already answered) is logged.
-pub async fn respond(
-    bot: &Bot,
-    id: InteractionId,
-    token: &str,
-    response: CreateInteractionResponse,
-) -> bool {
-    match response.execute(&bot.http, (id, token)).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(interaction = id.get(), error = %e, "cannot answer the interaction");
-            false
-        }
-    }
-}
-
-/// Answers with a message only the user sees.
-pub async fn tell(bot: &Bot, id: InteractionId, token: &str, text: impl Into<String>) {
-    respond(
-        bot,
-        id,
-        token,
-        CreateInteractionResponse::Message(private(text)),
-    )
-    .await;
-}
-
 /// The guild's saved settings and the roles it sells (what `/setup` and `/join` start from).
-pub async fn offer(
-    bot: &Bot,
-    guild: GuildId,
-) -> Result<
-    (
-        Option<crate::db::guilds::Guild>,
-        Vec<crate::db::paid_roles::PaidRole>,
-    ),
-    crate::db::DbError,
-> {
+pub async fn offer(bot: &Bot, guild: GuildId) -> Result<(Option<Guild>, Vec<PaidRole>), DbError> {
     bot.services
         .db
         .read(move |conn| {
             Ok((
-                crate::db::guilds::get(conn, guild)?,
-                crate::db::paid_roles::for_sale(conn, guild)?,
+                guilds::get(conn, guild)?,
+                paid_roles::for_sale(conn, guild)?,
             ))
         })
         .await
-}
-
-/// The guild and user behind an interaction (`None` outside a guild).
-#[must_use]
-pub fn actor(
-    guild: Option<serenity::all::GuildId>,
-    user: &serenity::all::User,
-) -> Option<(GuildId, UserId)> {
-    Some((
-        GuildId::new(guild?.get()).ok()?,
-        UserId::new(user.id.get()).ok()?,
-    ))
 }
 
 /// Whether the member may configure the bot (Manage Server or Administrator), from the
@@ -136,17 +80,6 @@ pub fn when(unix_ms: i64) -> String {
 #[must_use]
 pub fn date(unix_ms: i64) -> String {
     format!("<t:{}:D>", unix_ms.div_euclid(1000))
-}
-
-/// Refuses a command used outside a server.
-pub async fn guild_only(bot: &Bot, command: &CommandInteraction) {
-    respond(
-        bot,
-        command.id,
-        &command.token,
-        CreateInteractionResponse::Message(private("This command works inside a server.")),
-    )
-    .await;
 }
 
 #[cfg(test)]
