@@ -11,14 +11,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use docobo::db::{guilds, paid_roles};
 use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
 use docobo::{App, Config};
 use docobo_testkit::discord::{
     FakeDiscord, GuildSpec, MANAGE_ROLES, MemberSpec, RoleSpec, SlashCommand,
 };
-use hmac::{KeyInit, Mac};
+use docobo_testkit::webhooks::{PolarDelivery, PolarKey};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "polar_whs_bench_secret";
@@ -35,8 +34,8 @@ fn iso(ms: i64) -> String {
         .to_string()
 }
 
-/// A signed `subscription.active` for member `user`: (id, timestamp, signature, body).
-fn purchase(user: u64) -> (String, String, String, Vec<u8>) {
+/// A signed `subscription.active` for member `user`.
+fn purchase(user: u64) -> PolarDelivery {
     let now = jiff::Timestamp::now().as_millisecond();
     let body = serde_json::json!({
         "type": "subscription.active",
@@ -50,16 +49,7 @@ fn purchase(user: u64) -> (String, String, String, Vec<u8>) {
         }
     });
     let body = serde_json::to_vec(&body).expect("json");
-    let id = format!("msg-{user}");
-    let timestamp = jiff::Timestamp::now().as_second().to_string();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(&body);
-    let signature = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    (id, timestamp, signature, body)
+    PolarKey::utf8(SECRET).delivery_now(&format!("msg-{user}"), body)
 }
 
 fn report(what: &str, mut samples: Vec<Duration>) {
@@ -178,22 +168,13 @@ fn main() {
         let url = format!("http://{addr}/webhooks/polar/benchkey");
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for (n, (user, (id, ts, sig, body))) in deliveries.into_iter().enumerate() {
+        for (n, (user, delivery)) in deliveries.into_iter().enumerate() {
             let due = started + Duration::from_millis(10 * n as u64);
             let (client, url) = (client.clone(), url.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until(due.into()).await;
                 let at = Instant::now();
-                let response = client
-                    .post(url)
-                    .header("webhook-id", id)
-                    .header("webhook-timestamp", ts)
-                    .header("webhook-signature", sig)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("send");
+                let response = delivery.request(&client, &url).send().await.expect("send");
                 assert_eq!(response.status(), 202);
                 (user, at)
             }));

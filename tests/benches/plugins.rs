@@ -6,9 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use docobo::providers::{Clock, HostOptions, ProviderHost};
-use hmac::{KeyInit, Mac};
+use docobo_testkit::webhooks::PolarKey;
 
 const SECRET: &str = "polar_whs_benchmark_secret";
 const CALLS: usize = 3000;
@@ -32,14 +31,9 @@ fn body_of_2kb() -> Vec<u8> {
     serde_json::to_vec(&value).expect("json")
 }
 
+/// The `webhook-signature` of a delivery (HMAC-SHA256 under the legacy UTF-8 key, base64).
 fn sign(id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
+    PolarKey::utf8(SECRET).sign(id, timestamp, body)
 }
 
 /// The `per_mille`/1000 quantile of sorted samples.

@@ -19,12 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use docobo::db::{guilds, paid_roles};
 use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
 use docobo::{App, Config};
 use docobo_testkit::discord::{FakeDiscord, GuildSpec, MANAGE_ROLES, RoleSpec};
-use hmac::{KeyInit, Mac};
+use docobo_testkit::webhooks::{PolarDelivery, PolarKey};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "polar_whs_bench_secret";
@@ -57,14 +56,7 @@ fn per_phase(length: Duration) -> usize {
     usize::try_from(length.as_secs() * 25_000).expect("deliveries")
 }
 
-struct Delivery {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: Vec<u8>,
-}
-
-fn delivery(n: usize) -> Delivery {
+fn delivery(n: usize) -> PolarDelivery {
     // Dated now, paid for 30 days: each delivery creates an entitled subscription, so the
     // role-sync worker grants its role (on the fake Discord), as it would in production.
     let now = jiff::Timestamp::now().as_second();
@@ -89,31 +81,19 @@ fn delivery(n: usize) -> Delivery {
         }
     });
     let body = serde_json::to_vec(&body).expect("json");
-    let id = format!("msg-{n}");
-    let timestamp = jiff::Timestamp::now().as_second().to_string();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(&body);
-    let signature = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    Delivery {
-        id,
-        timestamp,
-        signature,
-        body,
-    }
+    PolarKey::utf8(SECRET).delivery_now(&format!("msg-{n}"), body)
 }
 
 /// The delivery as the bytes of one HTTP/1.1 request on a keep-alive connection.
-fn request_bytes(addr: std::net::SocketAddr, path: &str, d: &Delivery) -> Vec<u8> {
+fn request_bytes(addr: std::net::SocketAddr, path: &str, d: &PolarDelivery) -> Vec<u8> {
+    let mut headers = String::new();
+    for (name, value) in d.headers() {
+        for part in [name, ": ", &value, "\r\n"] {
+            headers.push_str(part);
+        }
+    }
     let mut bytes = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nwebhook-id: {}\r\nwebhook-timestamp: {}\r\n\
-         webhook-signature: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        d.id,
-        d.timestamp,
-        d.signature,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\n{headers}content-length: {}\r\n\r\n",
         d.body.len()
     )
     .into_bytes();
@@ -167,16 +147,6 @@ impl Connection {
         let read = self.stream.read_buf(&mut self.buffer).await.expect("read");
         assert!(read > 0, "the server closed the connection");
     }
-}
-
-fn send(client: &reqwest::Client, url: &str, d: &Delivery) -> reqwest::RequestBuilder {
-    client
-        .post(url)
-        .header("webhook-id", &d.id)
-        .header("webhook-timestamp", &d.timestamp)
-        .header("webhook-signature", &d.signature)
-        .header("content-type", "application/json")
-        .body(d.body.clone())
 }
 
 /// The cumulative buckets of a histogram in the `/metrics` text, one per label set: each
@@ -400,7 +370,7 @@ async fn open_loop(
 ) {
     let before = histograms(client, metrics_url).await;
     let count = usize::try_from(OPEN_RATE * OPEN_SECONDS).expect("count");
-    let fresh: Arc<Vec<Delivery>> = Arc::new((first..first + count).map(delivery).collect());
+    let fresh: Arc<Vec<PolarDelivery>> = Arc::new((first..first + count).map(delivery).collect());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..fresh.len() {
@@ -408,7 +378,7 @@ async fn open_loop(
         let (c, d, u) = (client.clone(), Arc::clone(&fresh), Arc::clone(hook_url));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(due.into()).await;
-            let reply = send(&c, &u, &d[n]).send().await.expect("send");
+            let reply = d[n].request(&c, &u).send().await.expect("send");
             let elapsed = due.elapsed();
             let status = reply.status();
             assert!(

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use docobo::db::subscriptions;
 use docobo::domain::{Billing, GuildId, RoleId, SubscriptionStatus, UserId};
 use docobo_testkit::discord::{
     FakeDiscord, Fault, FaultRule, GuildSpec, MANAGE_ROLES, MemberSpec, Reply, ReplyKind, RoleSpec,
     SlashCommand,
 };
-use hmac::{KeyInit, Mac};
+use docobo_testkit::webhooks::{PolarKey, SepayTransfer, sepay_request};
 use serde_json::{Value, json};
 
 use crate::app::{TestApp, fixtures};
@@ -217,16 +216,6 @@ async fn setup_polar(discord: &FakeDiscord, api: &FakeApi) -> Reply {
     .await
 }
 
-fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
 fn iso(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .expect("time")
@@ -258,17 +247,9 @@ fn polar_event(kind: &str, status: &str, cancel: bool, at: i64) -> Vec<u8> {
 }
 
 async fn deliver_polar(app: &TestApp, path: &str, id: &str, body: &[u8]) -> reqwest::Response {
-    let timestamp = jiff::Timestamp::now().as_second();
-    app.client
-        .post(app.url(path))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header(
-            "webhook-signature",
-            sign(POLAR_SECRET.as_bytes(), id, timestamp, body),
-        )
-        .header("content-type", "application/json")
-        .body(body.to_vec())
+    PolarKey::utf8(POLAR_SECRET)
+        .delivery_now(id, body.to_vec())
+        .request(&app.client, &app.url(path))
         .send()
         .await
         .expect("send")
@@ -611,15 +592,13 @@ async fn credentials_the_provider_refuses_are_explained_and_nothing_is_saved() {
 
 /// A SePay transfer in the format of the fixture, carrying `code`, dated now (Vietnam time).
 fn sepay_transfer(id: i64, code: &str, amount: i64) -> Vec<u8> {
-    let text = std::fs::read_to_string(fixtures().join("sepay-transfer-in.json")).expect("fixture");
-    let mut value: Value = serde_json::from_str(&text).expect("json");
     let vn = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7)));
-    value["id"] = json!(id);
-    value["code"] = json!(code);
-    value["content"] = json!(format!("{code} chuyen tien"));
-    value["transferAmount"] = json!(amount);
-    value["transactionDate"] = json!(vn.strftime("%Y-%m-%d %H:%M:%S").to_string());
-    serde_json::to_vec(&value).expect("json")
+    SepayTransfer::fixture()
+        .id(id)
+        .code(code)
+        .amount(amount)
+        .date(&vn.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .body()
 }
 
 #[allow(clippy::too_many_lines, reason = "one end-to-end story, step by step")]
@@ -682,15 +661,15 @@ async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role
     assert_eq!(app.count("SELECT count(*) FROM subscriptions").await, 1);
 
     // The transfer arrives: a 30-day pass, and the role.
-    let response = app
-        .client
-        .post(app.url(&path))
-        .header("authorization", "Apikey sepay-e2e-key")
-        .header("content-type", "application/json")
-        .body(sepay_transfer(9001, &code, 50_000))
-        .send()
-        .await
-        .expect("send");
+    let response = sepay_request(
+        &app.client,
+        &app.url(&path),
+        "sepay-e2e-key",
+        sepay_transfer(9001, &code, 50_000),
+    )
+    .send()
+    .await
+    .expect("send");
     assert_eq!(response.status(), 200);
     discord
         .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)

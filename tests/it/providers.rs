@@ -4,14 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use docobo::domain::{
+    Billing, Currency, EventKind, GuildId, Money, ProviderEvent, RoleId, SubscriptionStatus, UserId,
+};
 use docobo::providers::{
     CacheOutcome, Clock, FetchPolicy, HostOptions, Limits, POOL_SLOTS, PluginFailure,
     ProviderError, ProviderHost, WebhookRejection, built_plugin,
 };
 use docobo::providers::{CheckoutRequest, ProductSpec};
-use docobo::domain::{
-    Billing, Currency, EventKind, GuildId, Money, ProviderEvent, RoleId, SubscriptionStatus, UserId,
-};
+use docobo_testkit::webhooks::{PolarKey, polar_headers, sepay_headers};
 use serde_json::{Value, json};
 
 use crate::fake_api::FakeApi;
@@ -68,13 +69,16 @@ fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Header pairs as the plugin host takes them.
+fn owned<const N: usize>(headers: [(&str, String); N]) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+}
+
 fn standard_headers(id: &str, timestamp: i64, signature: &str) -> Vec<(String, String)> {
-    cfg(&[
-        ("webhook-id", id),
-        ("webhook-timestamp", &timestamp.to_string()),
-        ("webhook-signature", signature),
-        ("content-type", "application/json"),
-    ])
+    owned(polar_headers(id, timestamp, signature))
 }
 
 fn is_signature_problem(e: &ProviderError) -> bool {
@@ -170,19 +174,6 @@ async fn every_signature_vector_gives_the_expected_verdict_through_the_polar_com
     assert_eq!(checked, 16, "4 official + 12 Polar vectors");
 }
 
-/// A Polar delivery signed with the legacy (UTF-8 whole secret) scheme.
-fn sign_polar(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    use base64::Engine as _;
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
 #[tokio::test]
 #[allow(
     clippy::too_many_lines,
@@ -198,7 +189,8 @@ async fn a_real_polar_payload_is_verified_and_normalized_and_tampering_is_caught
         ("access_token", "polar_oat_test"),
     ]);
     let body = fixture_bytes("polar-subscription-active.json");
-    let signature = sign_polar(SECRET, "msg_1", now, &body);
+    // Signed with the legacy (UTF-8 whole secret) scheme.
+    let signature = PolarKey::utf8(SECRET).sign("msg_1", now, &body);
 
     let events = host
         .handle_webhook(
@@ -214,10 +206,7 @@ async fn a_real_polar_payload_is_verified_and_normalized_and_tampering_is_caught
     assert_eq!(event.event_id, "msg_1");
     assert_eq!(event.event_type, "subscription.active");
     assert!(matches!(event.kind, EventKind::Subscription));
-    assert!(matches!(
-        event.status,
-        Some(SubscriptionStatus::Active)
-    ));
+    assert!(matches!(event.status, Some(SubscriptionStatus::Active)));
     assert_eq!(
         event.guild.as_ref().map(|c| c.raw.as_str()),
         Some("112233445566778899")
@@ -338,10 +327,7 @@ fn sepay_config() -> Vec<(String, String)> {
 async fn the_sepay_fixture_becomes_a_payment_event_and_a_wrong_apikey_is_refused() {
     let host = host(Clock::fixed(1_767_225_600_000), Limits::default(), &[]).await;
     let body = fixture_bytes("sepay-transfer-in.json");
-    let headers = cfg(&[
-        ("authorization", "Apikey sepay-key-123"),
-        ("content-type", "application/json"),
-    ]);
+    let headers = owned(sepay_headers("sepay-key-123"));
     let events = host
         .handle_webhook("sepay", &sepay_config(), &headers, &body)
         .await

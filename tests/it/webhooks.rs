@@ -1,10 +1,9 @@
 //! The webhook server end to end: the real salvo server on 127.0.0.1:0, a real SQLite file,
 //! the real Polar and SePay components.
 
-use base64::Engine as _;
 use docobo::db::subscriptions;
 use docobo::domain::{Billing, GuildId, ProviderId, RoleId, SubscriptionStatus, UserId};
-use hmac::{KeyInit, Mac};
+use docobo_testkit::webhooks::{PolarKey, SepayTransfer, sepay_request};
 use serde_json::{Value, json};
 
 use crate::app::{TestApp, fixtures};
@@ -22,23 +21,6 @@ fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
 /// A Polar delivery of `body`, signed with `key` now.
 fn polar_request(
     app: &TestApp,
@@ -47,14 +29,9 @@ fn polar_request(
     id: &str,
     body: &[u8],
 ) -> reqwest::RequestBuilder {
-    let timestamp = now_s();
-    app.client
-        .post(app.url(path))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", sign(key, id, timestamp, body))
-        .header("content-type", "application/json")
-        .body(body.to_vec())
+    PolarKey::raw(key)
+        .delivery_now(id, body.to_vec())
+        .request(&app.client, &app.url(path))
 }
 
 /// Sends a Polar delivery (see [`polar_request`]).
@@ -143,7 +120,7 @@ async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the
     for scheme in schemes {
         let name = scheme["name"].as_str().expect("name");
         let secret = scheme["secret"].as_str().expect("secret");
-        let key = hex_decode(scheme["key_hex"].as_str().expect("key"));
+        let key = PolarKey::from_hex(scheme["key_hex"].as_str().expect("key")).expect("hex");
         let webhook_key = app
             .add_guild(
                 guild(),
@@ -163,7 +140,7 @@ async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the
         let response = deliver(
             &app,
             &format!("/webhooks/polar/{webhook_key}"),
-            &key,
+            key.bytes(),
             &format!("msg-{name}"),
             &body,
         )
@@ -442,12 +419,11 @@ async fn sepay_app(dir: &std::path::Path) -> (TestApp, String) {
 }
 
 fn sepay_transfer(id: i64, amount: i64, date: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(fixtures().join("sepay-transfer-in.json")).expect("fixture");
-    let mut value: Value = serde_json::from_str(&text).expect("json");
-    value["id"] = json!(id);
-    value["transferAmount"] = json!(amount);
-    value["transactionDate"] = json!(date);
-    serde_json::to_vec(&value).expect("json")
+    SepayTransfer::fixture()
+        .id(id)
+        .amount(amount)
+        .date(date)
+        .body()
 }
 
 async fn by_code(app: &TestApp) -> subscriptions::Subscription {
@@ -463,21 +439,13 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
     const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, path) = sepay_app(dir.path()).await;
-    let send = |body: Vec<u8>, auth: &'static str| {
-        app.client
-            .post(app.url(&path))
-            .header("authorization", auth)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
+    let send = |body: Vec<u8>, api_key: &'static str| {
+        sepay_request(&app.client, &app.url(&path), api_key, body).send()
     };
     // Underpaid: recorded, not activated.
-    let response = send(
-        sepay_transfer(1, 10_000, "2026-11-20 07:00:00"),
-        "Apikey sepay-api-key",
-    )
-    .await
-    .expect("send");
+    let response = send(sepay_transfer(1, 10_000, "2026-11-20 07:00:00"), SEPAY_KEY)
+        .await
+        .expect("send");
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.expect("json"),
@@ -491,46 +459,34 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
 
     // Paid: a 30-day pass from the transfer time (07:00 in Vietnam = 00:00 UTC).
     let paid_at = 1_795_132_800_000;
-    let response = send(
-        sepay_transfer(2, 50_000, "2026-11-20 07:00:00"),
-        "Apikey sepay-api-key",
-    )
-    .await
-    .expect("send");
+    let response = send(sepay_transfer(2, 50_000, "2026-11-20 07:00:00"), SEPAY_KEY)
+        .await
+        .expect("send");
     assert_eq!(response.status(), 200);
     let sub = by_code(&app).await;
     assert_eq!(sub.state.status, SubscriptionStatus::Active);
     assert_eq!(sub.state.period_end, Some(paid_at + 30 * DAY));
 
     // Paid again two days later: extended from the current end, not from the payment.
-    send(
-        sepay_transfer(3, 50_000, "2026-11-22 07:00:00"),
-        "Apikey sepay-api-key",
-    )
-    .await
-    .expect("send");
+    send(sepay_transfer(3, 50_000, "2026-11-22 07:00:00"), SEPAY_KEY)
+        .await
+        .expect("send");
     assert_eq!(
         by_code(&app).await.state.period_end,
         Some(paid_at + 60 * DAY)
     );
 
     // A retry of the same transaction changes nothing; a wrong key is refused.
-    send(
-        sepay_transfer(3, 50_000, "2026-11-22 07:00:00"),
-        "Apikey sepay-api-key",
-    )
-    .await
-    .expect("send");
+    send(sepay_transfer(3, 50_000, "2026-11-22 07:00:00"), SEPAY_KEY)
+        .await
+        .expect("send");
     assert_eq!(
         by_code(&app).await.state.period_end,
         Some(paid_at + 60 * DAY)
     );
-    let response = send(
-        sepay_transfer(4, 50_000, "2026-11-23 07:00:00"),
-        "Apikey wrong",
-    )
-    .await
-    .expect("send");
+    let response = send(sepay_transfer(4, 50_000, "2026-11-23 07:00:00"), "wrong")
+        .await
+        .expect("send");
     assert_eq!(response.status(), 403);
     assert_eq!(app.count("SELECT count(*) FROM webhook_events").await, 3);
 }
@@ -860,15 +816,10 @@ async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secre
         "2026-09-15T10:21:07Z",
     );
     // Correctly signed, but ten minutes old: a replay.
-    let sent = now_s() - 600;
-    let signature = sign(SECRET.as_bytes(), "msg-replayed", sent, &body);
-    let response = app
-        .client
-        .post(app.url(&path))
-        .header("webhook-id", "msg-replayed")
-        .header("webhook-timestamp", sent.to_string())
-        .header("webhook-signature", &signature)
-        .body(body)
+    let replay = PolarKey::utf8(SECRET).delivery("msg-replayed", now_s() - 600, body);
+    let signature = replay.signature.clone();
+    let response = replay
+        .request(&app.client, &app.url(&path))
         .send()
         .await
         .expect("send");

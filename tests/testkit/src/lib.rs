@@ -11,6 +11,8 @@
 //!   sent payloads checked against serenity's model types.
 //! - [`fixtures`]: where the repository's `tests/fixtures/` are (signature vectors, provider
 //!   payloads, Discord's `OpenAPI` spec).
+//! - [`webhooks`]: provider deliveries to post: the Polar (Standard Webhooks) signer and SePay
+//!   transfers, checked against the official vectors.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), docobo_testkit::discord::FakeError> {
@@ -34,5 +36,6 @@
 
 pub mod discord;
 pub mod fixtures;
+pub mod webhooks;
 
 pub use discord::FakeDiscord;
