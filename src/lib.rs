@@ -30,6 +30,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod providers;
+pub mod roster;
 pub mod secrets;
 pub mod services;
 pub mod shop;

@@ -17,8 +17,8 @@ use super::interaction::{self, Actor, Picked};
 use super::reply::{self, Outcome, Reply, Target};
 use super::roles::role_info;
 use super::{Bot, GatewayState, member, setup, ui};
-use crate::db::{guilds, members, now_ms, subscriptions};
 use crate::domain::{GuildId, RoleId, UserId};
+use crate::roster;
 
 pub(super) struct Handler {
     bot: Arc<Bot>,
@@ -31,54 +31,22 @@ impl Handler {
 
     /// Records a guild the bot is in.
     async fn register_guild(&self, guild: GuildId, name: Option<String>, owner: Option<UserId>) {
-        let result = self
-            .bot
-            .services
-            .db
-            .call(move |conn| guilds::upsert_seen(conn, guild, name.as_deref(), owner))
-            .await;
-        if let Err(e) = result {
+        if let Err(e) = roster::guild_seen(&self.bot.services, guild, name, owner).await {
             tracing::error!(guild = guild.get(), error = %e, "cannot record the guild");
         }
     }
 
     /// After a change that may fix a permission problem: retry what failed, now.
     async fn retry_failed(&self, guild: GuildId) {
-        let now = now_ms();
-        let result = self
-            .bot
-            .services
-            .db
-            .call(move |conn| subscriptions::mark_failed_due(conn, Some(guild), now))
-            .await;
-        match result {
-            Ok(0) => {}
-            Ok(_) => self.bot.services.sync.wake(),
-            Err(e) => tracing::error!(guild = guild.get(), error = %e, "cannot schedule retries"),
+        if let Err(e) = roster::retry_failed(&self.bot.services, guild).await {
+            tracing::error!(guild = guild.get(), error = %e, "cannot schedule retries");
         }
     }
 
     /// A member joined or left: their paid roles need (re)applying.
     async fn member_moved(&self, guild: GuildId, user: UserId, present: bool) {
-        let now = now_ms();
-        let result = self
-            .bot
-            .services
-            .db
-            .call(move |conn| {
-                if members::in_guild(conn, guild, user)?.is_none() {
-                    return Ok(0);
-                }
-                members::set_in_guild(conn, guild, user, present)?;
-                subscriptions::mark_member_due(conn, guild, user, None, Some(false), now)
-            })
-            .await;
-        match result {
-            Ok(0) => {}
-            Ok(_) => self.bot.services.sync.wake(),
-            Err(e) => {
-                tracing::error!(guild = guild.get(), error = %e, "cannot record a member change");
-            }
+        if let Err(e) = roster::member_moved(&self.bot.services, guild, user, present).await {
+            tracing::error!(guild = guild.get(), error = %e, "cannot record a member change");
         }
     }
 }
