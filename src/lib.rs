@@ -4,15 +4,28 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: layered configuration (defaults → `docobo.toml` → `DOCOBO_…` env → `_FILE`).
-//! - [`domain`]: pure types and rules: ids, money, billing, the subscription state machine.
-//! - [`db`]: the SQLite store (the only module that opens connections) and its repositories.
-//! - [`subscriptions`]: `SubscriptionService`, the state machine over the store.
-//! - [`http`]: the salvo server and its routes.
-//! - [`discord`]: the bot (serenity): commands, role management, notices.
-//! - [`sync`]: the role-sync worker that makes Discord match the database.
-//! - [`app`]: wires everything and runs it until shutdown.
-//! - [`cli`], [`telemetry`], [`shutdown`]: the binary's edges.
+//! Three layers. **Edges** only translate: parse the input, call one service, render the
+//! result. **Services** hold the rules and own the transactions, one module per use case.
+//! Below them, [`domain`] (pure) and [`db`] (the only module that opens SQLite).
+//!
+//! Edges:
+//! - [`http`]: the salvo server: `/webhooks` (→ [`ingest`]), `/health`, `/metrics`.
+//! - [`discord`]: the bot (serenity): commands and gateway events (→ [`checkout`], [`shop`],
+//!   [`roster`]), replies as values, [`discord::RoleManager`] and [`discord::Notifier`].
+//! - [`sync`]: the role-sync worker and the drift sweep (Discord only through `RoleManager`).
+//! - [`cli`], [`commands`]: the command line.
+//!
+//! Services (their shared context is [`services::Services`]):
+//! - [`ingest`]: a provider's events arrive (a webhook delivery, or the poll) and are applied.
+//! - [`checkout`]: a member starts a purchase.
+//! - [`shop`]: an owner saves the offer and the provider credentials.
+//! - [`roster`]: guilds and members as Discord reports them.
+//! - [`subscriptions`]: the one writer of subscription state.
+//! - [`accounts`]: provider credentials (the only place that opens them).
+//!
+//! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
+//! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
+//! [`shutdown`]; [`app`] wires everything and runs it until shutdown.
 //!
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 

@@ -6,7 +6,7 @@
 //!   at the moment an entitlement ends, so expiries need no separate timer.
 //! - Per holding (member × paid role) the desired state is "some subscription entitles the
 //!   member"; the role is granted or revoked when that differs from what was applied
-//!   ([`holding`]).
+//!   (`holding`).
 //! - Failures are typed: a permission problem tells the owner what to fix and is retried
 //!   (and again as soon as a role changes at Discord); a member who left is re-granted when
 //!   they come back; API errors are retried with exponential backoff and jitter.
