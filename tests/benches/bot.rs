@@ -9,16 +9,15 @@
 //! Run: `cargo bench --bench bot`. Prints figures; asserts only that everything arrived.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docobo::db::{guilds, paid_roles};
-use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
-use docobo::{App, Config};
+use docobo::domain::{Billing, GuildId, RoleId};
+use docobo_testkit::app::TestApp;
 use docobo_testkit::discord::{
     FakeDiscord, GuildSpec, MANAGE_ROLES, MemberSpec, RoleSpec, SlashCommand,
 };
 use docobo_testkit::webhooks::{PolarDelivery, PolarKey};
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "polar_whs_bench_secret";
 const GUILD: u64 = 112_233_445_566_778_899;
@@ -69,7 +68,6 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     reason = "one benchmark script, phase by phase"
 )]
 fn main() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,72 +83,30 @@ fn main() {
     let discord = server
         .block_on(FakeDiscord::builder().guild(guild_spec).start())
         .expect("fake Discord");
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let env = vec![
-        (
-            "DOCOBO_DISCORD__TOKEN".to_owned(),
-            discord.token().to_owned(),
-        ),
-        (
-            "DOCOBO_DISCORD__API_URL".to_owned(),
-            discord.rest_url().to_owned(),
-        ),
-        ("DOCOBO_SERVER__BIND".to_owned(), "127.0.0.1".to_owned()),
-        ("DOCOBO_SERVER__PORT".to_owned(), "0".to_owned()),
-        (
-            "DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE".to_owned(),
-            "0".to_owned(),
-        ),
-        (
-            "DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS".to_owned(),
-            "3600".to_owned(),
-        ),
-        ("DOCOBO_DATABASE__PATH".to_owned(), path("docobo.db")),
-        ("DOCOBO_PLUGINS__DIR".to_owned(), path("plugins")),
-        ("DOCOBO_PLUGINS__CACHE_DIR".to_owned(), path("cache")),
-        ("DOCOBO_SECRETS__KEY_PATH".to_owned(), path("key")),
-    ];
-    let config = Config::load(None, false, env).expect("config");
-    let app = server.block_on(App::build(config)).expect("app");
-    let addr = app.http_addr();
-    let db = app.db().clone();
-    let guild = GuildId::new(GUILD).expect("guild");
-    let sealed = app.credentials().seal(
-        guild,
-        &vec![
-            ("webhook_secret".to_owned(), SECRET.to_owned()),
-            ("access_token".to_owned(), "x".to_owned()),
-        ],
+    let discord = Arc::new(discord);
+    let app = server.block_on(
+        TestApp::builder()
+            .discord(Arc::clone(&discord))
+            .envs(&[
+                ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+                ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600"),
+            ])
+            .start(),
     );
-    server
-        .block_on(db.call(move |conn| {
-            guilds::upsert_seen(conn, guild, Some("Bench"), None)?;
-            guilds::set_provider(
-                conn,
-                guild,
-                &ProviderId::parse("polar").expect("id"),
-                &sealed,
-            )?;
-            conn.execute("UPDATE guilds SET webhook_key = 'benchkey'", [])?;
-            paid_roles::insert(
-                conn,
-                &paid_roles::NewPaidRole {
-                    guild_id: guild,
-                    role_id: RoleId::new(ROLE).expect("role"),
-                    name: "Gold".into(),
-                    price: Money::new(499, Currency::parse("USD").expect("usd")).expect("money"),
-                    billing: Billing::Monthly,
-                    product_ref: Some(PRODUCT.into()),
-                },
-            )
-            .map(|_| ())
-        }))
-        .expect("seed");
-    let shutdown = CancellationToken::new();
-    let serving = server.spawn(app.run_until_stopped(shutdown.clone()));
+    let addr = app.addr;
+    // Ready (the guild registered, then the commands): set the shop up.
     server
         .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
         .expect("bot ready");
+    let guild = GuildId::new(GUILD).expect("guild");
+    let key = server.block_on(async {
+        let credentials = [("webhook_secret", SECRET), ("access_token", "x")];
+        let key = app.add_guild(guild, "polar", &credentials).await;
+        let role = RoleId::new(ROLE).expect("role");
+        app.add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
+            .await;
+        key
+    });
 
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -165,7 +121,7 @@ fn main() {
             .no_proxy()
             .build()
             .expect("client");
-        let url = format!("http://{addr}/webhooks/polar/benchkey");
+        let url = format!("http://{addr}/webhooks/polar/{key}");
         let started = Instant::now();
         let mut tasks = Vec::new();
         for (n, (user, delivery)) in deliveries.into_iter().enumerate() {
@@ -225,7 +181,6 @@ fn main() {
         }
         report(&format!("interaction /{command} → first response"), samples);
     }
-    shutdown.cancel();
-    server.block_on(serving).expect("join").expect("stopped");
+    server.block_on(app.stop());
     discord.assert_no_schema_violations();
 }

@@ -19,12 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use docobo::db::{guilds, paid_roles};
-use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
-use docobo::{App, Config};
+use docobo::domain::{Billing, GuildId, RoleId};
+use docobo_testkit::app::TestApp;
 use docobo_testkit::discord::{FakeDiscord, GuildSpec, MANAGE_ROLES, RoleSpec};
 use docobo_testkit::webhooks::{PolarDelivery, PolarKey};
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "polar_whs_bench_secret";
 const GUILD: u64 = 112_233_445_566_778_899;
@@ -437,7 +435,6 @@ fn main() {
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
         .init();
-    let dir = tempfile::tempdir().expect("tempdir");
     // The server gets its own runtime, like the binary; the load generator another thread.
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -458,82 +455,33 @@ fn main() {
                 .start(),
         )
         .expect("fake Discord");
-    let env = vec![
-        (
-            "DOCOBO_DISCORD__TOKEN".to_owned(),
-            discord.token().to_owned(),
-        ),
-        (
-            "DOCOBO_DISCORD__API_URL".to_owned(),
-            discord.rest_url().to_owned(),
-        ),
-        ("DOCOBO_SERVER__BIND".to_owned(), "127.0.0.1".to_owned()),
-        ("DOCOBO_SERVER__PORT".to_owned(), "0".to_owned()),
-        (
-            "DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE".to_owned(),
-            "0".to_owned(),
-        ),
-        (
-            "DOCOBO_DATABASE__PATH".to_owned(),
-            dir.path().join("docobo.db").display().to_string(),
-        ),
-        (
-            "DOCOBO_PLUGINS__DIR".to_owned(),
-            dir.path().join("plugins").display().to_string(),
-        ),
-        (
-            "DOCOBO_PLUGINS__CACHE_DIR".to_owned(),
-            dir.path().join("cache").display().to_string(),
-        ),
-        (
-            "DOCOBO_SECRETS__KEY_PATH".to_owned(),
-            dir.path().join("key").display().to_string(),
-        ),
-    ];
-    let config = Config::load(None, false, env).expect("config");
-    let app = server.block_on(App::build(config)).expect("app");
-    let addr = app.http_addr();
-    let db = app.db().clone();
-    let guild = GuildId::new(GUILD).expect("guild");
-    let sealed = app.credentials().seal(
-        guild,
-        &vec![
-            ("webhook_secret".to_owned(), SECRET.to_owned()),
-            ("access_token".to_owned(), "x".to_owned()),
-            // The reconciler's poll must not try to reach Polar from a benchmark.
-            ("api_url".to_owned(), "https://127.0.0.1:9".to_owned()),
-        ],
+    let discord = Arc::new(discord);
+    let app = server.block_on(
+        TestApp::builder()
+            .discord(Arc::clone(&discord))
+            .env("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0")
+            .start(),
     );
+    let (addr, db) = (app.addr, app.db.clone());
+    // Once the bot has registered the guild, the shop is set up in it.
     server
-        .block_on(db.call(move |conn| {
-            guilds::insert(
-                conn,
-                &guilds::Guild {
-                    id: guild,
-                    name: "Bench".into(),
-                    owner_id: None,
-                    provider: Some(ProviderId::parse("polar").expect("id")),
-                    credentials: Some(sealed),
-                    webhook_key: "benchkey".into(),
-                    log_channel_id: None,
-                },
-            )?;
-            paid_roles::insert(
-                conn,
-                &paid_roles::NewPaidRole {
-                    guild_id: guild,
-                    role_id: RoleId::new(555).expect("role"),
-                    name: "Gold".into(),
-                    price: Money::new(499, Currency::parse("USD").expect("usd")).expect("money"),
-                    billing: Billing::Monthly,
-                    product_ref: Some(PRODUCT.into()),
-                },
-            )
-            .map(|_| ())
-        }))
-        .expect("seed");
-    let shutdown = CancellationToken::new();
-    let serving = server.spawn(app.run_until_stopped(shutdown.clone()));
+        .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
+        .expect("bot ready");
+    let guild = GuildId::new(GUILD).expect("guild");
+    let credentials = [
+        ("webhook_secret", SECRET),
+        ("access_token", "x"),
+        // The reconciler's poll must not try to reach Polar from a benchmark.
+        ("api_url", "https://127.0.0.1:9"),
+    ];
+    let key = server.block_on(async {
+        let key = app.add_guild(guild, "polar", &credentials).await;
+        let role = RoleId::new(555).expect("role");
+        app.add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
+            .await;
+        key
+    });
+    let hook_path = format!("/webhooks/polar/{key}");
 
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -545,7 +493,7 @@ fn main() {
             .pool_max_idle_per_host(32)
             .build()
             .expect("client");
-        let hook_url = Arc::new(format!("http://{addr}/webhooks/polar/benchkey"));
+        let hook_url = Arc::new(format!("http://{addr}{hook_path}"));
 
         let metrics_url = format!("http://{addr}/metrics");
         open_loop(&client, &hook_url, &metrics_url, 100_000, "steady").await;
@@ -588,7 +536,7 @@ fn main() {
             // Distinct deliveries, signed before the phase: signing is not the server's cost.
             let first = 1_000_000 + phase * per_phase;
             let requests: Vec<Arc<[u8]>> = (first..first + per_phase)
-                .map(|n| request_bytes(addr, "/webhooks/polar/benchkey", &delivery(n)).into())
+                .map(|n| request_bytes(addr, &hook_path, &delivery(n)).into())
                 .collect();
             let before = cpu_seconds();
             let grants_before = role_grants(&discord);
@@ -641,6 +589,5 @@ fn main() {
         "role grants asked of the fake Discord by then: {}",
         role_grants(&discord)
     );
-    shutdown.cancel();
-    server.block_on(serving).expect("join").expect("stopped");
+    server.block_on(app.stop());
 }

@@ -14,7 +14,7 @@ use docobo_testkit::discord::{
 use docobo_testkit::webhooks::{PolarKey, SepayTransfer, sepay_request};
 use serde_json::{Value, json};
 
-use crate::app::{TestApp, fixtures};
+use crate::app::{TestApp, fixtures, test_app};
 use crate::fake_api::FakeApi;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -84,11 +84,7 @@ async fn polar_api() -> FakeApi {
 }
 
 /// The app, connected to `discord`, with a fast sweep and provider calls allowed to loopback.
-async fn start_app(
-    dir: &std::path::Path,
-    discord: &Arc<FakeDiscord>,
-    extra: &[(&str, &str)],
-) -> TestApp {
+async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
         ("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL),
         ("DOCOBO_PLUGINS__ALLOW_LOOPBACK_HTTP", "true"),
@@ -97,7 +93,11 @@ async fn start_app(
         ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
     ];
     env.extend_from_slice(extra);
-    let app = TestApp::start_with(dir, Arc::clone(discord), &env).await;
+    let app = test_app()
+        .discord(Arc::clone(discord))
+        .envs(&env)
+        .start()
+        .await;
     discord
         .wait_for_command(Some(GUILD), "setup", WAIT)
         .await
@@ -329,10 +329,9 @@ async fn wait_for_subscription(app: &TestApp, done: impl Fn(&subscriptions::Subs
 #[allow(clippy::too_many_lines, reason = "one end-to-end story, step by step")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
     let api = polar_api().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
 
     // The owner sets up Polar.
     let done = setup_polar(&discord, &api).await;
@@ -484,9 +483,8 @@ async fn polar_setup_join_and_webhooks_grant_keep_and_revoke_the_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_is_refused_without_manage_server_and_for_roles_the_bot_cannot_manage() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
 
     let refused = discord
         .run_slash_command(&SlashCommand::new(GUILD, MEMBER, "setup"), WAIT)
@@ -564,7 +562,6 @@ async fn setup_is_refused_without_manage_server_and_for_roles_the_bot_cannot_man
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_the_provider_refuses_are_explained_and_nothing_is_saved() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
     let api = FakeApi::start().await;
     for path in [
@@ -575,7 +572,7 @@ async fn credentials_the_provider_refuses_are_explained_and_nothing_is_saved() {
     ] {
         api.respond("GET", path, 401, &json!({"error": "invalid_token"}));
     }
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let done = setup_polar(&discord, &api).await;
     let text = done.content().expect("text");
     assert!(text.contains("did not accept"), "{text}");
@@ -604,9 +601,8 @@ fn sepay_transfer(id: i64, code: &str, amount: i64) -> Vec<u8> {
 #[allow(clippy::too_many_lines, reason = "one end-to-end story, step by step")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let done = run_setup(
         &discord,
         &[&SUPPORTER.to_string()],
@@ -750,9 +746,8 @@ async fn seed_polar(app: &TestApp, role: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_duplicate_webhooks_grants_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let path = seed_polar(&app, SUPPORTER).await;
     let body = polar_event("subscription.active", "active", false, now_ms());
     let sends = (0..40).map(|_| deliver_polar(&app, &path, "msg_storm", &body));
@@ -772,9 +767,8 @@ async fn a_storm_of_duplicate_webhooks_grants_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hierarchy_problem_is_reported_and_the_role_lands_once_it_is_fixed() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     // VIP is above Docobo's role.
     let path = seed_polar(&app, VIP).await;
     buy(&app, &path, "msg_vip").await;
@@ -806,9 +800,8 @@ async fn a_hierarchy_problem_is_reported_and_the_role_lands_once_it_is_fixed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discord_failing_for_a_while_only_delays_the_grant() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let path = seed_polar(&app, SUPPORTER).await;
     let pattern = "/guilds/*/members/*/roles/*";
     discord.inject_fault(
@@ -842,12 +835,8 @@ async fn discord_failing_for_a_while_only_delays_the_grant() {
 
 /// The app with Polar on Supporter and no sweep during the test (only webhooks and the
 /// worker's own retries act); returns it and the webhook path.
-async fn start_without_sweep(
-    dir: &std::path::Path,
-    discord: &Arc<FakeDiscord>,
-) -> (TestApp, String) {
+async fn start_without_sweep(discord: &Arc<FakeDiscord>) -> (TestApp, String) {
     let app = start_app(
-        dir,
         discord,
         &[("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600")],
     )
@@ -860,10 +849,9 @@ async fn start_without_sweep(
 /// role comes off right after the grant lands, not at the next sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
     // Only the revocation's own wake-up can remove the role.
-    let (app, path) = start_without_sweep(dir.path(), &discord).await;
+    let (app, path) = start_without_sweep(&discord).await;
     discord.inject_fault(
         FaultRule::new(
             "PUT",
@@ -905,9 +893,8 @@ async fn a_revocation_that_lands_during_the_grant_is_applied_after_it() {
 /// records the sync once it can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_the_database_cannot_record_is_retried_with_backoff() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let (app, path) = start_without_sweep(dir.path(), &discord).await;
+    let (app, path) = start_without_sweep(&discord).await;
     // Recording the role as applied fails, as on a full disk; the webhook's own write does
     // not touch that column.
     let trigger = |sql: &'static str| {
@@ -944,9 +931,8 @@ async fn a_sync_the_database_cannot_record_is_retried_with_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_midway_converges() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let path = seed_polar(&app, SUPPORTER).await;
     discord.inject_fault(FaultRule::new(
         "PUT",
@@ -958,7 +944,7 @@ async fn a_restart_midway_converges() {
         .wait_for_request("PUT", "/guilds/*/members/*/roles/*", WAIT)
         .await
         .expect("a grant was tried");
-    app.stop().await;
+    let stopped = app.stop().await;
     assert!(
         !discord
             .member_roles(GUILD, BUYER)
@@ -968,7 +954,11 @@ async fn a_restart_midway_converges() {
 
     // Discord recovers; Docobo starts again on the same data and finishes the job.
     discord.clear_faults();
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = stopped.start().await;
+    discord
+        .wait_for_command(Some(GUILD), "setup", WAIT)
+        .await
+        .expect("commands registered");
     discord
         .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)
         .await
@@ -978,9 +968,8 @@ async fn a_restart_midway_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_puts_back_a_removed_role_and_regrants_a_member_who_returns() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let discord = fake_discord().await;
-    let app = start_app(dir.path(), &discord, &[]).await;
+    let app = start_app(&discord, &[]).await;
     let path = seed_polar(&app, SUPPORTER).await;
     buy(&app, &path, "msg_drift").await;
     discord

@@ -4,7 +4,6 @@ mod app;
 mod bot;
 mod cli;
 mod fake_api;
-mod fake_discord;
 mod helpers;
 mod providers;
 mod service;

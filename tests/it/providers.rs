@@ -1,7 +1,7 @@
 //! The plugin host with the real components built from `plugins/`: signature vectors, the
 //! SePay payload, outbound calls to a fake provider API, and the sandbox limits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use docobo::domain::{
@@ -15,6 +15,7 @@ use docobo::providers::{CheckoutRequest, ProductSpec};
 use docobo_testkit::webhooks::{PolarKey, polar_headers, sepay_headers};
 use serde_json::{Value, json};
 
+use crate::app::shared_cache;
 use crate::fake_api::FakeApi;
 
 fn fixtures() -> PathBuf {
@@ -34,11 +35,6 @@ fn fixture_json(name: &str) -> Value {
 
 fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixtures().join(name)).expect("fixture")
-}
-
-/// A compile cache shared by the tests, so each component is compiled once per run.
-fn shared_cache() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
 }
 
 pub async fn host(clock: Clock, limits: Limits, extra: &[&str]) -> ProviderHost {

@@ -6,7 +6,7 @@ use docobo::domain::{Billing, GuildId, ProviderId, RoleId, SubscriptionStatus, U
 use docobo_testkit::webhooks::{PolarKey, SepayTransfer, sepay_request};
 use serde_json::{Value, json};
 
-use crate::app::{TestApp, fixtures};
+use crate::app::{TestApp, fixtures, test_app};
 
 const GUILD: u64 = 112_233_445_566_778_899;
 const USER: u64 = 998_877_665_544_332_211;
@@ -70,8 +70,8 @@ fn polar_body(
     serde_json::to_vec(&value).expect("json")
 }
 
-async fn polar_app(dir: &std::path::Path) -> (TestApp, String) {
-    let app = TestApp::start(dir, &[]).await;
+async fn polar_app() -> (TestApp, String) {
+    let app = test_app().start().await;
     let key = app
         .add_guild(
             guild(),
@@ -104,8 +104,7 @@ async fn subscription(
 
 #[tokio::test]
 async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the_subscription() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, _) = polar_app(dir.path()).await;
+    let (app, _) = polar_app().await;
     let vectors: Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("polar-vectors.json")).expect("vectors"),
     )
@@ -161,8 +160,7 @@ async fn a_polar_payload_signed_with_each_key_scheme_is_accepted_and_changes_the
 
 #[tokio::test]
 async fn twenty_concurrent_copies_of_a_delivery_make_one_event_and_one_change() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let body = polar_body(
         "subscription.active",
         "sub-dup",
@@ -187,8 +185,7 @@ async fn twenty_concurrent_copies_of_a_delivery_make_one_event_and_one_change() 
 
 #[tokio::test]
 async fn an_out_of_order_update_does_not_roll_the_state_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let canceled = polar_body(
         "subscription.canceled",
         "sub-ooo",
@@ -225,8 +222,7 @@ async fn an_out_of_order_update_does_not_roll_the_state_back() {
 
 #[tokio::test]
 async fn a_bad_signature_is_403_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let body = polar_body(
         "subscription.active",
         "sub-bad",
@@ -251,8 +247,7 @@ async fn a_bad_signature_is_403_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_two_megabyte_body_is_413() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let body = vec![b'x'; 2 << 20];
     let response = deliver(&app, &path, SECRET.as_bytes(), "msg-big", &body).await;
     assert_eq!(response.status(), 413);
@@ -272,8 +267,7 @@ async fn a_two_megabyte_body_is_413() {
 
 #[tokio::test]
 async fn the_101st_request_in_a_minute_from_one_address_is_429_with_retry_after() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = TestApp::start(dir.path(), &[]).await;
+    let app = test_app().start().await;
     for i in 0..100 {
         let response = app
             .client
@@ -313,8 +307,7 @@ async fn the_101st_request_in_a_minute_from_one_address_is_429_with_retry_after(
 
 #[tokio::test]
 async fn responses_carry_security_headers_and_metrics_count_webhooks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let body = polar_body(
         "subscription.active",
         "sub-m",
@@ -370,8 +363,8 @@ async fn responses_carry_security_headers_and_metrics_count_webhooks() {
 
 const SEPAY_KEY: &str = "sepay-api-key";
 
-async fn sepay_app(dir: &std::path::Path) -> (TestApp, String) {
-    let app = TestApp::start(dir, &[]).await;
+async fn sepay_app() -> (TestApp, String) {
+    let app = test_app().start().await;
     let key = app
         .add_guild(
             guild(),
@@ -437,8 +430,7 @@ async fn by_code(app: &TestApp) -> subscriptions::Subscription {
 #[tokio::test]
 async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
     const DAY: i64 = 86_400_000;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = sepay_app(dir.path()).await;
+    let (app, path) = sepay_app().await;
     let send = |body: Vec<u8>, api_key: &'static str| {
         sepay_request(&app.client, &app.url(&path), api_key, body).send()
     };
@@ -493,8 +485,7 @@ async fn a_sepay_transfer_activates_a_30_day_pass_and_a_second_extends_it() {
 
 #[tokio::test]
 async fn restarting_the_server_between_deliveries_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let first = polar_body(
         "subscription.active",
         "sub-restart",
@@ -504,10 +495,8 @@ async fn restarting_the_server_between_deliveries_loses_nothing() {
     );
     let response = deliver(&app, &path, SECRET.as_bytes(), "msg-r1", &first).await;
     assert_eq!(response.status(), 202);
-    app.stop().await;
-
     // Same folder: same database and the same credential key file.
-    let app = TestApp::start(dir.path(), &[]).await;
+    let app = app.restart().await;
     let second = polar_body(
         "subscription.canceled",
         "sub-restart",
@@ -529,12 +518,10 @@ async fn restarting_the_server_between_deliveries_loses_nothing() {
 
 #[tokio::test]
 async fn operator_level_credentials_take_the_guild_from_the_event() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = TestApp::start(
-        dir.path(),
-        &[("DOCOBO_PROVIDERS__POLAR__WEBHOOK_SECRET", SECRET)],
-    )
-    .await;
+    let app = test_app()
+        .env("DOCOBO_PROVIDERS__POLAR__WEBHOOK_SECRET", SECRET)
+        .start()
+        .await;
     // The guild exists (seen on the gateway) but never stored credentials of its own.
     app.add_guild(guild(), "polar", &[]).await;
     app.add_paid_role(
@@ -621,8 +608,7 @@ impl std::io::Write for Captured {
 /// warning per delivery would bury the ones that matter, at thousands a second).
 #[tokio::test]
 async fn an_accepted_webhook_logs_no_warning() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let (logs, _guard) = Captured::warnings();
     let body = polar_body(
         "subscription.active",
@@ -644,23 +630,19 @@ const TEST_SECRET: &str = "test-provider-secret";
 
 /// An app with the test provider installed and a guild that uses it; returns the app and
 /// the guild's webhook path.
-async fn test_provider_app(dir: &std::path::Path) -> (TestApp, String) {
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).expect("plugins dir");
-    std::fs::copy(
-        docobo::providers::built_plugin("docobo_test_provider"),
-        plugins.join("test.wasm"),
-    )
-    .expect("install the test provider");
-    // Short limits, so that a spinning plugin is stopped quickly.
-    let app = TestApp::start(
-        dir,
-        &[
+async fn test_provider_app() -> (TestApp, String) {
+    let app = test_app()
+        .plugin(
+            "test.wasm",
+            docobo::providers::built_plugin("docobo_test_provider"),
+        )
+        // Short limits, so that a spinning plugin is stopped quickly.
+        .envs(&[
             ("DOCOBO_PLUGINS__CPU_DEADLINE_MS", "200"),
             ("DOCOBO_PLUGINS__CALL_TIMEOUT_MS", "1000"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     let key = app
         .add_guild(guild(), "test", &[("secret", TEST_SECRET)])
         .await;
@@ -710,8 +692,7 @@ async fn error_text(response: reqwest::Response) -> String {
 
 #[tokio::test]
 async fn a_plugin_that_traps_spins_or_runs_out_of_memory_is_500_and_the_retry_applies_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = test_provider_app(dir.path()).await;
+    let (app, path) = test_provider_app().await;
     let body = json!({ "events": [test_event("evt-retried", "sub-retried")] });
     for mode in ["trap", "loop", "alloc"] {
         let response = deliver_test(&app, &path, mode, &body).await;
@@ -760,8 +741,7 @@ async fn a_plugin_that_traps_spins_or_runs_out_of_memory_is_500_and_the_retry_ap
 #[tokio::test]
 async fn a_verified_delivery_that_cannot_be_understood_is_recorded_once_and_refused_with_the_reason()
  {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = test_provider_app(dir.path()).await;
+    let (app, path) = test_provider_app().await;
     let junk = json!({ "not_events": true });
     for _ in 0..2 {
         let response = deliver_test(&app, &path, "ok", &junk).await;
@@ -783,8 +763,7 @@ async fn a_verified_delivery_that_cannot_be_understood_is_recorded_once_and_refu
 
 #[tokio::test]
 async fn a_verified_event_of_a_type_docobo_does_not_use_is_recorded_as_ignored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = test_provider_app(dir.path()).await;
+    let (app, path) = test_provider_app().await;
     let body = json!({ "events": [{
         "event_id": "evt-checkout",
         "event_type": "checkout.created",
@@ -805,8 +784,7 @@ async fn a_verified_event_of_a_type_docobo_does_not_use_is_recorded_as_ignored()
 
 #[tokio::test]
 async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secret_nor_body() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     let (logs, _guard) = Captured::warnings();
     let body = polar_body(
         "subscription.active",
@@ -848,8 +826,7 @@ async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secre
 
 #[tokio::test]
 async fn a_database_error_is_500_and_leaves_nothing_half_applied() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (app, path) = polar_app(dir.path()).await;
+    let (app, path) = polar_app().await;
     // The delivery's last write (its event row) fails, after the member and the
     // subscription were written in the same transaction.
     app.db

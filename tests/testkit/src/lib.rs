@@ -1,10 +1,12 @@
 //! Test support for Docobo, shared by the integration tests (`tests/it`) and the benches.
 //!
-//! It does not depend on the `docobo` crate: everything here talks to the bot over the network,
-//! as Discord would.
+//! Only `app` (the `app` feature, which the main crate's tests turn on) depends on the `docobo`
+//! crate: everything else talks to the bot over the network, as Discord or a provider would.
 //!
 //! # Layout
 //!
+//! - `app` (feature `app`): `TestApp`, the real app on `127.0.0.1:0` with its data in a
+//!   temporary folder it owns, connected to a fake Discord; restartable on the same data.
 //! - [`discord`]: a loopback fake Discord (REST under `/api/v10` and a `ws://` gateway) that
 //!   real serenity 0.12.5 connects to, with an in-memory model of guilds, roles and members, a
 //!   request log, fault injection, request bodies checked against Discord's `OpenAPI` spec and
@@ -34,6 +36,8 @@
 // GUILD_CREATE's payload is one large `json!` literal.
 #![recursion_limit = "256"]
 
+#[cfg(feature = "app")]
+pub mod app;
 pub mod discord;
 pub mod fixtures;
 pub mod webhooks;
