@@ -154,7 +154,11 @@ fn install_log(config: &LogConfig) {
 /// What starting the app again needs.
 #[derive(Debug)]
 struct Setup {
+    /// Held, not read: the folder is deleted when this drops.
+    #[expect(dead_code, reason = "owned for its drop")]
     dir: tempfile::TempDir,
+    /// Held, not read: the bot's Discord must outlive the app (and a restart).
+    #[expect(dead_code, reason = "owned so that it outlives the app")]
     discord: Arc<FakeDiscord>,
     env: Vec<(String, String)>,
 }
@@ -184,12 +188,6 @@ impl StoppedApp {
     /// Starts the app again: same folder (database, key file), settings and fake Discord.
     pub async fn start(self) -> TestApp {
         TestApp::run(self.0).await
-    }
-
-    /// The app's folder.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.0.dir.path()
     }
 }
 
@@ -227,24 +225,6 @@ impl TestApp {
     #[must_use]
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-
-    /// The fake Discord the bot is connected to.
-    ///
-    /// # Panics
-    /// Never: only a stopped app has none, and stopping consumes it.
-    #[must_use]
-    pub fn discord(&self) -> &Arc<FakeDiscord> {
-        &self.setup.as_ref().expect("a running app").discord
-    }
-
-    /// The app's folder (`docobo.db`, `docobo.key`, `plugins/`).
-    ///
-    /// # Panics
-    /// Never (see [`TestApp::discord`]).
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.setup.as_ref().expect("a running app").dir.path()
     }
 
     /// Stops the app and waits until it has drained; the data stays until the returned
