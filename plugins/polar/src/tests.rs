@@ -1,4 +1,4 @@
-//! Tests against the shared fixtures (`../shared/fixtures/webhooks/`, beside the checkout)
+//! Tests against the shared fixtures (`tests/fixtures/webhooks/` in this repository)
 //! and the API calls through a mock host.
 
 use base64::Engine as _;
@@ -16,13 +16,13 @@ use crate::handle_webhook_at;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/webhooks/"
+    "/../../tests/fixtures/webhooks/"
 );
 
 fn fixture(name: &str) -> String {
     let path = format!("{FIXTURES}{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("missing fixture {path}: {e} (shared/ must sit beside the checkout)")
+        panic!("missing fixture {path}: {e} (tests/fixtures/webhooks in this repository)")
     })
 }
 

@@ -1,4 +1,4 @@
-//! Tests against the shared fixture (`../shared/fixtures/webhooks/sepay-transfer-in.json`)
+//! Tests against the shared fixture (`tests/fixtures/webhooks/sepay-transfer-in.json` in this repository)
 //! and the API through a mock host.
 
 use docobo_plugin_sdk::{
@@ -11,12 +11,12 @@ use crate::{Settings, api, checkout, handle_webhook_at, verify};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/webhooks/sepay-transfer-in.json"
+    "/../../tests/fixtures/webhooks/sepay-transfer-in.json"
 );
 
 fn fixture() -> String {
     std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| {
-        panic!("missing fixture {FIXTURE}: {e} (shared/ must sit beside the checkout)")
+        panic!("missing fixture {FIXTURE}: {e} (tests/fixtures/webhooks in this repository)")
     })
 }
 
