@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use docobo::clock::Clock;
 use docobo::db::subscriptions;
 use docobo::domain::{Billing, GuildId, RoleId, SubscriptionStatus, UserId};
 use docobo_testkit::discord::{
@@ -85,6 +86,11 @@ async fn polar_api() -> FakeApi {
 
 /// The app, connected to `discord`, with a fast sweep and provider calls allowed to loopback.
 async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]) -> TestApp {
+    start_app_at(discord, extra, Clock::System).await
+}
+
+/// [`start_app`] on `clock`.
+async fn start_app_at(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)], clock: Clock) -> TestApp {
     let mut env = vec![
         ("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL),
         ("DOCOBO_PLUGINS__ALLOW_LOOPBACK_HTTP", "true"),
@@ -96,6 +102,7 @@ async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]) -> TestAp
     let app = test_app()
         .discord(Arc::clone(discord))
         .envs(&env)
+        .clock(clock)
         .start()
         .await;
     discord
@@ -602,7 +609,8 @@ fn sepay_transfer(id: i64, code: &str, amount: i64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role() {
     let discord = fake_discord().await;
-    let app = start_app(&discord, &[]).await;
+    // The app's clock, stopped at the start: the test moves it to the end of the pass.
+    let app = start_app_at(&discord, &[], Clock::fixed(now_ms())).await;
     let done = run_setup(
         &discord,
         &[&SUPPORTER.to_string()],
@@ -680,17 +688,8 @@ async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role
     let end = sub.state.period_end.expect("pass end");
     assert!((end - now_ms() - 30 * DAY_MS).abs() < 60_000, "{end}");
 
-    // Thirty days later (the clock is the database's: move the pass end to the past).
-    app.db
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE subscriptions SET period_end = ?1, next_sync_at = ?1 WHERE id = ?2",
-                rusqlite::params![now_ms() - 1, sub.id],
-            )?;
-            Ok(())
-        })
-        .await
-        .expect("time passes");
+    // Thirty days later: the app's clock moves past the end of the pass.
+    app.advance(end - app.services.now() + 1);
     discord
         .wait_for_member_role(GUILD, BUYER, SUPPORTER, false, WAIT)
         .await

@@ -22,10 +22,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, OnceLock};
 
+use docobo::clock::Clock;
 use docobo::config::LogConfig;
 use docobo::db::{Db, guilds, paid_roles};
 use docobo::domain::{Billing, Currency, GuildId, Money, ProviderId, RoleId};
 use docobo::secrets::CredentialBox;
+use docobo::services::Services;
 use docobo::{App, Config};
 use tokio_util::sync::CancellationToken;
 
@@ -41,9 +43,18 @@ pub struct TestAppBuilder {
     env: Vec<(String, String)>,
     plugins: Vec<(String, PathBuf)>,
     plugin_cache: Option<PathBuf>,
+    clock: Option<Clock>,
 }
 
 impl TestAppBuilder {
+    /// Runs the app on `clock` (default: the system clock). A [`Clock::fixed`] one lets a test
+    /// move time ([`TestApp::advance`]) instead of editing rows.
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Connects the bot to `discord` (default: a fake Discord of its own that knows no
     /// guilds).
     #[must_use]
@@ -107,7 +118,14 @@ impl TestAppBuilder {
             env.retain(|(n, _)| *n != name);
             env.push((name, value));
         }
-        TestApp::run(Setup { dir, discord, env }).await
+        let clock = self.clock.unwrap_or_default();
+        TestApp::run(Setup {
+            dir,
+            discord,
+            env,
+            clock,
+        })
+        .await
     }
 }
 
@@ -161,6 +179,7 @@ struct Setup {
     #[expect(dead_code, reason = "owned so that it outlives the app")]
     discord: Arc<FakeDiscord>,
     env: Vec<(String, String)>,
+    clock: Clock,
 }
 
 /// A running app. Dropping it cancels it; [`TestApp::stop`] also waits until it has drained.
@@ -173,6 +192,8 @@ pub struct TestApp {
     pub credentials: CredentialBox,
     /// A client that never uses a proxy.
     pub client: reqwest::Client,
+    /// What the app's edges share (its clock, its role-sync trigger, …).
+    pub services: Services,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// `None` only once stopped.
@@ -201,7 +222,10 @@ impl TestApp {
     async fn run(setup: Setup) -> Self {
         let config = Config::load(None, false, setup.env.clone()).expect("config");
         install_log(&config.log);
-        let app = App::build(config).await.expect("app builds");
+        let app = App::build_with_clock(config, setup.clock.clone())
+            .await
+            .expect("app builds");
+        let services = app.services().clone();
         let addr = app.http_addr();
         let db = app.db().clone();
         let credentials = app.credentials().clone();
@@ -215,10 +239,18 @@ impl TestApp {
                 .no_proxy()
                 .build()
                 .expect("client"),
+            services,
             shutdown,
             task: Some(task),
             setup: Some(setup),
         }
+    }
+
+    /// Moves the app's fixed clock forward by `ms` and wakes role sync, as the passing of
+    /// that much time would (no effect on the system clock).
+    pub fn advance(&self, ms: i64) {
+        self.services.clock.advance(ms);
+        self.services.sync.wake();
     }
 
     /// `http://{addr}{path}`.
