@@ -87,7 +87,12 @@ impl Notifier {
                 return false;
             }
         };
-        let text = format!("**{}**: {text}", guild.name);
+        // A guild seen only in READY has no name yet: then the DM does without it.
+        let text = if guild.name.is_empty() {
+            text.to_owned()
+        } else {
+            format!("**{}**: {text}", guild.name)
+        };
         self.send(dm.id, &text, guild).await
     }
 

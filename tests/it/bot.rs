@@ -18,24 +18,24 @@ use serde_json::{Value, json};
 use crate::app::{TestApp, fixtures, test_app};
 use crate::fake_api::FakeApi;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// The ids in the Polar fixture's metadata.
-const GUILD: u64 = 112_233_445_566_778_899;
-const BUYER: u64 = 998_877_665_544_332_211;
-const OWNER: u64 = 4001;
-const MEMBER: u64 = 4002;
-const SUPPORTER: u64 = 3000;
-const BOT_ROLE: u64 = 3001;
+pub(crate) const GUILD: u64 = 112_233_445_566_778_899;
+pub(crate) const BUYER: u64 = 998_877_665_544_332_211;
+pub(crate) const OWNER: u64 = 4001;
+pub(crate) const MEMBER: u64 = 4002;
+pub(crate) const SUPPORTER: u64 = 3000;
+pub(crate) const BOT_ROLE: u64 = 3001;
 /// Above the bot's role: the bot cannot manage it.
-const VIP: u64 = 3005;
-const LOG_CHANNEL: u64 = 5000;
-const POLAR_SECRET: &str = "polar_whs_e2e_secret";
-const PRODUCT: &str = "prod_e2e";
-const PUBLIC_URL: &str = "https://docobo.example.org";
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const VIP: u64 = 3005;
+pub(crate) const LOG_CHANNEL: u64 = 5000;
+pub(crate) const POLAR_SECRET: &str = "polar_whs_e2e_secret";
+pub(crate) const PRODUCT: &str = "prod_e2e";
+pub(crate) const PUBLIC_URL: &str = "https://docobo.example.org";
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
-fn shop() -> GuildSpec {
+pub(crate) fn shop() -> GuildSpec {
     GuildSpec::new(GUILD, "Shop")
         .owner(OWNER)
         .channel(LOG_CHANNEL)
@@ -48,7 +48,7 @@ fn shop() -> GuildSpec {
         .bot_roles(&[BOT_ROLE])
 }
 
-async fn fake_discord() -> Arc<FakeDiscord> {
+pub(crate) async fn fake_discord() -> Arc<FakeDiscord> {
     Arc::new(
         FakeDiscord::builder()
             .guild(shop())
@@ -59,7 +59,7 @@ async fn fake_discord() -> Arc<FakeDiscord> {
 }
 
 /// The fake provider API answering Polar's calls.
-async fn polar_api() -> FakeApi {
+pub(crate) async fn polar_api() -> FakeApi {
     let api = FakeApi::start().await;
     for path in [
         "/v1/checkouts/",
@@ -85,12 +85,16 @@ async fn polar_api() -> FakeApi {
 }
 
 /// The app, connected to `discord`, with a fast sweep and provider calls allowed to loopback.
-async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]) -> TestApp {
     start_app_at(discord, extra, Clock::System).await
 }
 
 /// [`start_app`] on `clock`.
-async fn start_app_at(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)], clock: Clock) -> TestApp {
+pub(crate) async fn start_app_at(
+    discord: &Arc<FakeDiscord>,
+    extra: &[(&str, &str)],
+    clock: Clock,
+) -> TestApp {
     let mut env = vec![
         ("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL),
         ("DOCOBO_PLUGINS__ALLOW_LOOPBACK_HTTP", "true"),
@@ -125,7 +129,7 @@ async fn join_and_pick(discord: &FakeDiscord) -> docobo_testkit::discord::Intera
 }
 
 /// A signed `subscription.active` for BUYER now; asserts the 202.
-async fn buy(app: &TestApp, path: &str, id: &str) {
+pub(crate) async fn buy(app: &TestApp, path: &str, id: &str) {
     let body = polar_event("subscription.active", "active", false, now_ms());
     let response = deliver_polar(app, path, id, &body).await;
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
@@ -223,18 +227,18 @@ async fn setup_polar(discord: &FakeDiscord, api: &FakeApi) -> Reply {
     .await
 }
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .expect("time")
         .to_string()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
 /// A Polar subscription event for BUYER's Supporter purchase, produced at `at` (ms).
-fn polar_event(kind: &str, status: &str, cancel: bool, at: i64) -> Vec<u8> {
+pub(crate) fn polar_event(kind: &str, status: &str, cancel: bool, at: i64) -> Vec<u8> {
     let text = std::fs::read_to_string(fixtures().join("polar-subscription-active.json"))
         .expect("fixture");
     let mut value: Value = serde_json::from_str(&text).expect("json");
@@ -253,7 +257,12 @@ fn polar_event(kind: &str, status: &str, cancel: bool, at: i64) -> Vec<u8> {
     serde_json::to_vec(&value).expect("json")
 }
 
-async fn deliver_polar(app: &TestApp, path: &str, id: &str, body: &[u8]) -> reqwest::Response {
+pub(crate) async fn deliver_polar(
+    app: &TestApp,
+    path: &str,
+    id: &str,
+    body: &[u8],
+) -> reqwest::Response {
     PolarKey::utf8(POLAR_SECRET)
         .delivery_now(id, body.to_vec())
         .request(&app.client, &app.url(path))
@@ -275,7 +284,7 @@ fn webhook_path(done: &Reply, provider: &str) -> String {
     url.trim_start_matches(PUBLIC_URL).to_owned()
 }
 
-fn role_puts(discord: &FakeDiscord, user: u64, role: u64) -> usize {
+pub(crate) fn role_puts(discord: &FakeDiscord, user: u64, role: u64) -> usize {
     let path = format!("/guilds/{GUILD}/members/{user}/roles/{role}");
     discord
         .requests()
@@ -284,7 +293,7 @@ fn role_puts(discord: &FakeDiscord, user: u64, role: u64) -> usize {
         .count()
 }
 
-fn messages_in(discord: &FakeDiscord, channel: u64) -> Vec<String> {
+pub(crate) fn messages_in(discord: &FakeDiscord, channel: u64) -> Vec<String> {
     discord
         .sent_messages()
         .iter()
@@ -311,7 +320,7 @@ async fn wait_for_message(discord: &FakeDiscord, channel: u64, needle: &str) -> 
     }
 }
 
-async fn the_subscription(app: &TestApp) -> subscriptions::Subscription {
+pub(crate) async fn the_subscription(app: &TestApp) -> subscriptions::Subscription {
     let provider = docobo::domain::ProviderId::parse("polar").expect("id");
     app.db
         .call(move |conn| subscriptions::by_external_id(conn, &provider, "sub_e2e"))
@@ -321,7 +330,10 @@ async fn the_subscription(app: &TestApp) -> subscriptions::Subscription {
 }
 
 /// Waits (up to [`WAIT`]) until the subscription satisfies `done`; fails with its last state.
-async fn wait_for_subscription(app: &TestApp, done: impl Fn(&subscriptions::Subscription) -> bool) {
+pub(crate) async fn wait_for_subscription(
+    app: &TestApp,
+    done: impl Fn(&subscriptions::Subscription) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let sub = the_subscription(app).await;
@@ -713,7 +725,7 @@ async fn sepay_setup_join_and_a_transfer_grant_a_pass_whose_end_removes_the_role
 
 /// A guild set up without `/setup` (as after the owner rearranged roles): Polar with the
 /// fixture's product on `role`.
-async fn seed_polar(app: &TestApp, role: u64) -> String {
+pub(crate) async fn seed_polar(app: &TestApp, role: u64) -> String {
     let guild = GuildId::new(GUILD).expect("guild");
     let key = app
         .add_guild(

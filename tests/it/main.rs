@@ -2,6 +2,7 @@
 
 mod app;
 mod bot;
+mod claims;
 mod cli;
 mod fake_api;
 mod helpers;
