@@ -4,9 +4,14 @@
 //!   (each a distinct member and subscription: verify, commit, wake the worker, hierarchy
 //!   check, REST call);
 //! - interaction dispatched on the gateway → first response received at Discord, over 500
-//!   `/status` and 500 `/join` commands.
+//!   `/status` and 500 `/join` commands;
+//! - webhook → role `PUT` again, 1,000 more purchases at 100/s, on an app whose drift sweep
+//!   runs without pause (every second) over 10,000 paying members: the sweep runs in a task
+//!   of its own, so a due grant must not wait behind one Discord call per member. The
+//!   sweep's `GET …/members/{id}` calls during the phase are counted to show it overlapped.
 //!
 //! Run: `cargo bench --bench bot`. Prints figures; asserts only that everything arrived.
+//! `DOCOBO_BENCH_SWEEP_MEMBERS` changes the 10,000.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,8 +117,43 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    // Webhook → role PUT. Pre-signed; sent open-loop at 100/s.
-    let deliveries: Vec<_> = (FIRST_USER..FIRST_USER + PURCHASES)
+    let to_put = purchases(&server, &client_rt, &discord, addr, &key, FIRST_USER);
+    report("webhook received → role PUT at Discord (100/s)", to_put);
+
+    // Interaction → first response, one at a time, as members would.
+    for command in ["status", "join"] {
+        let mut samples = Vec::new();
+        for n in 0..500_u64 {
+            let at = Instant::now();
+            let handle = discord
+                .slash_command(&SlashCommand::new(GUILD, FIRST_USER + n, command))
+                .expect("dispatch");
+            let callback = format!("/interactions/{}/{}/callback", handle.id, handle.token);
+            let logged = server
+                .block_on(discord.wait_for_request("POST", &callback, Duration::from_secs(10)))
+                .expect("answered");
+            samples.push(logged.at.saturating_duration_since(at));
+        }
+        report(&format!("interaction /{command} → first response"), samples);
+    }
+    server.block_on(app.stop());
+    discord.assert_no_schema_violations();
+
+    purchases_during_sweeps(&server, &client_rt);
+}
+
+/// Sends [`PURCHASES`] signed purchases for members `first..` at 100/s, open loop; returns
+/// each one's time from sending to its role `PUT` at Discord.
+fn purchases(
+    server: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    discord: &FakeDiscord,
+    addr: std::net::SocketAddr,
+    key: &str,
+    first: u64,
+) -> Vec<Duration> {
+    // Pre-signed; sent open-loop at 100/s.
+    let deliveries: Vec<_> = (first..first + PURCHASES)
         .map(|u| (u, purchase(u)))
         .collect();
     let sent: HashMap<u64, Instant> = client_rt.block_on(async {
@@ -142,7 +182,7 @@ fn main() {
         }
         sent
     });
-    let last = FIRST_USER + PURCHASES - 1;
+    let last = first + PURCHASES - 1;
     server
         .block_on(discord.wait_for_member_role(GUILD, last, ROLE, true, Duration::from_mins(1)))
         .expect("last role granted");
@@ -163,24 +203,121 @@ fn main() {
         }
     }
     assert_eq!(to_put.len() as u64, PURCHASES, "one PUT per purchase");
-    report("webhook received → role PUT at Discord (100/s)", to_put);
+    to_put
+}
 
-    // Interaction → first response, one at a time, as members would.
-    for command in ["status", "join"] {
-        let mut samples = Vec::new();
-        for n in 0..500_u64 {
-            let at = Instant::now();
-            let handle = discord
-                .slash_command(&SlashCommand::new(GUILD, FIRST_USER + n, command))
-                .expect("dispatch");
-            let callback = format!("/interactions/{}/{}/callback", handle.id, handle.token);
-            let logged = server
-                .block_on(discord.wait_for_request("POST", &callback, Duration::from_secs(10)))
-                .expect("answered");
-            samples.push(logged.at.saturating_duration_since(at));
-        }
-        report(&format!("interaction /{command} → first response"), samples);
+/// The webhook → role phase again, on an app sweeping `holders` paying members nonstop.
+fn purchases_during_sweeps(server: &tokio::runtime::Runtime, client_rt: &tokio::runtime::Runtime) {
+    let holders: u64 = std::env::var("DOCOBO_BENCH_SWEEP_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let first_holder = 50_000_000;
+    let first_buyer = 90_000_000;
+    let mut guild_spec = GuildSpec::new(GUILD, "Bench")
+        .role(RoleSpec::new(ROLE, "Gold", 1, 0))
+        .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
+        .bot_roles(&[556]);
+    for user in first_holder..first_holder + holders {
+        guild_spec = guild_spec.member(MemberSpec::new(user, "holder").roles(&[ROLE]));
     }
+    for user in first_buyer..first_buyer + PURCHASES {
+        guild_spec = guild_spec.member(MemberSpec::new(user, "buyer"));
+    }
+    let discord = Arc::new(
+        server
+            .block_on(FakeDiscord::builder().guild(guild_spec).start())
+            .expect("fake Discord"),
+    );
+    let app = server.block_on(
+        TestApp::builder()
+            .discord(Arc::clone(&discord))
+            .envs(&[
+                ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+                ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "1"),
+            ])
+            .start(),
+    );
+    server
+        .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
+        .expect("bot ready");
+    let guild = GuildId::new(GUILD).expect("guild");
+    let key = server.block_on(async {
+        let credentials = [("webhook_secret", SECRET), ("access_token", "x")];
+        let key = app.add_guild(guild, "polar", &credentials).await;
+        let role = RoleId::new(ROLE).expect("role");
+        let paid = app
+            .add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
+            .await;
+        // The holders: paid until next month, the role already on them at Discord.
+        let end = jiff::Timestamp::now().as_millisecond() + 30 * DAY_MS;
+        app.db
+            .write(move |conn| seed_holders(conn, guild, paid, first_holder, holders, end))
+            .await
+            .expect("holders");
+        key
+    });
+    // Let a sweep start, then buy while it runs.
+    let sweep_calls = |discord: &FakeDiscord| {
+        discord
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/members/5"))
+            .count()
+    };
+    let started = Instant::now();
+    while sweep_calls(&discord) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "no sweep started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = sweep_calls(&discord);
+    let to_put = purchases(server, client_rt, &discord, app.addr, &key, first_buyer);
+    let during = sweep_calls(&discord) - before;
+    report(
+        &format!("webhook → role PUT, sweeping {holders} members"),
+        to_put,
+    );
+    println!("  sweep member checks at Discord during that phase: {during}");
     server.block_on(app.stop());
     discord.assert_no_schema_violations();
+}
+
+/// `n` members from `first`, each with an active subscription to `paid` whose role is applied.
+fn seed_holders(
+    conn: &rusqlite::Connection,
+    guild: GuildId,
+    paid: i64,
+    first: u64,
+    n: u64,
+    end: i64,
+) -> Result<(), docobo::db::DbError> {
+    use docobo::db::{members, subscriptions};
+    use docobo::domain::{ProviderId, SubscriptionState, SubscriptionStatus, UserId};
+    let provider =
+        ProviderId::parse("polar").map_err(|e| docobo::db::DbError::Conflict(e.to_string()))?;
+    for user in first..first + n {
+        let user = UserId::new(user).map_err(|e| docobo::db::DbError::Conflict(e.to_string()))?;
+        members::upsert(conn, guild, user, Some("holder"))?;
+        let sub = subscriptions::insert(
+            conn,
+            &subscriptions::NewSubscription {
+                guild_id: guild,
+                user_id: user,
+                paid_role_id: paid,
+                provider: provider.clone(),
+                external_id: Some(format!("held-{user}")),
+                state: SubscriptionState {
+                    status: SubscriptionStatus::Active,
+                    period_end: Some(end),
+                    last_event_at: Some(0),
+                },
+                payment_code: None,
+            },
+        )?;
+        subscriptions::mark_synced(conn, &[sub], true, Some(end))?;
+    }
+    Ok(())
 }
