@@ -252,11 +252,11 @@ fn code_is_mine(existing: &Subscription, pending: &CreateSubscription, paid_role
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Billing, Currency, Money, SubscriptionState};
+    use crate::domain::{Billing, Currency, Money};
 
     fn guild() -> Guild {
         Guild {
-            id: GuildId::new(1).expect("guild"),
+            id: GuildId::new(10).expect("guild"),
             name: "g".into(),
             owner_id: None,
             provider: Some(ProviderId::parse("sepay").expect("provider")),
@@ -269,7 +269,7 @@ mod tests {
     fn paid() -> PaidRole {
         PaidRole {
             id: 3,
-            guild_id: GuildId::new(1).expect("guild"),
+            guild_id: GuildId::new(10).expect("guild"),
             role_id: RoleId::new(2).expect("role"),
             name: "Gold".into(),
             price: Money::new(50_000, Currency::parse("VND").expect("VND")).expect("price"),
@@ -283,26 +283,7 @@ mod tests {
         period_end: Option<i64>,
         code: Option<&str>,
     ) -> Subscription {
-        Subscription {
-            id: 9,
-            guild_id: GuildId::new(1).expect("guild"),
-            user_id: UserId::new(5).expect("user"),
-            paid_role_id: 3,
-            provider: ProviderId::parse("sepay").expect("provider"),
-            external_id: None,
-            state: SubscriptionState {
-                status,
-                period_end,
-                last_event_at: None,
-            },
-            cancel_at_period_end: false,
-            payment_code: code.map(str::to_owned),
-            role_applied: false,
-            sync_attempts: 0,
-            last_sync_error: None,
-            announced: None,
-            sync_version: 0,
-        }
+        Subscription::example(status, period_end, code)
     }
 
     #[test]
@@ -336,8 +317,8 @@ mod tests {
     #[test]
     fn only_the_members_own_live_reservation_reuses_a_code() {
         let pending = CreateSubscription {
-            guild_id: GuildId::new(1).expect("guild"),
-            user_id: UserId::new(5).expect("user"),
+            guild_id: GuildId::new(10).expect("guild"),
+            user_id: UserId::new(20).expect("user"),
             role_id: RoleId::new(2).expect("role"),
             provider: ProviderId::parse("sepay").expect("provider"),
             external_id: None,
@@ -348,12 +329,12 @@ mod tests {
             username: None,
         };
         let mine = sub(SubscriptionStatus::Pending, None, Some("DCB1"));
-        assert!(code_is_mine(&mine, &pending, 3));
+        assert!(code_is_mine(&mine, &pending, 1));
         assert!(!code_is_mine(&mine, &pending, 4), "another paid role");
         let mut other = mine.clone();
         other.user_id = UserId::new(6).expect("user");
-        assert!(!code_is_mine(&other, &pending, 3), "another member");
+        assert!(!code_is_mine(&other, &pending, 1), "another member");
         let ended = sub(SubscriptionStatus::Expired, Some(1), Some("DCB1"));
-        assert!(!code_is_mine(&ended, &pending, 3), "an ended pass");
+        assert!(!code_is_mine(&ended, &pending, 1), "an ended pass");
     }
 }

@@ -51,6 +51,37 @@ impl Subscription {
     }
 }
 
+#[cfg(test)]
+impl Subscription {
+    /// A stored subscription for unit tests: guild 10, user 20, paid role 1, Polar.
+    pub(crate) fn example(
+        status: SubscriptionStatus,
+        period_end: Option<UnixMillis>,
+        payment_code: Option<&str>,
+    ) -> Self {
+        Self {
+            id: 1,
+            guild_id: GuildId::new(10).expect("guild"),
+            user_id: UserId::new(20).expect("user"),
+            paid_role_id: 1,
+            provider: ProviderId::parse("polar").expect("provider"),
+            external_id: None,
+            state: SubscriptionState {
+                status,
+                period_end,
+                last_event_at: None,
+            },
+            cancel_at_period_end: false,
+            payment_code: payment_code.map(str::to_owned),
+            role_applied: false,
+            sync_attempts: 0,
+            last_sync_error: None,
+            announced: None,
+            sync_version: 0,
+        }
+    }
+}
+
 /// A subscription to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubscription {

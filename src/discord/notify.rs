@@ -179,33 +179,13 @@ fn announcement(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{GuildId, ProviderId, UserId};
 
     fn sub(
         status: SubscriptionStatus,
         period_end: Option<i64>,
         code: Option<&str>,
     ) -> Subscription {
-        Subscription {
-            id: 1,
-            guild_id: GuildId::new(10).expect("guild"),
-            user_id: UserId::new(20).expect("user"),
-            paid_role_id: 1,
-            provider: ProviderId::parse("polar").expect("provider"),
-            external_id: None,
-            state: crate::domain::SubscriptionState {
-                status,
-                period_end,
-                last_event_at: None,
-            },
-            cancel_at_period_end: false,
-            payment_code: code.map(str::to_owned),
-            role_applied: false,
-            sync_attempts: 0,
-            last_sync_error: None,
-            announced: None,
-            sync_version: 0,
-        }
+        Subscription::example(status, period_end, code)
     }
 
     #[test]
