@@ -78,46 +78,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    let mut guild_spec = GuildSpec::new(GUILD, "Bench")
-        .role(RoleSpec::new(ROLE, "Gold", 1, 0))
-        .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
-        .bot_roles(&[556]);
-    for user in FIRST_USER..FIRST_USER + PURCHASES {
-        guild_spec = guild_spec.member(MemberSpec::new(user, "member"));
-    }
-    let discord = server
-        .block_on(FakeDiscord::builder().guild(guild_spec).start())
-        .expect("fake Discord");
-    let discord = Arc::new(discord);
-    let app = server.block_on(
-        TestApp::builder()
-            .discord(Arc::clone(&discord))
-            .envs(&[
-                ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
-                ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "3600"),
-            ])
-            .start(),
-    );
+    let members = (FIRST_USER..FIRST_USER + PURCHASES).map(|u| MemberSpec::new(u, "member"));
+    let shop = Shop::start(&server, members, "3600");
+    let (discord, app, key) = (&shop.discord, &shop.app, &shop.key);
     let addr = app.addr;
-    // Ready (the guild registered, then the commands): set the shop up.
-    server
-        .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
-        .expect("bot ready");
-    let guild = GuildId::new(GUILD).expect("guild");
-    let key = server.block_on(async {
-        let credentials = [("webhook_secret", SECRET), ("access_token", "x")];
-        let key = app.add_guild(guild, "polar", &credentials).await;
-        let role = RoleId::new(ROLE).expect("role");
-        app.add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
-            .await;
-        key
-    });
 
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let to_put = purchases(&server, &client_rt, &discord, addr, &key, FIRST_USER);
+    let to_put = purchases(&server, &client_rt, discord, addr, key, FIRST_USER);
     report("webhook received → role PUT at Discord (100/s)", to_put);
 
     // Interaction → first response, one at a time, as members would.
@@ -136,8 +106,8 @@ fn main() {
         }
         report(&format!("interaction /{command} → first response"), samples);
     }
-    server.block_on(app.stop());
-    discord.assert_no_schema_violations();
+    server.block_on(shop.app.stop());
+    shop.discord.assert_no_schema_violations();
 
     purchases_during_sweeps(&server, &client_rt);
 }
@@ -214,49 +184,20 @@ fn purchases_during_sweeps(server: &tokio::runtime::Runtime, client_rt: &tokio::
         .unwrap_or(10_000);
     let first_holder = 50_000_000;
     let first_buyer = 90_000_000;
-    let mut guild_spec = GuildSpec::new(GUILD, "Bench")
-        .role(RoleSpec::new(ROLE, "Gold", 1, 0))
-        .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
-        .bot_roles(&[556]);
-    for user in first_holder..first_holder + holders {
-        guild_spec = guild_spec.member(MemberSpec::new(user, "holder").roles(&[ROLE]));
-    }
-    for user in first_buyer..first_buyer + PURCHASES {
-        guild_spec = guild_spec.member(MemberSpec::new(user, "buyer"));
-    }
-    let discord = Arc::new(
-        server
-            .block_on(FakeDiscord::builder().guild(guild_spec).start())
-            .expect("fake Discord"),
-    );
-    let app = server.block_on(
-        TestApp::builder()
-            .discord(Arc::clone(&discord))
-            .envs(&[
-                ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
-                ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "1"),
-            ])
-            .start(),
-    );
+    let members = (first_holder..first_holder + holders)
+        .map(|u| MemberSpec::new(u, "holder").roles(&[ROLE]))
+        .chain((first_buyer..first_buyer + PURCHASES).map(|u| MemberSpec::new(u, "buyer")));
+    let shop = Shop::start(server, members, "1");
+    let (discord, app) = (&shop.discord, &shop.app);
+    // The holders: paid until next month, the role already on them at Discord.
+    let (guild, paid) = (GuildId::new(GUILD).expect("guild"), shop.paid);
+    let end = jiff::Timestamp::now().as_millisecond() + 30 * DAY_MS;
     server
-        .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
-        .expect("bot ready");
-    let guild = GuildId::new(GUILD).expect("guild");
-    let key = server.block_on(async {
-        let credentials = [("webhook_secret", SECRET), ("access_token", "x")];
-        let key = app.add_guild(guild, "polar", &credentials).await;
-        let role = RoleId::new(ROLE).expect("role");
-        let paid = app
-            .add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
-            .await;
-        // The holders: paid until next month, the role already on them at Discord.
-        let end = jiff::Timestamp::now().as_millisecond() + 30 * DAY_MS;
-        app.db
-            .write(move |conn| seed_holders(conn, guild, paid, first_holder, holders, end))
-            .await
-            .expect("holders");
-        key
-    });
+        .block_on(
+            app.db
+                .write(move |conn| seed_holders(conn, guild, paid, first_holder, holders, end)),
+        )
+        .expect("holders");
     // Let a sweep start, then buy while it runs.
     let sweep_calls = |discord: &FakeDiscord| {
         discord
@@ -266,23 +207,82 @@ fn purchases_during_sweeps(server: &tokio::runtime::Runtime, client_rt: &tokio::
             .count()
     };
     let started = Instant::now();
-    while sweep_calls(&discord) < 100 {
+    while sweep_calls(discord) < 100 {
         assert!(
             started.elapsed() < Duration::from_mins(1),
             "no sweep started"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let before = sweep_calls(&discord);
-    let to_put = purchases(server, client_rt, &discord, app.addr, &key, first_buyer);
-    let during = sweep_calls(&discord) - before;
+    let before = sweep_calls(discord);
+    let to_put = purchases(server, client_rt, discord, app.addr, &shop.key, first_buyer);
+    let during = sweep_calls(discord) - before;
     report(
         &format!("webhook → role PUT, sweeping {holders} members"),
         to_put,
     );
     println!("  sweep member checks at Discord during that phase: {during}");
-    server.block_on(app.stop());
-    discord.assert_no_schema_violations();
+    server.block_on(shop.app.stop());
+    shop.discord.assert_no_schema_violations();
+}
+
+/// A fake Discord guild with `members`, the app connected to it (sweeping every
+/// `sweep_secs`), and the shop: Polar, one paid role.
+struct Shop {
+    discord: Arc<FakeDiscord>,
+    app: TestApp,
+    key: String,
+    paid: i64,
+}
+
+impl Shop {
+    fn start(
+        server: &tokio::runtime::Runtime,
+        members: impl Iterator<Item = MemberSpec>,
+        sweep_secs: &str,
+    ) -> Self {
+        let guild_spec = members.fold(
+            GuildSpec::new(GUILD, "Bench")
+                .role(RoleSpec::new(ROLE, "Gold", 1, 0))
+                .role(RoleSpec::new(556, "Docobo", 2, MANAGE_ROLES).managed())
+                .bot_roles(&[556]),
+            GuildSpec::member,
+        );
+        let discord = Arc::new(
+            server
+                .block_on(FakeDiscord::builder().guild(guild_spec).start())
+                .expect("fake Discord"),
+        );
+        let app = server.block_on(
+            TestApp::builder()
+                .discord(Arc::clone(&discord))
+                .envs(&[
+                    ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+                    ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", sweep_secs),
+                ])
+                .start(),
+        );
+        // Ready (the guild registered, then the commands): set the shop up.
+        server
+            .block_on(discord.wait_for_command(Some(GUILD), "status", Duration::from_secs(30)))
+            .expect("bot ready");
+        let guild = GuildId::new(GUILD).expect("guild");
+        let (key, paid) = server.block_on(async {
+            let credentials = [("webhook_secret", SECRET), ("access_token", "x")];
+            let key = app.add_guild(guild, "polar", &credentials).await;
+            let role = RoleId::new(ROLE).expect("role");
+            let paid = app
+                .add_paid_role(guild, role, (499, "USD"), Billing::Monthly, Some(PRODUCT))
+                .await;
+            (key, paid)
+        });
+        Self {
+            discord,
+            app,
+            key,
+            paid,
+        }
+    }
 }
 
 /// `n` members from `first`, each with an active subscription to `paid` whose role is applied.
