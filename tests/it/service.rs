@@ -1,11 +1,11 @@
 //! The subscription writer (`docobo::subscriptions`, which every path that creates or moves a
 //! subscription calls) over a real SQLite file, through the writer's group commit.
 
-use docobo::domain::{StatusChange, SubscriptionStatus, UserId};
 use docobo::db::Db;
 use docobo::domain::ProviderId;
-use docobo::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
+use docobo::domain::{StatusChange, SubscriptionStatus, UserId};
 use docobo::subscriptions::Subscription;
+use docobo::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
 
 use crate::helpers::{fresh_db, guild, provider, role, seed_guild_with_role};
 
@@ -48,8 +48,7 @@ impl SubscriptionService {
         let (provider, id) = (external.provider.clone(), external.external_id.clone());
         self.db
             .write(move |conn| {
-                let Some(sub) =
-                    docobo::db::subscriptions::by_external_id(conn, &provider, &id)?
+                let Some(sub) = docobo::db::subscriptions::by_external_id(conn, &provider, &id)?
                 else {
                     return Ok(None);
                 };
