@@ -47,6 +47,9 @@ pub enum CheckoutError {
     Store(#[from] DbError),
     #[error("every payment code tried was taken")]
     NoFreeCode,
+    /// The role stopped being for sale between the offer and the checkout.
+    #[error("the role is no longer for sale: {0}")]
+    NotForSale(crate::domain::ValidationError),
 }
 
 impl CheckoutError {
@@ -63,6 +66,7 @@ impl CheckoutError {
             Self::Plugin(e) => e.to_string(),
             Self::Store(_) => "Docobo's database failed".into(),
             Self::NoFreeCode => "no free payment code could be found".into(),
+            Self::NotForSale(_) => "this role is no longer for sale; run /join again".into(),
         }
     }
 }
@@ -212,29 +216,30 @@ async fn reserve_code(
     services: &Services,
     paid_role: i64,
     pending: CreateSubscription,
-) -> Result<bool, DbError> {
+) -> Result<bool, CheckoutError> {
     let now = services.now();
-    services
-        .db
-        .call(move |conn| {
-            let Some(code) = pending.payment_code.as_deref() else {
-                return Ok(false);
-            };
-            if let Some(existing) = rows::by_payment_code(conn, code)? {
-                return Ok(code_is_mine(&existing, &pending, paid_role));
+    // One transaction on the writer: the member row and the pending subscription together.
+    let reserved = services.db.write(move |conn| {
+        let Some(code) = pending.payment_code.as_deref() else {
+            return Ok(Ok(false));
+        };
+        if let Some(existing) = rows::by_payment_code(conn, code)? {
+            return Ok(Ok(code_is_mine(&existing, &pending, paid_role)));
+        }
+        match subscriptions::create(conn, &pending, now) {
+            Ok(_) => Ok(Ok(true)),
+            // A code the plugin made that Docobo would not store: try another.
+            Err(SubscriptionError::Validation(e)) if e.field == "payment_code" => {
+                tracing::warn!(error = %e, "a plugin returned an unusable payment code");
+                Ok(Ok(false))
             }
-            match subscriptions::create(conn, &pending, now) {
-                Ok(_) => Ok(true),
-                // A code the plugin made that Docobo would not store: try another.
-                Err(SubscriptionError::Validation(e)) => {
-                    tracing::warn!(error = %e, "a plugin returned an unusable payment code");
-                    Ok(false)
-                }
-                Err(SubscriptionError::Duplicate(_)) => Ok(false),
-                Err(SubscriptionError::Db(e)) => Err(e),
-            }
-        })
-        .await
+            // Anything else (the role was taken off sale meanwhile): no retry helps.
+            Err(SubscriptionError::Validation(e)) => Ok(Err(CheckoutError::NotForSale(e))),
+            Err(SubscriptionError::Duplicate(_)) => Ok(Ok(false)),
+            Err(SubscriptionError::Db(e)) => Err(e),
+        }
+    });
+    reserved.await?
 }
 
 /// Whether an existing subscription with the code is this member's own, still usable one.

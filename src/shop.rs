@@ -12,7 +12,7 @@ use crate::providers::{PluginConfig, PluginInfo, ProductSpec};
 use crate::services::Services;
 
 /// What an owner asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ShopDraft {
     /// The provider's id.
     pub provider: String,
@@ -22,6 +22,18 @@ pub struct ShopDraft {
     pub prices: Vec<String>,
     /// Credential fields typed (empty or absent: keep the saved value, else the default).
     pub credentials: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ShopDraft {
+    // Never the credentials' values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopDraft")
+            .field("provider", &self.provider)
+            .field("roles", &self.roles)
+            .field("prices", &self.prices)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// What was saved.

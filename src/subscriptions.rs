@@ -3,9 +3,9 @@
 //! transfer checkout (`checkout`), an ended period (role sync). The rules live in
 //! [`crate::domain`]; this module adds validation and the database.
 //!
-//! The functions take a `&Connection` that is already inside a write transaction (the
-//! writer's group commit, [`crate::db::Db::write`]), so a caller composes several of them
-//! with its own writes, and everything commits or nothing does.
+//! The functions take a `&Connection`; callers run them inside a write transaction (the
+//! writer's group commit, [`crate::db::Db::write`]), so that several of them compose with the
+//! caller's own writes and everything commits or nothing does.
 
 use rusqlite::Connection;
 

@@ -20,7 +20,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 pub use apply::{EventResult, Scope, apply_delivery, record_malformed};
-pub use keys::KeyCache;
+use keys::KeyCache;
 
 use crate::db::{DbError, guilds};
 use crate::domain::{ProviderEvent, ProviderId};
@@ -68,7 +68,6 @@ impl IngestError {
 }
 
 /// A delivery's provider and credentials, resolved before its body is read.
-#[derive(Debug)]
 pub struct Source {
     provider: ProviderId,
     key: Option<String>,
@@ -78,15 +77,14 @@ pub struct Source {
     cached: bool,
 }
 
-impl Source {
-    #[must_use]
-    pub fn provider(&self) -> &ProviderId {
-        &self.provider
-    }
-
-    #[must_use]
-    pub fn scope(&self) -> Scope {
-        self.scope
+impl std::fmt::Debug for Source {
+    // Never the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("provider", &self.provider)
+            .field("scope", &self.scope)
+            .field("cached", &self.cached)
+            .finish_non_exhaustive()
     }
 }
 

@@ -52,6 +52,17 @@ struct Seen {
     came_back: bool,
 }
 
+/// Whether the holding's role-sync state differs from what was read before Discord was
+/// asked (a sync was recorded, or something made it due, or a subscription appeared).
+fn moved_meanwhile(before: &[Subscription], now: &[&Subscription]) -> bool {
+    now.iter().any(|sub| {
+        before.iter().find(|b| b.id == sub.id).is_none_or(|b| {
+            (b.sync_version, b.role_applied, b.sync_attempts)
+                != (sub.sync_version, sub.role_applied, sub.sync_attempts)
+        })
+    })
+}
+
 /// The verdict for one paid role of one member (pure).
 fn verdict(seen: Seen) -> Verdict {
     let Seen {
@@ -138,38 +149,43 @@ impl Sweeper {
     }
 
     /// Compares one member's roles at Discord with what they paid for; one write at most.
+    ///
+    /// The worker may change one of the member's holdings while Discord is asked (it runs
+    /// beside the sweep): a holding whose role-sync state moved between the read before the
+    /// call and the write after it is left alone, since the Discord answer may predate the
+    /// change. The next sweep looks at it again.
     async fn check_member(&self, guild: GuildId, user: UserId) -> anyhow::Result<()> {
         let services = &self.services;
+        let before = services
+            .db
+            .read(move |conn| subscriptions::for_member(conn, guild, user))
+            .await?;
         let fetched = self.roles.member_roles(guild, user).await;
         let now = services.now();
         let has = match fetched {
             Ok(has) => has,
             Err(RoleError::NotFound(Missing::Member)) => {
-                services
+                let due = services
                     .db
-                    .call(move |conn| {
-                        if members::set_in_guild(conn, guild, user, false)? {
-                            subscriptions::mark_member_due(
-                                conn,
-                                guild,
-                                user,
-                                None,
-                                Some(false),
-                                now,
-                            )?;
+                    .write(move |conn| {
+                        if !members::set_in_guild(conn, guild, user, false)? {
+                            return Ok(0);
                         }
-                        Ok(())
+                        subscriptions::mark_member_due(conn, guild, user, None, Some(false), now)
                     })
                     .await?;
+                if due > 0 {
+                    services.sync.wake();
+                }
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
         let grace = services.grace_ms;
-        // One write: whether they came back, and every paid role's verdict marked due.
+        // One transaction: whether they came back, and every paid role's verdict marked due.
         let (reports, guild_row, wake) = services
             .db
-            .call(move |conn| {
+            .write(move |conn| {
                 let came_back = members::set_in_guild(conn, guild, user, true)?;
                 let subs = subscriptions::for_member(conn, guild, user)?;
                 let mut reports = Vec::new();
@@ -177,6 +193,9 @@ impl Sweeper {
                 for role in paid_roles::all(conn, guild)? {
                     let holding: Vec<&Subscription> =
                         subs.iter().filter(|s| s.paid_role_id == role.id).collect();
+                    if moved_meanwhile(&before, &holding) {
+                        continue;
+                    }
                     let seen = Seen {
                         entitled: holding.iter().any(|s| s.is_entitled(now, grace)),
                         applied: holding.iter().any(|s| s.role_applied),
@@ -185,7 +204,8 @@ impl Sweeper {
                     };
                     let desired_applied = match verdict(seen) {
                         Verdict::Regrant => {
-                            if !came_back {
+                            // Only a role Docobo had given can have been removed by hand.
+                            if seen.applied && !came_back {
                                 tracing::info!(
                                     guild = guild.get(),
                                     user = user.get(),
@@ -258,7 +278,9 @@ impl Sweeper {
 
 #[cfg(test)]
 mod tests {
-    use super::{Seen, Verdict, verdict};
+    use super::{Seen, Verdict, moved_meanwhile, verdict};
+    use crate::db::subscriptions::Subscription;
+    use crate::domain::SubscriptionStatus;
 
     #[allow(clippy::fn_params_excessive_bools, reason = "a truth table")]
     fn v(entitled: bool, applied: bool, on_member: bool, came_back: bool) -> Verdict {
@@ -279,5 +301,29 @@ mod tests {
         assert_eq!(v(false, true, true, false), Verdict::Revoke);
         assert_eq!(v(false, false, true, false), Verdict::Report);
         assert_eq!(v(false, false, false, false), Verdict::Fine);
+    }
+
+    #[test]
+    fn a_holding_the_worker_touched_while_discord_was_asked_is_left_alone() {
+        let read = Subscription::example(SubscriptionStatus::Revoked, None, None);
+        let mut revoked = read.clone();
+        assert!(!moved_meanwhile(std::slice::from_ref(&read), &[&revoked]));
+        revoked.role_applied = !read.role_applied;
+        assert!(
+            moved_meanwhile(std::slice::from_ref(&read), &[&revoked]),
+            "a sync was recorded"
+        );
+        let mut due = read.clone();
+        due.sync_version += 1;
+        assert!(
+            moved_meanwhile(std::slice::from_ref(&read), &[&due]),
+            "made due again"
+        );
+        let mut new = read.clone();
+        new.id = 2;
+        assert!(
+            moved_meanwhile(&[read], &[&new]),
+            "a subscription that appeared"
+        );
     }
 }
