@@ -283,14 +283,6 @@ mod tests {
         }
     }
 
-    fn sub(
-        status: SubscriptionStatus,
-        period_end: Option<i64>,
-        code: Option<&str>,
-    ) -> Subscription {
-        Subscription::example(status, period_end, code)
-    }
-
     #[test]
     fn join_decides_by_entitlement_at_the_clock_and_the_grace_period() {
         use SubscriptionStatus::{Active, Canceled, PastDue, Pending};
@@ -298,11 +290,11 @@ mod tests {
         assert!(matches!(decide_at(&[], 1_000), Offer::Buy { .. }));
         // A pending transfer does not count as holding the role: they may pay it.
         assert!(matches!(
-            decide_at(&[sub(Pending, None, Some("DCB1"))], 1_000),
+            decide_at(&[Subscription::example(Pending, None, Some("DCB1"))], 1_000),
             Offer::Buy { .. }
         ));
         assert_eq!(
-            decide_at(&[sub(Canceled, Some(5_000), None)], 1_000),
+            decide_at(&[Subscription::example(Canceled, Some(5_000), None)], 1_000),
             Offer::AlreadyHeld {
                 status: Canceled,
                 period_end: Some(5_000)
@@ -310,11 +302,14 @@ mod tests {
         );
         // A card subscription past due stays held during the grace period, a pass does not.
         assert!(matches!(
-            decide_at(&[sub(PastDue, Some(900), None)], 950),
+            decide_at(&[Subscription::example(PastDue, Some(900), None)], 950),
             Offer::AlreadyHeld { .. }
         ));
         assert!(matches!(
-            decide_at(&[sub(Active, Some(900), Some("DCB1"))], 950),
+            decide_at(
+                &[Subscription::example(Active, Some(900), Some("DCB1"))],
+                950
+            ),
             Offer::Buy { .. }
         ));
     }
@@ -333,13 +328,13 @@ mod tests {
             occurred_at: None,
             username: None,
         };
-        let mine = sub(SubscriptionStatus::Pending, None, Some("DCB1"));
+        let mine = Subscription::example(SubscriptionStatus::Pending, None, Some("DCB1"));
         assert!(code_is_mine(&mine, &pending, 1));
         assert!(!code_is_mine(&mine, &pending, 4), "another paid role");
         let mut other = mine.clone();
         other.user_id = UserId::new(6).expect("user");
         assert!(!code_is_mine(&other, &pending, 1), "another member");
-        let ended = sub(SubscriptionStatus::Expired, Some(1), Some("DCB1"));
+        let ended = Subscription::example(SubscriptionStatus::Expired, Some(1), Some("DCB1"));
         assert!(!code_is_mine(&ended, &pending, 1), "an ended pass");
     }
 }

@@ -180,40 +180,48 @@ fn announcement(
 mod tests {
     use super::*;
 
-    fn sub(
-        status: SubscriptionStatus,
-        period_end: Option<i64>,
-        code: Option<&str>,
-    ) -> Subscription {
-        Subscription::example(status, period_end, code)
-    }
-
     #[test]
     fn each_change_is_announced_in_words() {
         use SubscriptionStatus::{Active, Canceled, Expired, Pending, Refunded};
         let role = RoleId::new(30).expect("role");
         let say = |s: Subscription, before: Option<&str>| announcement(&s, before, role, 1_000);
-        assert!(say(sub(Active, Some(9_000), None), None).is_some_and(|l| l.contains("bought")));
         assert!(
-            say(sub(Active, Some(9_000), None), Some("active"))
-                .is_some_and(|l| l.contains("renewed"))
+            say(Subscription::example(Active, Some(9_000), None), None)
+                .is_some_and(|l| l.contains("bought"))
         );
         assert!(
-            say(sub(Active, None, None), Some("canceled"))
+            say(
+                Subscription::example(Active, Some(9_000), None),
+                Some("active")
+            )
+            .is_some_and(|l| l.contains("renewed"))
+        );
+        assert!(
+            say(Subscription::example(Active, None, None), Some("canceled"))
                 .is_some_and(|l| l.contains("active again"))
         );
         assert!(
-            say(sub(Canceled, Some(9_000), None), Some("active"))
-                .is_some_and(|l| l.contains("stays until"))
+            say(
+                Subscription::example(Canceled, Some(9_000), None),
+                Some("active")
+            )
+            .is_some_and(|l| l.contains("stays until"))
         );
         assert!(
-            say(sub(Expired, Some(900), None), Some("canceled"))
-                .is_some_and(|l| l.contains("ended"))
+            say(
+                Subscription::example(Expired, Some(900), None),
+                Some("canceled")
+            )
+            .is_some_and(|l| l.contains("ended"))
         );
         assert!(
-            say(sub(Refunded, None, None), Some("active")).is_some_and(|l| l.contains("refunded"))
+            say(Subscription::example(Refunded, None, None), Some("active"))
+                .is_some_and(|l| l.contains("refunded"))
         );
-        assert_eq!(say(sub(Pending, None, Some("DCB1")), None), None);
+        assert_eq!(
+            say(Subscription::example(Pending, None, Some("DCB1")), None),
+            None
+        );
     }
 
     #[test]

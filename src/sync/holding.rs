@@ -237,32 +237,32 @@ fn permission_retry(attempts: u32) -> Duration {
 mod tests {
     use super::*;
 
-    fn sub(
-        status: SubscriptionStatus,
-        period_end: Option<i64>,
-        code: Option<&str>,
-    ) -> Subscription {
-        Subscription::example(status, period_end, code)
-    }
-
     #[test]
     fn the_next_check_is_when_an_entitlement_ends() {
         use SubscriptionStatus::{Active, Canceled, Expired};
         let (now, grace) = (1_000, 100);
         // Card subscriptions get the grace period, passes do not; the earliest end wins.
         assert_eq!(
-            next_change(&[sub(Active, Some(5_000), None)], now, grace),
+            next_change(
+                &[Subscription::example(Active, Some(5_000), None)],
+                now,
+                grace
+            ),
             Some(5_100)
         );
         assert_eq!(
-            next_change(&[sub(Active, Some(5_000), Some("DCB1"))], now, grace),
+            next_change(
+                &[Subscription::example(Active, Some(5_000), Some("DCB1"))],
+                now,
+                grace
+            ),
             Some(5_000)
         );
         assert_eq!(
             next_change(
                 &[
-                    sub(Active, Some(5_000), None),
-                    sub(Canceled, Some(3_000), None)
+                    Subscription::example(Active, Some(5_000), None),
+                    Subscription::example(Canceled, Some(3_000), None)
                 ],
                 now,
                 grace
@@ -272,7 +272,10 @@ mod tests {
         // Nothing ends: no check scheduled (one-time purchases, ended ones).
         assert_eq!(
             next_change(
-                &[sub(Active, None, None), sub(Expired, Some(500), None)],
+                &[
+                    Subscription::example(Active, None, None),
+                    Subscription::example(Expired, Some(500), None)
+                ],
                 now,
                 grace
             ),
