@@ -9,8 +9,8 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::Config;
 use crate::db::guilds::Guild;
+use crate::domain::PluginConfig;
 use crate::domain::{GuildId, ProviderId};
-use crate::providers::PluginConfig;
 use crate::secrets::{CredentialBox, SecretsError};
 
 /// A guild's stored credentials exist but cannot be opened (the key changed, or the row is

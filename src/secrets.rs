@@ -14,8 +14,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::GuildId;
-use crate::providers::PluginConfig;
+use crate::domain::{GuildId, PluginConfig};
 
 const NONCE_LEN: usize = 24;
 /// First byte of every blob: the format, so it can change later.

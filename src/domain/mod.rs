@@ -18,6 +18,11 @@ pub use subscription::{
     StatusChange, SubscriptionState, SubscriptionStatus, Transition, is_entitled,
 };
 
+/// A provider account's configuration: the key/value pairs an owner entered in `/setup` (or
+/// the operator in `[providers.<id>]`) for the fields its plugin declares. Values may be
+/// secrets: never log them.
+pub type PluginConfig = Vec<(String, String)>;
+
 /// Unix time in milliseconds. Plain `i64` at the edges (SQLite, WIT), named by convention
 /// `*_at` / `*_ms`.
 pub type UnixMillis = i64;

@@ -42,8 +42,7 @@ pub use types::{Checkout, CheckoutRequest, ConfigField, Polled, ProductSpec};
 pub use crate::clock::Clock;
 use crate::domain::{ProviderEvent, ProviderId};
 
-/// Plugin configuration: key/value pairs.
-pub type PluginConfig = Vec<(String, String)>;
+pub use crate::domain::PluginConfig;
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
