@@ -1,4 +1,4 @@
-//! Docobo sells paid Discord roles: a Discord bot (serenity), a webhook server (salvo) and an
+//! Docobo sells paid Discord roles: a Discord bot, a webhook server (salvo) and an
 //! embedded SQLite database (rusqlite + refinery) in one binary. Payment providers are WASM
 //! components run in a sandbox.
 //!
@@ -10,7 +10,7 @@
 //!
 //! Edges:
 //! - [`http`]: the salvo server: `/webhooks` (→ [`ingest`]), `/health`, `/metrics`.
-//! - [`discord`]: the bot (serenity): commands and gateway events (→ [`checkout`], [`shop`],
+//! - [`discord`]: the bot: commands and gateway events (→ [`checkout`], [`shop`],
 //!   [`roster`]), replies as values, [`discord::RoleManager`] and [`discord::Notifier`].
 //! - [`sync`]: the role-sync worker and the drift sweep (Discord only through `RoleManager`).
 //! - [`cli`], [`commands`]: the command line.

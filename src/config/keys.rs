@@ -160,7 +160,7 @@ settings! {
         /// Ask for the privileged GUILD_MEMBERS intent (instant re-grant when a member rejoins).
         7 guild_members_intent: bool = Flag(false),
         /// Where Discord's API is reached instead of `https://discord.com` (a local fake in
-        /// tests). Setting it turns serenity's client-side rate limiter off (the limiter ignores
+        /// tests). Setting it turns the Discord client's own rate limiter off (the limiter ignores
         /// the override), so it is not meant for production.
         8 api_url: Option<String> = HttpUrl("leave it unset to reach Discord itself"),
     }
