@@ -185,43 +185,28 @@ mod tests {
         use SubscriptionStatus::{Active, Canceled, Expired, Pending, Refunded};
         let role = RoleId::new(30).expect("role");
         let say = |s: Subscription, before: Option<&str>| announcement(&s, before, role, 1_000);
+        let sub = Subscription::example;
+        assert!(say(sub(Active, Some(9_000), None), None).is_some_and(|l| l.contains("bought")));
         assert!(
-            say(Subscription::example(Active, Some(9_000), None), None)
-                .is_some_and(|l| l.contains("bought"))
+            say(sub(Active, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("renewed"))
         );
         assert!(
-            say(
-                Subscription::example(Active, Some(9_000), None),
-                Some("active")
-            )
-            .is_some_and(|l| l.contains("renewed"))
-        );
-        assert!(
-            say(Subscription::example(Active, None, None), Some("canceled"))
+            say(sub(Active, None, None), Some("canceled"))
                 .is_some_and(|l| l.contains("active again"))
         );
         assert!(
-            say(
-                Subscription::example(Canceled, Some(9_000), None),
-                Some("active")
-            )
-            .is_some_and(|l| l.contains("stays until"))
+            say(sub(Canceled, Some(9_000), None), Some("active"))
+                .is_some_and(|l| l.contains("stays until"))
         );
         assert!(
-            say(
-                Subscription::example(Expired, Some(900), None),
-                Some("canceled")
-            )
-            .is_some_and(|l| l.contains("ended"))
+            say(sub(Expired, Some(900), None), Some("canceled"))
+                .is_some_and(|l| l.contains("ended"))
         );
         assert!(
-            say(Subscription::example(Refunded, None, None), Some("active"))
-                .is_some_and(|l| l.contains("refunded"))
+            say(sub(Refunded, None, None), Some("active")).is_some_and(|l| l.contains("refunded"))
         );
-        assert_eq!(
-            say(Subscription::example(Pending, None, Some("DCB1")), None),
-            None
-        );
+        assert_eq!(say(sub(Pending, None, Some("DCB1")), None), None);
     }
 
     #[test]

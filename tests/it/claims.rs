@@ -56,20 +56,25 @@ async fn help_tells_members_how_to_buy_and_admins_how_to_set_up() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guilds_the_bot_is_in_are_registered_with_their_name_and_owner() {
-    let discord = fake_discord().await;
-    let app = start_app(&discord, &[]).await;
+/// The guild's row once the bot has recorded its name (READY names only the id; the
+/// guild's `GUILD_CREATE` brings the name and the owner).
+async fn named_guild(app: &TestApp, guild: GuildId) -> guilds::Guild {
     let db = app.db.clone();
-    let guild = GuildId::new(GUILD).expect("guild");
-    // READY names the guild's id; its GUILD_CREATE brings the name and the owner.
-    let seen = eventually("the guild is registered with its name", async || {
+    eventually("the guild is registered with its name", async || {
         db.read(move |conn| guilds::get(conn, guild))
             .await
             .expect("read")
             .filter(|g| !g.name.is_empty())
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guilds_the_bot_is_in_are_registered_with_their_name_and_owner() {
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[]).await;
+    let guild = GuildId::new(GUILD).expect("guild");
+    let seen = named_guild(&app, guild).await;
     assert_eq!(seen.name, "Shop");
     assert_eq!(seen.owner_id.map(docobo::domain::Id::get), Some(OWNER));
     assert!(seen.provider.is_none(), "registered, not set up");
@@ -79,13 +84,7 @@ async fn the_guilds_the_bot_is_in_are_registered_with_their_name_and_owner() {
         .join_guild(&GuildSpec::new(later, "Later").owner(OWNER))
         .expect("join");
     let later_id = GuildId::new(later).expect("guild");
-    let added = eventually("the new guild is registered", async || {
-        db.read(move |conn| guilds::get(conn, later_id))
-            .await
-            .expect("read")
-            .filter(|g| !g.name.is_empty())
-    })
-    .await;
+    let added = named_guild(&app, later_id).await;
     assert_eq!(added.name, "Later");
     app.stop().await;
 }
@@ -146,15 +145,8 @@ async fn without_a_log_channel_the_owner_is_told_by_direct_message() {
     let discord = fake_discord().await;
     let app = start_app(&discord, &[]).await;
     let path = seed_polar(&app, VIP).await;
-    let db = app.db.clone();
-    let guild = GuildId::new(GUILD).expect("guild");
-    eventually("the guild's name is known", async || {
-        db.read(move |conn| guilds::get(conn, guild))
-            .await
-            .expect("read")
-            .filter(|g| g.name == "Shop")
-    })
-    .await;
+    let named = named_guild(&app, GuildId::new(GUILD).expect("guild")).await;
+    assert_eq!(named.name, "Shop");
     // seed_polar sets a log channel: take it away again.
     app.db
         .call(|conn| {
