@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::ProviderAccounts;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, OpenOptions, Synchronous};
 use crate::discord::{self, Bot, Directory, GatewayStatus, Notifier, RoleManager};
 use crate::http;
 use crate::ingest::Ingest;
@@ -50,8 +50,16 @@ impl App {
     /// As [`App::build`].
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let path = config.database.path.clone();
-        let busy = Duration::from_millis(u64::from(config.database.busy_timeout_ms));
-        let (db, report) = tokio::task::spawn_blocking(move || Db::open(&path, busy))
+        let options = OpenOptions {
+            busy_timeout: Duration::from_millis(u64::from(config.database.busy_timeout_ms)),
+            synchronous: config.database.synchronous,
+        };
+        if options.synchronous == Synchronous::Normal {
+            tracing::warn!(
+                "database.synchronous = normal: a power cut can lose payments that were already acknowledged to the provider"
+            );
+        }
+        let (db, report) = tokio::task::spawn_blocking(move || Db::open_with(&path, options))
             .await
             .context("the database task failed")??;
         if !report.applied.is_empty() {

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::getters::{Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, Text, Whole};
 use super::reader::{Reader, Reported};
 use super::{DEFAULT_ALLOWED_HOSTS, LogFormat};
+use crate::db::Synchronous;
 
 /// What kind of value a key holds (a secret may come from a `_FILE` variable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,10 @@ settings! {
         4 path: PathBuf = Text("data/docobo.db"),
         /// How long a connection waits for a lock before failing, in milliseconds.
         5 busy_timeout_ms: u32 = Whole { default: 5000, range: 0..=600_000 },
+        /// When a write counts as done: `full` (after it is on stable storage; a power cut
+        /// loses nothing acknowledged) or `normal` (faster on slow cards, but a power cut loses
+        /// the writes since the last checkpoint, payments the provider was told were received).
+        40 synchronous: Synchronous = Parsed("full", synchronous),
     }
 
     #[derive(Debug, Clone)]
@@ -206,6 +211,16 @@ fn ip_address(text: &str) -> Result<IpAddr, String> {
         "is not an IP address. Fix: use 0.0.0.0 (all interfaces) or 127.0.0.1 (this machine only)"
             .to_owned()
     })
+}
+
+fn synchronous(text: &str) -> Result<Synchronous, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "full" => Ok(Synchronous::Full),
+        "normal" => Ok(Synchronous::Normal),
+        other => Err(format!(
+            "{other:?} is not a durability level. Fix: use full (the default) or normal"
+        )),
+    }
 }
 
 fn log_format(text: &str) -> Result<LogFormat, String> {

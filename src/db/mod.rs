@@ -1,7 +1,7 @@
 //! The SQLite store: the only module that opens connections.
 //!
-//! Every connection gets `journal_mode=WAL`, `synchronous=NORMAL`, `foreign_keys=ON`, a
-//! `busy_timeout`, in-memory temp storage and a `journal_size_limit`. Write transactions
+//! Every connection gets `journal_mode=WAL`, `synchronous=FULL` (see [`Synchronous`]),
+//! `foreign_keys=ON`, a `busy_timeout`, in-memory temp storage and a `journal_size_limit`. Write transactions
 //! begin IMMEDIATE ([`write_transaction`]); a background thread checkpoints the WAL (see
 //! `writer`). Migrations (`migrations/*.sql`, embedded by refinery) run before anything
 //! else touches the file. Blocking SQLite work never runs on a tokio worker thread: async code
@@ -112,6 +112,53 @@ pub struct Db {
     busy_timeout: Duration,
 }
 
+/// When SQLite reports a commit done, which is when a webhook is acknowledged.
+///
+/// In WAL mode, `FULL` fsyncs the WAL at every commit; the group-commit writer makes that one
+/// fsync per batch of writes, not per delivery. `NORMAL` fsyncs only at checkpoints, so a
+/// power cut (not a crash: the kernel still has the pages) loses every commit since the last
+/// checkpoint, after the provider was told the delivery arrived, and it never sends it again.
+/// Every write goes through one connection (the writer's), so there is no class of write
+/// that is kept on `NORMAL`: the reader and the checkpointer connections commit nothing, and
+/// a checkpoint fsyncs the WAL and the database file in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Durable at commit (the default).
+    #[default]
+    Full,
+    /// Durable at the next checkpoint (at most ~100 ms later); safe against crashes, not
+    /// against power loss.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// How [`Db::open_with`] opens the file.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// How long a connection waits for a lock before failing.
+    pub busy_timeout: Duration,
+    pub synchronous: Synchronous,
+}
+
+impl OpenOptions {
+    /// The defaults (durable commits) with this busy timeout.
+    #[must_use]
+    pub fn new(busy_timeout: Duration) -> Self {
+        Self {
+            busy_timeout,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -126,13 +173,37 @@ impl Db {
     /// # Errors
     /// The folder or file cannot be created or opened, or a migration fails.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<(Self, MigrationReport), DbError> {
+        Self::open_with(path, OpenOptions::new(busy_timeout))
+    }
+
+    /// [`Db::open`] with every option given.
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub fn open_with(
+        path: &Path,
+        options: OpenOptions,
+    ) -> Result<(Self, MigrationReport), DbError> {
+        let OpenOptions {
+            busy_timeout,
+            synchronous,
+        } = options;
+        let connect = |path: &Path| {
+            let conn = open_connection(path, busy_timeout)?;
+            conn.pragma_update(None, "synchronous", synchronous.pragma())
+                .map_err(|source| DbError::Open {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            Ok::<_, DbError>(conn)
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
-        let mut conn = open_connection(path, busy_timeout)?;
+        let mut conn = connect(path)?;
         let report = migrate(&mut conn)?;
         // The writer never checkpoints itself: a checkpoint fsyncs the database file, and
         // measured under load those fsyncs (up to 12 ms each, ~30 a second) stalled every
@@ -142,18 +213,14 @@ impl Db {
                 path: path.to_owned(),
                 source,
             })?;
-        let reader = Arc::new(Mutex::new(open_connection(path, busy_timeout)?));
+        let reader = Arc::new(Mutex::new(connect(path)?));
         let conn = Arc::new(Mutex::new(conn));
         let wal_too_long = writer::WalTooLong::default();
         let writes = writer::start(Arc::clone(&conn), Arc::clone(&wal_too_long))
             .map_err(DbError::StartWriter)?;
         let path = Arc::new(path.to_owned());
-        writer::start_checkpointer(
-            Arc::downgrade(&path),
-            open_connection(&path, busy_timeout)?,
-            wal_too_long,
-        )
-        .map_err(DbError::StartWriter)?;
+        writer::start_checkpointer(Arc::downgrade(&path), connect(&path)?, wal_too_long)
+            .map_err(DbError::StartWriter)?;
         Ok((
             Self {
                 conn,
@@ -280,7 +347,8 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode (network filesystem?); continuing");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    // Durable commits unless the caller says otherwise (see [`Synchronous`]).
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(open)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open)?;

@@ -13,6 +13,8 @@
 //!   sent payloads checked against serenity's model types.
 //! - [`fixtures`]: where the repository's `tests/fixtures/` are (signature vectors, provider
 //!   payloads, Discord's `OpenAPI` spec).
+//! - [`load`]: a load of distinct signed deliveries by concurrent workers, recording which
+//!   ones were acknowledged (for durability tests).
 //! - [`webhooks`]: provider deliveries to post: the Polar (Standard Webhooks) signer and SePay
 //!   transfers, checked against the official vectors.
 //!
@@ -40,6 +42,7 @@
 pub mod app;
 pub mod discord;
 pub mod fixtures;
+pub mod load;
 pub mod webhooks;
 
 pub use discord::FakeDiscord;
