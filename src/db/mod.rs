@@ -14,6 +14,7 @@ mod backup;
 pub mod guilds;
 pub mod members;
 pub mod paid_roles;
+pub mod retention;
 pub mod subscriptions;
 pub mod webhook_events;
 mod writer;
@@ -108,6 +109,8 @@ pub struct Db {
     /// Queue of the group-commit writer thread (see `writer`), which uses the same
     /// connection.
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
+    /// Whether the last write could be made (see [`Db::writable`]).
+    health: Arc<writer::WriteHealth>,
     path: Arc<PathBuf>,
     busy_timeout: Duration,
 }
@@ -216,16 +219,28 @@ impl Db {
         let reader = Arc::new(Mutex::new(connect(path)?));
         let conn = Arc::new(Mutex::new(conn));
         let wal_too_long = writer::WalTooLong::default();
-        let writes = writer::start(Arc::clone(&conn), Arc::clone(&wal_too_long))
-            .map_err(DbError::StartWriter)?;
+        let health = Arc::new(writer::WriteHealth::default());
+        let writes = writer::start(
+            Arc::clone(&conn),
+            Arc::clone(&wal_too_long),
+            Arc::clone(&health),
+            path.to_owned(),
+        )
+        .map_err(DbError::StartWriter)?;
         let path = Arc::new(path.to_owned());
-        writer::start_checkpointer(Arc::downgrade(&path), connect(&path)?, wal_too_long)
-            .map_err(DbError::StartWriter)?;
+        writer::start_checkpointer(
+            Arc::downgrade(&path),
+            connect(&path)?,
+            wal_too_long,
+            Arc::clone(&health),
+        )
+        .map_err(DbError::StartWriter)?;
         Ok((
             Self {
                 conn,
                 reader,
                 writes,
+                health,
                 path,
                 busy_timeout,
             },
@@ -296,6 +311,31 @@ impl Db {
         .await
     }
 
+    /// Whether the database can be written now (for `/health`): what the writer saw in the
+    /// last few seconds (a success, or the failure that has not been followed by five
+    /// seconds of successes), else the outcome of a probe write (it flips `PRAGMA user_version` between 0 and 1, which Docobo does not use:
+    /// one page to the WAL, through the writer like any delivery).
+    ///
+    /// # Errors
+    /// Why it cannot, in words ("the disk is full", …).
+    pub async fn writable(&self) -> Result<(), String> {
+        if let Some(known) = self.health.recent(WRITABLE_RECENTLY) {
+            return known;
+        }
+        let probe = self
+            .write(|conn| {
+                let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                conn.pragma_update(None, "user_version", i64::from(version == 0))?;
+                Ok(())
+            })
+            .await;
+        match (probe, self.health.recent(WRITABLE_RECENTLY)) {
+            (_, Some(known)) => known,
+            (Ok(()), None) => Ok(()),
+            (Err(e), None) => Err(e.to_string()),
+        }
+    }
+
     /// A consistent copy of the live database at `dest` (see [`backup_to`]).
     pub async fn backup(&self, dest: PathBuf) -> Result<(), DbError> {
         let source = Arc::clone(&self.path);
@@ -308,6 +348,10 @@ impl Db {
         &self.path
     }
 }
+
+/// How recent a successful commit must be for [`Db::writable`] to take it as the answer
+/// without a probe write.
+const WRITABLE_RECENTLY: Duration = Duration::from_secs(5);
 
 /// Starts a write transaction: `BEGIN IMMEDIATE`, which takes SQLite's write lock at once,
 /// waiting up to the busy timeout. A deferred transaction that reads first and writes second

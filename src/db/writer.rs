@@ -7,10 +7,10 @@
 //! each caller: nobody hears "done" before their data is durable.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -59,6 +59,124 @@ where
     (Job(Box::new(run)), receive)
 }
 
+/// Whether the database could be written the last time it was tried, shared by the writer
+/// (every batch's commit), the checkpointer (every checkpoint) and [`super::Db::writable`].
+///
+/// A disk that fills up or a file system that turns read-only (an SD card failing) makes every
+/// commit fail; this is where that is noticed once, logged once, and reported by `/health`
+/// until a write succeeds again.
+#[derive(Debug, Default)]
+pub(super) struct WriteHealth {
+    state: Mutex<WriteState>,
+}
+
+#[derive(Debug, Default)]
+struct WriteState {
+    /// When a write last succeeded (a commit), by the monotonic clock.
+    last_ok: Option<Instant>,
+    /// When a write last failed (a commit or a checkpoint), and why.
+    last_error: Option<(Instant, String)>,
+    /// Between the first failure and a success [`RECOVERED_AFTER`] after the last one: a
+    /// nearly full disk fails some writes and not others, and is not healthy meanwhile.
+    failing: bool,
+}
+
+/// How long writes must succeed, after the last failure, for the database to count as
+/// writable again.
+const RECOVERED_AFTER: Duration = Duration::from_secs(5);
+
+impl WriteHealth {
+    /// Records the outcome of a write; logs when the database stops or starts being
+    /// writable (once each way, not once per failed write).
+    pub(super) fn record(&self, outcome: Result<(), &rusqlite::Error>, path: &Path) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match outcome {
+            Ok(()) => {
+                state.last_ok = Some(now);
+                let quiet = state
+                    .last_error
+                    .as_ref()
+                    .is_none_or(|(at, _)| at.elapsed() >= RECOVERED_AFTER);
+                if state.failing && quiet {
+                    state.failing = false;
+                    tracing::warn!(path = %path.display(), "the database can be written again; webhooks are accepted again");
+                }
+            }
+            Err(e) => {
+                let reason = unwritable_reason(e);
+                if !state.failing {
+                    state.failing = true;
+                    tracing::error!(
+                        path = %path.display(),
+                        error = %e,
+                        "the database cannot be written: {reason}. Webhooks get 500 (providers retry them) until it can. Fix: {}",
+                        unwritable_fix(e)
+                    );
+                }
+                state.last_error = Some((now, reason));
+            }
+        }
+    }
+
+    /// What is known without trying a write: `Some(Ok)` after a success within `within`
+    /// while not failing, `Some(Err(why))` while failing with a failure within `within`,
+    /// `None` when only a new write can tell.
+    pub(super) fn recent(&self, within: Duration) -> Option<Result<(), String>> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.failing {
+            let (at, why) = state.last_error.as_ref()?;
+            (at.elapsed() <= within).then(|| Err(why.clone()))
+        } else {
+            let at = state.last_ok?;
+            (at.elapsed() <= within).then_some(Ok(()))
+        }
+    }
+
+    /// Whether writes are failing (see [`WriteState::failing`]).
+    pub(super) fn failing(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failing
+    }
+}
+
+/// What a failed write says about the disk, in words.
+pub(super) fn unwritable_reason(error: &rusqlite::Error) -> String {
+    use rusqlite::ffi::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk is full".into(),
+        Some(ErrorCode::ReadOnly) => "the database file or its file system is read-only".into(),
+        Some(ErrorCode::SystemIoFailure) => {
+            "a disk I/O error (a read-only or failing file system?)".into()
+        }
+        Some(ErrorCode::CannotOpen) => "its files cannot be opened".into(),
+        _ => error.to_string(),
+    }
+}
+
+fn unwritable_fix(error: &rusqlite::Error) -> &'static str {
+    use rusqlite::ffi::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => {
+            "free space on the disk that holds the database (`df -h`); Docobo resumes by itself"
+        }
+        _ => {
+            "check the disk (`dmesg` shows why a file system turned read-only: often a failing SD card), free it or move the database, then restart Docobo if it does not resume by itself"
+        }
+    }
+}
+
+/// Whether a checkpoint's error says something about the disk (not a lock held a moment).
+pub(super) fn is_disk_error(error: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode;
+    !matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Set by the checkpointer when the WAL has grown past [`WAL_LIMIT_FRAMES`] because writes
 /// never paused long enough for it to catch up; the writer then finishes the checkpoint
 /// itself between two batches.
@@ -68,6 +186,8 @@ pub(super) type WalTooLong = Arc<AtomicBool>;
 pub(super) fn start(
     conn: Arc<Mutex<Connection>>,
     wal_too_long: WalTooLong,
+    health: Arc<WriteHealth>,
+    path: PathBuf,
 ) -> std::io::Result<mpsc::UnboundedSender<Job>> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
@@ -82,7 +202,7 @@ pub(super) fn start(
                     }
                 }
                 let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-                run_batch(&mut conn, batch);
+                run_batch(&mut conn, batch, &health, &path);
                 if wal_too_long.swap(false, Ordering::Relaxed) {
                     // No write can land while this runs, so the checkpoint completes and
                     // the next write starts the WAL over. It copies only what arrived since
@@ -99,12 +219,15 @@ pub(super) fn start(
 
 /// Runs a batch in one transaction. A job whose savepoint cannot be set up, or that panics,
 /// is dropped, which answers its caller with an error.
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, health: &WriteHealth, path: &Path) {
     let mut tx = match super::write_transaction(conn) {
         Ok(tx) => tx,
         Err(e) => {
             // Dropping the batch answers every caller with an error; they retry.
-            tracing::error!(error = %e, writes = batch.len(), "cannot start a write transaction");
+            if !health.failing() {
+                tracing::error!(error = %e, writes = batch.len(), "cannot start a write transaction");
+            }
+            health.record(Err(&e), path);
             return;
         }
     };
@@ -132,8 +255,15 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let committed = tx.commit();
     let error = committed.as_ref().err().map(ToString::to_string);
     if let Some(e) = &error {
-        tracing::error!(error = %e, writes = finishers.len(), "commit failed; the writes are rolled back");
+        // Once per outage at error level (by `health`), then quietly: a full disk fails
+        // every batch.
+        if health.failing() {
+            tracing::debug!(error = %e, writes = finishers.len(), "commit failed; the writes are rolled back");
+        } else {
+            tracing::error!(error = %e, writes = finishers.len(), "commit failed; the writes are rolled back");
+        }
     }
+    health.record(committed.as_ref().copied(), path);
     for finish in finishers {
         finish(error.as_deref());
     }
@@ -172,22 +302,31 @@ pub(super) fn start_checkpointer(
     alive: Weak<PathBuf>,
     conn: Connection,
     wal_too_long: WalTooLong,
+    health: Arc<WriteHealth>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("docobo-db-checkpoint".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                let last = alive.upgrade().is_none();
-                match checkpoint(&conn) {
-                    Ok(frames) if frames > WAL_LIMIT_FRAMES => {
-                        wal_too_long.store(true, Ordering::Relaxed);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly"),
-                }
-                if last {
+                let Some(path) = alive.upgrade() else {
+                    // The last handle is gone: one last checkpoint, then stop.
+                    let _ = checkpoint(&conn);
                     return;
+                };
+                match checkpoint(&conn) {
+                    Ok(frames) => {
+                        if frames > WAL_LIMIT_FRAMES {
+                            wal_too_long.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) if is_disk_error(&e) => {
+                        if !health.failing() {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly");
+                        }
+                        health.record(Err(&e), &path);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly"),
                 }
             }
         })?;

@@ -19,7 +19,8 @@ struct Report {
     time: String,
     version: &'static str,
     uptime_seconds: u64,
-    database: &'static str,
+    /// `ok`, or what is wrong (`not writable: the disk is full`).
+    database: String,
     /// `connecting`, `connected`, `reconnecting`, or `failed` (Discord refused the bot:
     /// bad token or intent; the log says how to fix it).
     gateway: &'static str,
@@ -30,13 +31,22 @@ struct Report {
 #[handler]
 impl Health {
     async fn handle(&self, res: &mut Response) {
-        let db_ok = match self.state.services.db.ping().await {
-            Ok(()) => true,
+        // Reading is not enough: a full disk or a file system turned read-only still
+        // answers reads while every delivery fails.
+        let db = &self.state.services.db;
+        let database = match db.ping().await {
             Err(e) => {
                 tracing::error!(error = %e, "health check: database unreachable");
-                false
+                Some("unreachable: the database cannot be read".to_owned())
             }
+            // Logged once by the writer when it started failing.
+            Ok(()) => db
+                .writable()
+                .await
+                .err()
+                .map(|reason| format!("not writable: {reason}")),
         };
+        let db_ok = database.is_none();
         let gateway = self.state.gateway.get();
         let healthy = db_ok && gateway != crate::discord::GatewayState::Failed;
         let report = Report {
@@ -44,7 +54,7 @@ impl Health {
             time: jiff::Timestamp::now().to_string(),
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.state.started.elapsed().as_secs(),
-            database: if db_ok { "ok" } else { "unreachable" },
+            database: database.unwrap_or_else(|| "ok".to_owned()),
             gateway: gateway.as_str(),
             plugins: self
                 .state

@@ -71,3 +71,84 @@ pub fn seed_guild_with_role(
 pub fn open_raw(path: &std::path::Path) -> rusqlite::Connection {
     db::open_connection(path, BUSY).expect("open")
 }
+
+/// The shop the durability tests load: guild 4242 selling role 77 through Polar.
+pub const LOAD_GUILD: u64 = 4242;
+const LOAD_PRODUCT: &str = "prod-load";
+const LOAD_SECRET: &str = "polar_whs_load";
+
+/// Sets up [`LOAD_GUILD`]'s Polar shop in `app`; returns where a
+/// [`docobo_testkit::load::Load`] sends its deliveries.
+pub async fn load_shop(app: &docobo_testkit::app::TestApp) -> docobo_testkit::load::Target {
+    let g = guild(LOAD_GUILD);
+    let key = app
+        .add_guild(
+            g,
+            "polar",
+            &[("webhook_secret", LOAD_SECRET), ("access_token", "x")],
+        )
+        .await;
+    app.add_paid_role(
+        g,
+        role(77),
+        (499, "USD"),
+        Billing::Monthly,
+        Some(LOAD_PRODUCT),
+    )
+    .await;
+    docobo_testkit::load::Target {
+        url: app.url(&format!("/webhooks/polar/{key}")),
+        secret: LOAD_SECRET.into(),
+        guild: LOAD_GUILD,
+        product: LOAD_PRODUCT.into(),
+    }
+}
+
+/// Warnings and errors logged anywhere in this test process (every test's app, every
+/// thread: the database writer logs on its own), kept for [`log_lines`].
+static GLOBAL_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Installs (once) the process-wide subscriber that keeps warnings and errors in
+/// [`GLOBAL_LOG`]. tracing caches, for every thread at once, whether anyone wants a log
+/// statement: with a process-wide subscriber that wants warnings, a statement first reached
+/// on a thread with no subscriber is never cached as unwanted, so per-thread captures see it.
+pub fn install_global_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(|| GlobalLog)
+                .finish(),
+        );
+    });
+}
+
+/// The warning and error lines logged so far by any thread (see [`install_global_log`]).
+pub fn log_lines() -> Vec<String> {
+    install_global_log();
+    let log = GLOBAL_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    String::from_utf8_lossy(&log)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+struct GlobalLog;
+
+impl std::io::Write for GlobalLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        GLOBAL_LOG
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -555,19 +555,8 @@ impl Captured {
     /// Captures warnings and errors logged on this thread until the guard drops. The test
     /// runtime has one thread, which the server's tasks share: the capture sees what they log.
     fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
-        // tracing caches whether anyone wants a log statement, for every thread at once. A
-        // statement first reached by another test, on a thread with no subscriber while no
-        // other subscriber exists, could be cached as unwanted and never reach this capture.
-        // A process-wide subscriber that wants warnings (and discards them) rules that out.
-        static EVERYWHERE: std::sync::Once = std::sync::Once::new();
-        EVERYWHERE.call_once(|| {
-            let _ = tracing::subscriber::set_global_default(
-                tracing_subscriber::fmt()
-                    .with_max_level(tracing::Level::WARN)
-                    .with_writer(std::io::sink)
-                    .finish(),
-            );
-        });
+        // A process-wide subscriber that wants warnings (see the helper for why).
+        crate::helpers::install_global_log();
         let logs = Self::default();
         let writer = logs.clone();
         let guard = tracing::subscriber::set_default(
