@@ -18,6 +18,7 @@ use crate::ingest::Ingest;
 use crate::ingest::poll::Poller;
 use crate::metrics::Metrics;
 use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
+use crate::retention::Pruner;
 use crate::secrets::CredentialBox;
 use crate::services::{Services, SyncTrigger};
 use crate::sync::{RoleSync, Sweeper};
@@ -158,6 +159,14 @@ impl App {
             Duration::from_secs(u64::from(settings.poll_interval_secs)),
             shutdown.clone(),
         ));
+        let prune = tokio::spawn(
+            Pruner::new(
+                services.db.clone(),
+                services.clock.clone(),
+                self.config.database.keep_days,
+            )
+            .run(PRUNE_AFTER_START, PRUNE_EVERY, shutdown.clone()),
+        );
         let state = Arc::new(http::HttpState {
             ingest: Ingest::new(services.clone()),
             services,
@@ -179,17 +188,23 @@ impl App {
             http::serve(self.listener, http::service(&state), shutdown.clone()).await;
         // The server only returns on shutdown (or a fatal error): stop the rest too.
         shutdown.cancel();
-        let (bot_ended, sync_ended, sweep_ended, poll_ended) =
-            tokio::join!(gateway, sync, sweep, poll);
+        let (bot_ended, sync_ended, sweep_ended, poll_ended, prune_ended) =
+            tokio::join!(gateway, sync, sweep, poll, prune);
         server_ended?;
         bot_ended.context("the Discord task failed")??;
         sync_ended.context("the role-sync task failed")?;
         sweep_ended.context("the sweep task failed")?;
         poll_ended.context("the poll task failed")?;
+        prune_ended.context("the pruning task failed")?;
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// When the first pruning pass runs (not at once: start-up has more urgent work), and how
+/// often the next ones do.
+const PRUNE_AFTER_START: Duration = Duration::from_mins(1);
+const PRUNE_EVERY: Duration = Duration::from_hours(6);
 
 /// The plugin host settings from the configuration.
 #[must_use]

@@ -43,6 +43,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod providers;
+pub mod retention;
 pub mod roster;
 pub mod secrets;
 pub mod services;

@@ -156,6 +156,10 @@ settings! {
         /// loses nothing acknowledged) or `normal` (faster on slow cards, but a power cut loses
         /// the writes since the last checkpoint, payments the provider was told were received).
         40 synchronous: Synchronous = Parsed("full", synchronous),
+        /// How long deliveries (`webhook_events`) and ended subscriptions are kept, in days;
+        /// a subscription's deliveries stay while it runs and this long after it ended. 0 keeps
+        /// everything for ever.
+        41 keep_days: u32 = Whole { default: 395, range: 0..=36_500 },
     }
 
     #[derive(Debug, Clone)]
