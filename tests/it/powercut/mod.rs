@@ -13,14 +13,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use docobo::db::Db;
-use docobo::domain::{Billing, GuildId, RoleId};
 use docobo_testkit::app::TestApp;
-use docobo_testkit::load::{Load, Target, message_id};
+use docobo_testkit::load::{Load, message_id};
 use rand::Rng as _;
-
-const GUILD: u64 = 4242;
-const PRODUCT: &str = "prod-powercut";
-const SECRET: &str = "polar_whs_powercut";
 
 /// What one cut found.
 #[derive(Debug)]
@@ -43,33 +38,7 @@ async fn cut_under_load(synchronous: &str, cuts: usize) -> Vec<Cut> {
         .env("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0")
         .start()
         .await;
-    let guild = GuildId::new(GUILD).expect("guild");
-    let key = app
-        .add_guild(
-            guild,
-            "polar",
-            &[("webhook_secret", SECRET), ("access_token", "x")],
-        )
-        .await;
-    app.add_paid_role(
-        guild,
-        RoleId::new(77).expect("role"),
-        (499, "USD"),
-        Billing::Monthly,
-        Some(PRODUCT),
-    )
-    .await;
-    let load = Load::start(
-        Target {
-            url: app.url(&format!("/webhooks/polar/{key}")),
-            secret: SECRET.into(),
-            guild: GUILD,
-            product: PRODUCT.into(),
-        },
-        16,
-        0,
-        0,
-    );
+    let load = Load::start(crate::helpers::load_shop(&app).await, 16, 0, 0);
     let mut images = Vec::new();
     for _ in 0..cuts {
         let after = rand::rng().random_range(20..150);
