@@ -32,6 +32,8 @@ pub struct App {
     gateway: GatewayStatus,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// Held until the app is dropped: `docobo restore` (and a second server) refuse while it is.
+    _serving: crate::db::ServerLock,
 }
 
 impl App {
@@ -50,6 +52,7 @@ impl App {
     /// As [`App::build`].
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let path = config.database.path.clone();
+        let serving = crate::db::ServerLock::acquire(&path, "another `docobo serve`")?;
         let busy = Duration::from_millis(u64::from(config.database.busy_timeout_ms));
         let (db, report) = tokio::task::spawn_blocking(move || Db::open(&path, busy))
             .await
@@ -85,6 +88,7 @@ impl App {
             gateway: GatewayStatus::default(),
             listener,
             addr,
+            _serving: serving,
         })
     }
 

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_docobo");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_docobo");
 
 /// A `docobo` command in `dir`, with a clean environment apart from the given variables.
-fn docobo(dir: &Path, env: &[(&str, &str)]) -> Command {
+pub(crate) fn docobo(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -26,7 +26,7 @@ fn example_config() -> std::path::PathBuf {
 
 /// Starts `docobo serve`, waits for its "listening" log line and returns the child and the
 /// address it listens on.
-fn start_server(
+pub(crate) fn start_server(
     dir: &Path,
     env: &[(&str, &str)],
     args: &[&str],
@@ -69,7 +69,7 @@ fn start_server(
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -77,7 +77,7 @@ fn sigterm(child: &Child) {
     assert!(status.success());
 }
 
-fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -7,6 +7,7 @@ mod cli;
 mod fake_api;
 mod helpers;
 mod providers;
+mod recovery;
 mod service;
 mod store;
 mod webhooks;
