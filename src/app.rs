@@ -33,6 +33,8 @@ pub struct App {
     gateway: GatewayStatus,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// Held until the app is dropped: `docobo restore` (and a second server) refuse while it is.
+    _serving: crate::db::ServerLock,
 }
 
 impl App {
@@ -51,6 +53,7 @@ impl App {
     /// As [`App::build`].
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let path = config.database.path.clone();
+        let serving = crate::db::ServerLock::acquire(&path, "another `docobo serve`")?;
         let options = OpenOptions {
             busy_timeout: Duration::from_millis(u64::from(config.database.busy_timeout_ms)),
             synchronous: config.database.synchronous,
@@ -94,6 +97,7 @@ impl App {
             gateway: GatewayStatus::default(),
             listener,
             addr,
+            _serving: serving,
         })
     }
 

@@ -35,6 +35,13 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Replace the database with BACKUP (a file written by `docobo backup`). Refuses while a
+    /// server runs on it, or if BACKUP is damaged or from a newer Docobo; the old database is
+    /// moved aside, not deleted.
+    Restore {
+        /// The backup to restore.
+        backup: PathBuf,
+    },
     /// Ask the running server (on this machine) whether it is healthy; exit 0 if so, 1 if not.
     /// For Docker's HEALTHCHECK and monitoring scripts.
     Health {

@@ -36,6 +36,11 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("backup written to {}", file.display());
             Ok(())
         }
+        Command::Restore { backup } => {
+            let report = db::restore_from(&config.database.path, &backup, busy)?;
+            print!("{}", restore_report(&backup, &report));
+            Ok(())
+        }
         Command::Health { url } => {
             let url = url.unwrap_or_else(|| local_health_url(&config));
             runtime()?.block_on(health(&url))
@@ -158,6 +163,59 @@ fn join_or_none(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+/// What `docobo restore` prints: what it did and the next step.
+#[must_use]
+pub fn restore_report(backup: &Path, report: &db::RestoreReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "restored {} into {} (integrity ok, migration level {})",
+        backup.display(),
+        report.database.display(),
+        report.backup_level
+    );
+    match &report.aside {
+        Some(aside) if report.aside_whole => {
+            let _ = writeln!(
+                out,
+                "the previous database was moved aside, whole, to {}",
+                aside.display()
+            );
+        }
+        Some(aside) => {
+            let _ = writeln!(
+                out,
+                "the previous database was moved aside to {} with its -wal file beside it (its WAL could not be checkpointed; keep both files together)",
+                aside.display()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "there was no previous database");
+        }
+    }
+    if let Some(state) = &report.litestream_aside {
+        let _ = writeln!(
+            out,
+            "Litestream's state for the previous database was moved to {}",
+            state.display()
+        );
+    }
+    let migrations = if report.pending.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it applies {} newer migration(s) at start ({})",
+            report.pending.len(),
+            report.pending.join(", ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "next: start Docobo (`sudo systemctl start docobo`, `docker start docobo`, or `docobo serve`){migrations}. Events after the backup was taken are missing; the providers' poll may find some again"
+    );
+    out
 }
 
 /// Where the server on this machine answers `/health`.

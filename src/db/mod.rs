@@ -12,8 +12,10 @@
 
 mod backup;
 pub mod guilds;
+mod lock;
 pub mod members;
 pub mod paid_roles;
+mod restore;
 pub mod retention;
 pub mod subscriptions;
 pub mod webhook_events;
@@ -26,6 +28,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use backup::backup_to;
+pub use lock::{ServerLock, lock_path};
+pub use restore::{RestoreReport, restore_from};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -73,6 +77,21 @@ pub enum DbError {
     StartWriter(#[source] std::io::Error),
     #[error("backup failed: {0}")]
     Backup(String),
+    /// Another process (a running `docobo serve`) holds the database's lock.
+    #[error(
+        "a Docobo server is running on {database} (it holds the lock {lock}), so {doing} cannot run now. Fix: stop it first (`sudo systemctl stop docobo`, `docker stop docobo`, or Ctrl-C), then try again"
+    )]
+    InUse {
+        database: PathBuf,
+        lock: PathBuf,
+        doing: String,
+    },
+    #[error(
+        "cannot lock {path}: {message}. Fix: check that the database folder is writable by this user and on a local disk (not a network share)"
+    )]
+    Lock { path: PathBuf, message: String },
+    #[error("restore refused: {0}")]
+    Restore(String),
     #[error("the database task stopped unexpectedly: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -298,6 +298,23 @@ pub(super) const WAL_LIMIT_FRAMES: i64 = 16_384;
 ///
 /// The thread ends, after a last checkpoint, once every [`super::Db`] handle is dropped
 /// (`alive` is the handle's path).
+///
+/// **With Litestream** (README, "Continuous copies with Litestream") these checkpoints stay
+/// on, deliberately. Litestream's danger is a checkpoint that lets the WAL *start over*
+/// before Litestream has copied its frames; what its docs warn against is RESTART/TRUNCATE
+/// checkpoints (which wait out readers and reset the WAL) and the app checkpointing in the
+/// moment Litestream has let go of its read lock. Neither happens here: every checkpoint
+/// Docobo runs, here and in the writer, is PASSIVE (never waits, never resets the WAL
+/// itself), and Litestream (0.5) holds a read transaction at all times except inside its
+/// own checkpoint, which it runs while holding the write lock after copying the WAL to its
+/// end. A read transaction with a snapshot in the WAL keeps SQLite from starting the WAL
+/// over (a PASSIVE checkpoint then copies frames into the database file, which leaves the
+/// WAL, and so what Litestream reads, unchanged); one whose snapshot predates the WAL keeps
+/// any frame from being checkpointed at all. So while Litestream runs, the WAL starts over
+/// only at Litestream's checkpoints, and these rounds cost little. Turning them off instead
+/// would leave the WAL to grow without bound whenever Litestream is stopped or has crashed.
+/// `tests/it/recovery.rs` replicates under load with both checkpointers running and checks
+/// that Litestream never logged losing its place in the WAL.
 pub(super) fn start_checkpointer(
     alive: Weak<PathBuf>,
     conn: Connection,

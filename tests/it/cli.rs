@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_docobo");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_docobo");
 
 /// A `docobo` command in `dir`, with a clean environment apart from the given variables.
 pub(crate) fn docobo(dir: &Path, env: &[(&str, &str)]) -> Command {

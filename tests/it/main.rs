@@ -10,6 +10,7 @@ mod fake_api;
 mod helpers;
 mod powercut;
 mod providers;
+mod recovery;
 mod retention;
 mod service;
 mod store;
