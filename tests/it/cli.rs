@@ -26,7 +26,7 @@ fn example_config() -> std::path::PathBuf {
 
 /// Starts `docobo serve`, waits for its "listening" log line and returns the child and the
 /// address it listens on.
-fn start_server(
+pub(crate) fn start_server(
     dir: &Path,
     env: &[(&str, &str)],
     args: &[&str],
@@ -69,7 +69,7 @@ fn start_server(
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

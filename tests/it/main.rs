@@ -6,6 +6,7 @@ mod claims;
 mod cli;
 mod fake_api;
 mod helpers;
+mod liveness;
 mod providers;
 mod service;
 mod store;
