@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::app::{TestApp, shared_cache, test_app};
 use crate::bot::{
-    BUYER, GUILD, OWNER, POLAR_SECRET, SUPPORTER, WAIT, buy, polar_event, seed_polar, shop,
+    BUYER, GUILD, LOG_CHANNEL, OWNER, POLAR_SECRET, SUPPORTER, WAIT, buy, messages_in, polar_event,
+    seed_polar, shop,
 };
 use crate::cli::{sigterm, start_server};
 
@@ -175,6 +176,12 @@ async fn a_silent_discord_delays_grants_with_backoff_and_never_parks_the_worker(
         assert!(error.contains("did not answer within"), "{sub:?}");
     }
 
+    // No deadline was spent on log lines while the grants themselves went unanswered.
+    assert_eq!(
+        discord.unanswered_requests("POST", "/channels/*/messages"),
+        0
+    );
+
     // Discord answers again: both grants land, and are recorded.
     discord.set_silent(false);
     discord
@@ -196,6 +203,11 @@ async fn a_silent_discord_delays_grants_with_backoff_and_never_parks_the_worker(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // The purchase is announced once the grant is made.
+    eventually("the purchase line in the log channel", || {
+        !messages_in(&discord, LOG_CHANNEL).is_empty()
+    })
+    .await;
     // And the bot gets onto the gateway once it answers.
     discord.wait_for_ready(WAIT).await.expect("gateway");
     let started = Instant::now();
