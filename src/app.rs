@@ -139,7 +139,11 @@ impl App {
         let server = &self.config.server;
         let settings = &self.config.subscriptions;
         let services = self.services.clone();
-        let roles = RoleManager::new(Arc::clone(&self.discord_http), Directory::default());
+        let roles = RoleManager::new(
+            Arc::clone(&self.discord_http),
+            Directory::default(),
+            self.config.discord.timeout(),
+        );
         let notifier = Notifier::new(Arc::clone(&self.discord_http));
         let bot = Bot::new(
             services.clone(),
@@ -190,16 +194,24 @@ impl App {
         );
         let server_ended =
             http::serve(self.listener, http::service(&state), shutdown.clone()).await;
-        // The server only returns on shutdown (or a fatal error): stop the rest too.
+        // The server only returns on shutdown (or a fatal error): stop the rest too. They
+        // have been stopping since the token fired; what still runs after `TASKS_STOP` (a
+        // Discord call nobody answers, say) is abandoned, so that shutdown has a bound.
         shutdown.cancel();
-        let (bot_ended, sync_ended, sweep_ended, poll_ended, prune_ended) =
-            tokio::join!(gateway, sync, sweep, poll, prune);
+        let stop_by = tokio::time::Instant::now() + TASKS_STOP;
+        let bot_ended = finish("Discord", gateway, stop_by).await;
+        let sync_ended = finish("role-sync", sync, stop_by).await;
+        let sweep_ended = finish("sweep", sweep, stop_by).await;
+        let poll_ended = finish("poll", poll, stop_by).await;
+        let prune_ended = finish("pruning", prune, stop_by).await;
         server_ended?;
-        bot_ended.context("the Discord task failed")??;
-        sync_ended.context("the role-sync task failed")?;
-        sweep_ended.context("the sweep task failed")?;
-        poll_ended.context("the poll task failed")?;
-        prune_ended.context("the pruning task failed")?;
+        if let Some(ended) = bot_ended? {
+            ended?;
+        }
+        sync_ended?;
+        sweep_ended?;
+        poll_ended?;
+        prune_ended?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -209,6 +221,30 @@ impl App {
 /// often the next ones do.
 const PRUNE_AFTER_START: Duration = Duration::from_mins(1);
 const PRUNE_EVERY: Duration = Duration::from_hours(6);
+
+/// How long the tasks may take to stop once the HTTP server has drained (they are told to
+/// stop at the same time as the server). With [`http::DRAIN_TIMEOUT`] this bounds shutdown.
+pub const TASKS_STOP: Duration = Duration::from_secs(3);
+
+/// Waits for `task` until `by`; past that it is aborted (and logged), and `None` returned.
+async fn finish<T>(
+    name: &str,
+    mut task: tokio::task::JoinHandle<T>,
+    by: tokio::time::Instant,
+) -> anyhow::Result<Option<T>> {
+    if let Ok(joined) = tokio::time::timeout_at(by, &mut task).await {
+        return Ok(Some(
+            joined.with_context(|| format!("the {name} task failed"))?,
+        ));
+    }
+    task.abort();
+    tracing::warn!(
+        task = name,
+        waited = ?TASKS_STOP,
+        "a task did not stop in time; abandoned (its work is picked up at the next start)"
+    );
+    Ok(None)
+}
 
 /// The plugin host settings from the configuration.
 #[must_use]

@@ -11,6 +11,11 @@ use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
 use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
 use crate::{App, db, telemetry};
 
+/// How long `serve` waits for blocking tasks once everything else has stopped. With
+/// [`crate::http::DRAIN_TIMEOUT`] and [`crate::app::TASKS_STOP`]: `serve` exits within 10 s
+/// of SIGTERM.
+const RUNTIME_STOP: Duration = Duration::from_millis(500);
+
 /// Runs a command that needs the configuration.
 ///
 /// # Errors
@@ -55,11 +60,16 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => {
             telemetry::init(&config.log)?;
-            runtime()?.block_on(async {
+            let runtime = runtime()?;
+            let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 crate::shutdown::cancel_on_signals(shutdown.clone())?;
                 App::build(config).await?.run_until_stopped(shutdown).await
-            })
+            });
+            // Dropping the runtime would wait for every blocking task, however long; a
+            // database write in flight is a transaction, so leaving it is safe.
+            runtime.shutdown_timeout(RUNTIME_STOP);
+            result
         }
     }
 }

@@ -172,6 +172,9 @@ settings! {
         /// tests). Setting it turns the Discord client's own rate limiter off (the limiter ignores
         /// the override), so it is not meant for production.
         8 api_url: Option<String> = HttpUrl("leave it unset to reach Discord itself"),
+        /// How long one call to Discord may take before it counts as failed (and is retried),
+        /// in milliseconds: each REST request; the gateway gets twice as long to reach READY.
+        27 timeout_ms: u32 = Whole { default: 15_000, range: 100..=120_000 },
     }
 
     #[derive(Debug, Clone, Copy)]

@@ -48,6 +48,14 @@ pub struct Config {
 /// The hosts the built-in plugins need.
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["api.polar.sh", "sandbox-api.polar.sh", "my.sepay.vn"];
 
+impl DiscordConfig {
+    /// How long one REST call to Discord may take (`discord.timeout_ms`).
+    #[must_use]
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.timeout_ms))
+    }
+}
+
 impl SubscriptionsConfig {
     #[must_use]
     pub fn grace_ms(self) -> i64 {

@@ -45,27 +45,33 @@ pub use notify::Notifier;
 pub use roles::{DiscordApiError, Missing, RoleError, RoleManager};
 pub use status::{GatewayState, GatewayStatus};
 
-/// Builds serenity's REST client. With `api_url` set (tests), requests go there and the
-/// client-side rate limiter is off (it would ignore the override and call discord.com).
+/// Builds serenity's REST client. Every request has a deadline (`discord.timeout_ms`, for
+/// connecting and for the whole exchange): serenity sets none, and a Discord that accepts
+/// connections and never answers would otherwise hold its caller for good. With `api_url`
+/// set (tests), requests go there and the client-side rate limiter is off (it would ignore
+/// the override and call discord.com).
 ///
 /// # Errors
 /// The HTTP client cannot be built.
 pub fn build_http(config: &DiscordConfig) -> anyhow::Result<Http> {
     let token = config.token.expose_secret();
-    let builder = HttpBuilder::new(token);
-    let builder = match &config.api_url {
-        Some(url) => builder
-            .proxy(url.clone())
-            .ratelimiter_disabled(true)
-            .client(
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .context("building the HTTP client for Discord")?,
-            ),
-        None => builder,
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(config.timeout())
+        .timeout(config.timeout());
+    let (builder, client) = match &config.api_url {
+        Some(url) => (
+            HttpBuilder::new(token)
+                .proxy(url.clone())
+                .ratelimiter_disabled(true),
+            client.no_proxy(),
+        ),
+        None => (HttpBuilder::new(token), client),
     };
-    Ok(builder.build())
+    let client = client
+        .build()
+        .context("building the HTTP client for Discord")?;
+    Ok(builder.client(client).build())
 }
 
 /// Everything the command handlers need.
@@ -99,13 +105,23 @@ impl Bot {
     }
 }
 
+/// How long the gateway may go without a session (from an attempt's start, or from losing
+/// the connection) before the attempt is abandoned, in multiples of `discord.timeout_ms`.
+const GATEWAY_DEADLINE_FACTOR: u32 = 2;
+/// How long a gateway session may take to close on shutdown (or when abandoned).
+const GATEWAY_CLOSE: Duration = Duration::from_secs(2);
+/// How often the gateway's state is looked at against its deadline.
+const GATEWAY_WATCH: Duration = Duration::from_millis(100);
+
 /// Keeps the bot on the gateway until `shutdown`: serenity resumes and reconnects by itself;
-/// when its client gives up (network down at boot, Discord unreachable) a new one is started
-/// with backoff. A refusal only a person can fix (bad token, privileged intent not enabled)
-/// is reported and ends the bot, while the webhook server keeps accepting payments.
+/// when its client gives up (network down at boot, Discord unreachable), or has no session
+/// within twice `discord.timeout_ms` (a Discord that accepts connections and never answers),
+/// a new one is started with backoff. A refusal only a person can fix (bad token, privileged
+/// intent not enabled) is reported and ends the bot, while the webhook server keeps accepting
+/// payments.
 ///
 /// # Errors
-/// The client cannot be built.
+/// The client or its runtime cannot be built.
 pub async fn run_gateway(
     bot: Arc<Bot>,
     config: DiscordConfig,
@@ -115,50 +131,53 @@ pub async fn run_gateway(
     if config.guild_members_intent {
         intents |= GatewayIntents::GUILD_MEMBERS;
     }
+    let deadline = config.timeout() * GATEWAY_DEADLINE_FACTOR;
     let mut backoff = Duration::from_secs(1);
     loop {
         bot.gateway.set(GatewayState::Connecting);
-        let mut client = ClientBuilder::new_with_http(build_http(&config)?, intents)
-            .event_handler(handler::Handler::new(Arc::clone(&bot)))
-            .await
-            .context("building the Discord client")?;
-        let manager = Arc::clone(&client.shard_manager);
-        let result = tokio::select! {
-            result = client.start() => result,
-            () = shutdown.cancelled() => {
-                manager.shutdown_all().await;
-                return Ok(());
-            }
-        };
-        manager.shutdown_all().await;
-        if bot.gateway.get() == GatewayState::Connected {
+        let attempt = Attempt::start(Arc::clone(&bot), build_http(&config)?, intents)?;
+        let (ended, was_connected) = attempt.watch(&bot.gateway, deadline, &shutdown).await;
+        if was_connected {
             // It was up: start the backoff over.
             backoff = Duration::from_secs(1);
         }
-        match result {
-            Err(serenity::Error::Gateway(GatewayError::InvalidAuthentication)) => {
+        match ended {
+            Ended::Shutdown => return Ok(()),
+            Ended::Client(Err(serenity::Error::Gateway(GatewayError::InvalidAuthentication))) => {
                 bot.gateway.set(GatewayState::Failed);
                 tracing::error!(
                     "Discord refused the bot token (close code 4004). Fix: copy the token again from https://discord.com/developers/applications → your app → Bot → Reset Token, into discord.token (or DOCOBO_DISCORD__TOKEN), and restart"
                 );
                 return Ok(());
             }
-            Err(serenity::Error::Gateway(
+            Ended::Client(Err(serenity::Error::Gateway(
                 GatewayError::DisallowedGatewayIntents | GatewayError::InvalidGatewayIntents,
-            )) => {
+            ))) => {
                 bot.gateway.set(GatewayState::Failed);
                 tracing::error!(
                     "Discord refused the GUILD_MEMBERS intent (close code 4014). Fix: enable \"Server Members Intent\" in the developer portal (your app → Bot → Privileged Gateway Intents), or set discord.guild_members_intent = false, and restart"
                 );
                 return Ok(());
             }
-            Err(e) => {
+            Ended::Client(Err(e)) => {
                 bot.gateway.set(GatewayState::Reconnecting);
                 tracing::warn!(error = %e, retry_in = ?backoff, "the Discord gateway connection ended; reconnecting");
             }
-            Ok(()) => {
+            Ended::Client(Ok(())) => {
                 bot.gateway.set(GatewayState::Reconnecting);
                 tracing::warn!(retry_in = ?backoff, "the Discord gateway connection closed; reconnecting");
+            }
+            Ended::Crashed(why) => {
+                bot.gateway.set(GatewayState::Reconnecting);
+                tracing::error!(retry_in = ?backoff, "{why}; reconnecting");
+            }
+            Ended::NoSession => {
+                bot.gateway.set(GatewayState::Reconnecting);
+                tracing::warn!(
+                    deadline = ?deadline,
+                    retry_in = ?backoff,
+                    "the Discord gateway gave no session in time (Discord accepts connections but does not answer, or the network drops them); starting again. If it lasts, check that this machine reaches discord.com, or raise discord.timeout_ms"
+                );
             }
         }
         tokio::select! {
@@ -167,4 +186,125 @@ pub async fn run_gateway(
         }
         backoff = (backoff * 2).min(Duration::from_mins(1));
     }
+}
+
+/// How a gateway attempt ended.
+enum Ended {
+    Shutdown,
+    /// serenity's client returned.
+    Client(serenity::Result<()>),
+    /// No session within the deadline.
+    NoSession,
+    /// serenity's task panicked or was cancelled.
+    Crashed(&'static str),
+}
+
+/// One serenity client, on a runtime of its own. serenity spawns tasks (the shard queuer and
+/// runner, event handlers) that nothing outside can cancel, and a gateway that accepts the
+/// connection and never answers the upgrade parks them for good: dropping their runtime is
+/// the only way to be rid of them, so an abandoned attempt leaves nothing behind that could
+/// connect later beside its successor.
+struct Attempt {
+    runtime: Option<tokio::runtime::Runtime>,
+    task: tokio::task::JoinHandle<serenity::Result<()>>,
+    stop: CancellationToken,
+}
+
+impl Attempt {
+    fn start(bot: Arc<Bot>, http: Http, intents: GatewayIntents) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("docobo-gateway")
+            .enable_all()
+            .build()
+            .context("starting the Discord gateway's runtime")?;
+        let stop = CancellationToken::new();
+        let task = runtime.spawn(connect(bot, http, intents, stop.clone()));
+        Ok(Self {
+            runtime: Some(runtime),
+            task,
+            stop,
+        })
+    }
+
+    /// Waits for the client to end, `shutdown`, or the deadline to pass without a session;
+    /// then closes the session (briefly) and drops the runtime. Also says whether a session
+    /// was up at some point.
+    async fn watch(
+        mut self,
+        status: &GatewayStatus,
+        deadline: Duration,
+        shutdown: &CancellationToken,
+    ) -> (Ended, bool) {
+        let mut was_connected = false;
+        let mut waiting_since = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(GATEWAY_WATCH);
+        let ended = loop {
+            tokio::select! {
+                joined = &mut self.task => break match joined {
+                    Ok(result) => Ended::Client(result),
+                    Err(e) if e.is_panic() => Ended::Crashed("the Discord client panicked"),
+                    Err(_) => Ended::Crashed("the Discord client was cancelled"),
+                },
+                () = shutdown.cancelled() => break Ended::Shutdown,
+                _ = tick.tick() => {
+                    if status.get() == GatewayState::Connected {
+                        was_connected = true;
+                        waiting_since = tokio::time::Instant::now();
+                    } else if waiting_since.elapsed() > deadline {
+                        break Ended::NoSession;
+                    }
+                }
+            }
+        };
+        if !matches!(ended, Ended::Client(_)) {
+            self.stop.cancel();
+            let _ = tokio::time::timeout(GATEWAY_CLOSE, &mut self.task).await;
+        }
+        (
+            ended,
+            was_connected || status.get() == GatewayState::Connected,
+        )
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Does not wait: whatever is still running (a connect Discord never answers) is
+            // dropped with it.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs one serenity client until it ends or `stop`.
+async fn connect(
+    bot: Arc<Bot>,
+    http: Http,
+    intents: GatewayIntents,
+    stop: CancellationToken,
+) -> serenity::Result<()> {
+    // serenity asks for the gateway's address while building the client and, when that
+    // fails, falls back to discord.com's (even with `api_url` set): ask first, so that a
+    // failure is a failed attempt, and give the client the answer.
+    let build = async {
+        let url = http.get_gateway().await?.url;
+        let client = ClientBuilder::new_with_http(http, intents)
+            .event_handler(handler::Handler::new(bot))
+            .await?;
+        url.clone_into(&mut *client.ws_url.lock().await);
+        Ok::<_, serenity::Error>(client)
+    };
+    let mut client = tokio::select! {
+        client = build => client?,
+        () = stop.cancelled() => return Ok(()),
+    };
+    let manager = Arc::clone(&client.shard_manager);
+    let result = tokio::select! {
+        result = client.start() => result,
+        () = stop.cancelled() => Ok(()),
+    };
+    manager.shutdown_all().await;
+    result
 }

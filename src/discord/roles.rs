@@ -67,20 +67,52 @@ impl std::fmt::Display for DiscordApiError {
 const GRANT_REASON: &str = "Docobo: paid role purchased";
 const REVOKE_REASON: &str = "Docobo: paid role ended";
 
-/// How long one role call may take before it counts as failed (and is retried).
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Gives and takes roles.
 #[derive(Debug, Clone)]
 pub struct RoleManager {
     http: Arc<Http>,
     directory: Directory,
+    /// How long one Discord call may take before it counts as failed (`discord.timeout_ms`).
+    /// The HTTP client has the same limit per request; this one also bounds the client's own
+    /// waits (its rate limiter), so a role sync never waits longer on one call.
+    timeout: Duration,
 }
 
 impl RoleManager {
     #[must_use]
-    pub fn new(http: Arc<Http>, directory: Directory) -> Self {
-        Self { http, directory }
+    pub fn new(http: Arc<Http>, directory: Directory, timeout: Duration) -> Self {
+        Self {
+            http,
+            directory,
+            timeout,
+        }
+    }
+
+    /// One Discord call, bounded by the deadline: no answer in time is a [`DiscordApiError`]
+    /// (retried with backoff like any other).
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = serenity::Result<T>>,
+    ) -> Result<T, RoleError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(serenity::Error::Http(HttpError::Request(e)))) if e.is_timeout() => {
+                Err(self.no_answer())
+            }
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(self.no_answer()),
+        }
+    }
+
+    fn no_answer(&self) -> RoleError {
+        RoleError::DiscordApi(DiscordApiError {
+            status: None,
+            code: None,
+            message: format!(
+                "Discord did not answer within {} ms (discord.timeout_ms)",
+                self.timeout.as_millis()
+            ),
+        })
     }
 
     #[must_use]
@@ -141,14 +173,7 @@ impl RoleManager {
                     .await
             }
         };
-        let Ok(result) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
-            return Err(RoleError::DiscordApi(DiscordApiError {
-                status: None,
-                code: None,
-                message: format!("no answer within {CALL_TIMEOUT:?}"),
-            }));
-        };
-        let error = match result {
+        let error = match self.call(call).await {
             Ok(()) => {
                 tracing::info!(
                     guild = guild.get(),
@@ -159,7 +184,7 @@ impl RoleManager {
                 );
                 return Ok(());
             }
-            Err(e) => classify(&e),
+            Err(e) => e,
         };
         if let RoleError::Permission(_) = &error {
             // Our snapshot disagreed with Discord: refresh it and say what it shows now.
@@ -182,17 +207,12 @@ impl RoleManager {
         guild: GuildId,
         user: UserId,
     ) -> Result<std::collections::HashSet<RoleId>, RoleError> {
-        let call = self
-            .http
-            .get_member(sid::GuildId::new(guild.get()), sid::UserId::new(user.get()));
-        let Ok(result) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
-            return Err(RoleError::DiscordApi(DiscordApiError {
-                status: None,
-                code: None,
-                message: format!("no answer within {CALL_TIMEOUT:?}"),
-            }));
-        };
-        let member = result.map_err(|e| classify(&e))?;
+        let member = self
+            .call(
+                self.http
+                    .get_member(sid::GuildId::new(guild.get()), sid::UserId::new(user.get())),
+            )
+            .await?;
         Ok(member
             .roles
             .iter()
@@ -217,19 +237,11 @@ impl RoleManager {
     /// The REST calls failed.
     pub async fn refresh(&self, guild: GuildId) -> Result<GuildSnapshot, RoleError> {
         let g = sid::GuildId::new(guild.get());
-        let roles = self
-            .http
-            .get_guild_roles(g)
-            .await
-            .map_err(|e| classify(&e))?;
+        let roles = self.call(self.http.get_guild_roles(g)).await?;
         let bot = if let Some(bot) = self.directory.bot_user() {
             bot
         } else {
-            let me = self
-                .http
-                .get_current_user()
-                .await
-                .map_err(|e| classify(&e))?;
+            let me = self.call(self.http.get_current_user()).await?;
             let bot = UserId::new(me.id.get()).map_err(|e| {
                 RoleError::DiscordApi(DiscordApiError {
                     status: None,
@@ -241,10 +253,8 @@ impl RoleManager {
             bot
         };
         let member = self
-            .http
-            .get_member(g, sid::UserId::new(bot.get()))
-            .await
-            .map_err(|e| classify(&e))?;
+            .call(self.http.get_member(g, sid::UserId::new(bot.get())))
+            .await?;
         let mut snapshot = self.directory.guild(guild).unwrap_or_default();
         snapshot.roles = roles
             .iter()

@@ -92,8 +92,9 @@ impl MetricsRoute {
     }
 }
 
-/// How long in-flight requests may take to finish after shutdown begins.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish after shutdown begins (a webhook cut
+/// short is not acknowledged, so its provider sends it again).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Serves on an already-bound listener until `shutdown` fires, then drains in-flight
 /// requests (at most [`DRAIN_TIMEOUT`]).

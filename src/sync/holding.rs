@@ -106,6 +106,9 @@ impl RoleSync {
         let previous_error = subs.iter().find_map(|s| s.last_sync_error.clone());
         let attempts = subs.iter().map(|s| s.sync_attempts).max().unwrap_or(0);
         let role_id = role.role_id;
+        // Discord failing or not answering: the log line waits for the next attempt rather
+        // than holding this one for another deadline.
+        let discord_failing = matches!(result, Err(RoleError::DiscordApi(_)));
         // What to record, and whom to tell first.
         let outcome = match result {
             Ok(()) => {
@@ -168,7 +171,11 @@ impl RoleSync {
                 }
             }
         };
-        let announced = self.notifier.announce(&guild, role_id, &subs, now).await;
+        let announced = if discord_failing {
+            Vec::new()
+        } else {
+            self.notifier.announce(&guild, role_id, &subs, now).await
+        };
         // One write records it all.
         self.services
             .db

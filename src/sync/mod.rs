@@ -78,14 +78,17 @@ impl RoleSync {
         }
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`, which also ends a pass midway: a holding whose Discord call
+    /// is still unanswered stays due and is synced again at the next start (every change is
+    /// idempotent at Discord, and recorded only once it is made).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failed_passes: u32 = 0;
         loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let pass = match self.process_due().await {
+            let pass = tokio::select! {
+                () = shutdown.cancelled() => return,
+                pass = self.process_due() => pass,
+            };
+            let pass = match pass {
                 Ok(pass) => pass,
                 Err(e) => {
                     tracing::error!(error = %e, "role sync: database error");

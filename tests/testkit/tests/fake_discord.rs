@@ -876,3 +876,60 @@ async fn a_late_interaction_response_gets_10062() {
     }
     client.shutdown(WAIT).await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_fake_accepts_and_never_answers_until_it_speaks_again() {
+    let discord = FakeDiscord::builder()
+        .guild(shop())
+        .heartbeat_interval(Duration::from_millis(200))
+        .silent()
+        .start()
+        .await
+        .expect("fake");
+    let http = discord.http().expect("http");
+    // REST: read and logged, never answered.
+    let hung = tokio::time::timeout(Duration::from_millis(300), http.get_current_user()).await;
+    assert!(hung.is_err(), "a silent fake answered: {hung:?}");
+    assert_eq!(discord.unanswered_requests("GET", "/users/@me"), 1);
+    let logged = discord.requests().pop().expect("logged");
+    assert!(logged.silenced && logged.status.is_none(), "{logged:?}");
+    // Gateway: the TCP connection is accepted, the WebSocket upgrade never answered.
+    let addr = discord
+        .gateway_url()
+        .trim_start_matches("ws://")
+        .trim_end_matches("/gateway")
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("TCP accepted");
+    let handshake = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio_tungstenite::client_async(discord.gateway_url(), tcp),
+    )
+    .await;
+    assert!(handshake.is_err(), "the upgrade was answered");
+    let stats = discord.gateway_stats();
+    assert_eq!((stats.silent_connections, stats.connections), (1, 0));
+
+    // Speaking again: new requests and connections are answered.
+    discord.set_silent(false);
+    let me = tokio::time::timeout(WAIT, http.get_current_user())
+        .await
+        .expect("answered")
+        .expect("the bot user");
+    assert_eq!(me.id.get(), discord.bot_user_id());
+    let (client, _seen) = start_bot(&discord, GatewayIntents::GUILDS).await;
+    discord.wait_for_ready(WAIT).await.expect("ready");
+
+    // A live session that goes silent acknowledges no heartbeat: serenity gives it up and
+    // reconnects into the silence.
+    discord.set_gateway_silent(true);
+    discord
+        .wait_for_gateway("a reconnect into the silence", WAIT, |s| {
+            s.silent_connections >= 2
+        })
+        .await
+        .expect("serenity reconnected");
+    assert_eq!(discord.gateway_stats().identifies, 1);
+    drop(client);
+}

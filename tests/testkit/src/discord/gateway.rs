@@ -35,6 +35,8 @@ pub enum ResumePolicy {
 pub struct GatewayStats {
     /// WebSocket connections accepted.
     pub connections: u32,
+    /// TCP connections accepted while the gateway was silent (their upgrade never answered).
+    pub silent_connections: u32,
     /// Successful IDENTIFYs (each starts a new session and sends READY).
     pub identifies: u32,
     /// Successful RESUMEs.
@@ -335,6 +337,16 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if shared.gateway_silent() => {
+                    shared.lock().gateway.stats.silent_connections += 1;
+                    shared.notify();
+                    // Held open, never read or answered, until the client gives up (or the
+                    // fake stops).
+                    connections.spawn(async move {
+                        let _held = stream;
+                        std::future::pending::<()>().await;
+                    });
+                }
                 Ok((stream, _)) => {
                     connections.spawn(connection(stream, Arc::clone(&shared)));
                 }
@@ -388,6 +400,8 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     loop {
         tokio::select! {
             incoming = source.next() => match incoming {
+                // Silent: read (so the socket stays open) but never handled.
+                Some(Ok(Message::Text(_))) if shared.gateway_silent() => {}
                 Some(Ok(Message::Text(text))) => {
                     shared.lock().handle_frame(&shared, conn_id, &text);
                     shared.notify();
@@ -398,6 +412,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
             out = rx.recv() => match out {
+                Some(Outgoing::Frame(_)) if shared.gateway_silent() => {}
                 Some(Outgoing::Frame(frame)) => {
                     if sink.send(Message::Text(frame.to_string())).await.is_err() {
                         break;

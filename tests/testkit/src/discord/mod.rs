@@ -12,7 +12,7 @@
 //! - `gateway`: the WebSocket server and the session (sequence numbers, RESUME).
 //! - `rest`: the HTTP server, request log and routes.
 //! - `interactions`: `INTERACTION_CREATE` builders and the callback/webhook routes.
-//! - `faults`: per-route fault rules.
+//! - `faults`: per-route fault rules; [`FakeDiscord::set_silent`] makes the whole fake hang.
 //! - `schema`: request bodies checked against Discord's `OpenAPI` spec.
 //! - `check`: payloads checked against serenity's model types.
 
@@ -26,6 +26,7 @@ mod rest;
 mod schema;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -118,9 +119,20 @@ pub(crate) struct Shared {
     pub rest_url: String,
     pub gateway_url: String,
     pub started: Instant,
+    /// A Discord that accepts connections and never answers (see [`FakeDiscord::set_silent`]).
+    pub silent_rest: AtomicBool,
+    pub silent_gateway: AtomicBool,
 }
 
 impl Shared {
+    pub(crate) fn rest_silent(&self) -> bool {
+        self.silent_rest.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn gateway_silent(&self) -> bool {
+        self.silent_gateway.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock (a bug in the fake) must not hide later assertions.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -137,9 +149,18 @@ pub struct FakeDiscordBuilder {
     config: Config,
     guilds: Vec<GuildSpec>,
     openapi: Option<PathBuf>,
+    silent: bool,
 }
 
 impl FakeDiscordBuilder {
+    /// Starts hanging: REST and gateway connections are accepted and never answered (see
+    /// [`FakeDiscord::set_silent`]).
+    #[must_use]
+    pub fn silent(mut self) -> Self {
+        self.silent = true;
+        self
+    }
+
     /// The bot token the fake accepts (without `Bot `). Default `fake-bot-token`.
     #[must_use]
     pub fn token(mut self, token: &str) -> Self {
@@ -237,6 +258,8 @@ impl FakeDiscordBuilder {
             rest_url,
             gateway_url,
             started: Instant::now(),
+            silent_rest: AtomicBool::new(self.silent),
+            silent_gateway: AtomicBool::new(self.silent),
         });
         let tasks = vec![
             tokio::spawn(rest::serve(rest, Arc::clone(&shared))),
@@ -295,6 +318,7 @@ impl FakeDiscord {
             },
             guilds: Vec::new(),
             openapi: None,
+            silent: false,
         }
     }
 
@@ -800,6 +824,42 @@ impl FakeDiscord {
                 .cloned()
         })
         .await
+    }
+
+    /// A Discord that accepts and never answers (both [`Self::set_rest_silent`] and
+    /// [`Self::set_gateway_silent`]); `false` makes it answer again.
+    pub fn set_silent(&self, silent: bool) {
+        self.set_rest_silent(silent);
+        self.set_gateway_silent(silent);
+    }
+
+    /// While on, every REST request is read and logged (with `status: None`) and then never
+    /// answered, even after this is turned off: the client must give up on it. Requests that
+    /// arrive after it is off are answered as usual.
+    pub fn set_rest_silent(&self, silent: bool) {
+        self.shared.silent_rest.store(silent, Ordering::Relaxed);
+        self.shared.notify();
+    }
+
+    /// While on, new gateway connections are accepted at TCP level and the WebSocket upgrade
+    /// is never answered (counted in [`GatewayStats::silent_connections`]); a live socket stops
+    /// sending (HELLO, ACKs, dispatches) and ignores what it receives, so serenity sees a zombie
+    /// connection and reconnects into the silence.
+    pub fn set_gateway_silent(&self, silent: bool) {
+        self.shared.silent_gateway.store(silent, Ordering::Relaxed);
+        self.shared.notify();
+    }
+
+    /// REST requests that were never answered because the fake was silent.
+    #[must_use]
+    pub fn unanswered_requests(&self, method: &str, path_pattern: &str) -> usize {
+        let matcher = FaultRule::new(method, path_pattern, Fault::Delay(Duration::ZERO));
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.silenced && matcher.matches(&r.method, &r.path))
+            .count()
     }
 
     /// Adds a fault rule; rules are tried in the order added.

@@ -38,8 +38,11 @@ pub struct LoggedRequest {
     pub at: Instant,
     /// Time since the fake started.
     pub since_start: Duration,
-    /// The status sent; `None` if an injected fault dropped the connection.
+    /// The status sent; `None` if an injected fault dropped the connection or the fake was
+    /// silent.
     pub status: Option<u16>,
+    /// Never answered: it arrived while the fake was silent ([`super::FakeDiscord::set_silent`]).
+    pub silenced: bool,
     /// The matching operation of Discord's `OpenAPI` spec.
     pub operation_id: Option<String>,
     /// The JSON body the fake answered with (`None` for 204 or a dropped connection).
@@ -179,9 +182,16 @@ async fn handle(
         at,
         since_start: at.duration_since(shared.started),
         status: None,
+        silenced: false,
         operation_id: None,
         response: None,
     };
+    if shared.rest_silent() {
+        // A Discord that hangs: the request was read, and no answer ever comes.
+        entry.silenced = true;
+        record(&shared, entry);
+        return std::future::pending().await;
+    }
     let outcome = match api_path {
         Some(path) => respond(&shared, &mut entry, &path).await,
         None => ApiError::not_found().into(),
