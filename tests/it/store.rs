@@ -195,8 +195,28 @@ fn retrying_failed_role_syncs_reads_only_the_failed_subscriptions() {
     assert_eq!(due, 2);
 }
 
+/// The writer's connection commits with what `database.synchronous` says (FULL unless told).
+#[tokio::test]
+async fn the_writer_commits_with_the_configured_durability() {
+    use docobo::db::{OpenOptions, Synchronous};
+    let synchronous_of = async |db: &Db| -> i64 {
+        db.write(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+            .await
+            .expect("pragma")
+    };
+    let t = fresh_db();
+    assert_eq!(synchronous_of(&t.db).await, 2, "FULL by default");
+    let dir = tempfile::tempdir().expect("dir");
+    let options = OpenOptions {
+        synchronous: Synchronous::Normal,
+        ..OpenOptions::new(BUSY)
+    };
+    let (normal, _) = Db::open_with(&dir.path().join("docobo.db"), options).expect("open");
+    assert_eq!(synchronous_of(&normal).await, 1, "NORMAL when asked");
+}
+
 #[test]
-fn every_connection_has_wal_foreign_keys_and_normal_sync() {
+fn every_connection_has_wal_foreign_keys_and_full_sync() {
     let t = fresh_db();
     let conn = open_raw(&t.dir.path().join("docobo.db"));
     let mode: String = conn
@@ -213,7 +233,7 @@ fn every_connection_has_wal_foreign_keys_and_normal_sync() {
         .expect("busy");
     assert_eq!(mode, "wal");
     assert_eq!(fk, 1);
-    assert_eq!(sync, 1, "NORMAL");
+    assert_eq!(sync, 2, "FULL: durable before a webhook is acknowledged");
     assert_eq!(busy, 5000);
     // Foreign keys are enforced: a paid role for an unknown guild is refused.
     let orphan = paid_roles::insert(
