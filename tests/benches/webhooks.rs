@@ -365,7 +365,7 @@ async fn open_loop(
     metrics_url: &str,
     first: usize,
     label: &str,
-) {
+) -> (f64, f64) {
     let before = histograms(client, metrics_url).await;
     let count = usize::try_from(OPEN_RATE * OPEN_SECONDS).expect("count");
     let fresh: Arc<Vec<PolarDelivery>> = Arc::new((first..first + count).map(delivery).collect());
@@ -393,11 +393,10 @@ async fn open_loop(
     }
     latencies.sort();
     let server = since(&histograms(client, metrics_url).await, &before);
+    let (p50, p99) = (quantile(&latencies, 500), quantile(&latencies, 990));
     println!(
-        "webhook ack at {OPEN_RATE} req/s, {label} (n = {}): p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        "webhook ack at {OPEN_RATE} req/s, {label} (n = {}): p50 {p50:.2} ms   p99 {p99:.2} ms   max {:.2} ms",
         latencies.len(),
-        quantile(&latencies, 500),
-        quantile(&latencies, 990),
         latencies.last().expect("samples").as_secs_f64() * 1e3
     );
     for (name, what) in [
@@ -422,6 +421,138 @@ async fn open_loop(
                 bucket_bound(buckets, 1000)
             );
         }
+    }
+    (p50, p99)
+}
+
+/// Whether the bot has registered the guild (its `GUILD_CREATE` was handled).
+async fn guild_known(db: &docobo::db::Db) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let known = db
+            .read(|conn| {
+                Ok(docobo::db::guilds::get(conn, GuildId::new(GUILD).expect("guild"))?.is_some())
+            })
+            .await
+            .expect("read");
+        if known {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Starts an app whose database is in a new folder under `root`, with `synchronous`, and
+/// sets the shop up in it; returns it with its webhook path.
+async fn durability_app(
+    discord: &Arc<FakeDiscord>,
+    root: &std::path::Path,
+    synchronous: &str,
+) -> (TestApp, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir_in(root).expect("a folder for the database");
+    let app = TestApp::builder()
+        .discord(Arc::clone(discord))
+        .env("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0")
+        .env(
+            "DOCOBO_DATABASE__PATH",
+            &dir.path().join("docobo.db").display().to_string(),
+        )
+        .env("DOCOBO_DATABASE__SYNCHRONOUS", synchronous)
+        .start()
+        .await;
+    assert!(guild_known(&app.db).await, "the bot never saw the guild");
+    let guild = GuildId::new(GUILD).expect("guild");
+    let credentials = [
+        ("webhook_secret", SECRET),
+        ("access_token", "x"),
+        ("api_url", "https://127.0.0.1:9"),
+    ];
+    let key = app.add_guild(guild, "polar", &credentials).await;
+    app.add_paid_role(
+        guild,
+        RoleId::new(555).expect("role"),
+        (499, "USD"),
+        Billing::Monthly,
+        Some(PRODUCT),
+    )
+    .await;
+    (app, format!("/webhooks/polar/{key}"), dir)
+}
+
+/// What durable commits cost (issue 16): `database.synchronous` = normal and = full, on
+/// tmpfs (`/dev/shm`, where fsync costs nothing) and on the disk under the temporary folder,
+/// in one run, one fresh app each: ack latency at 500 req/s, then the closed-loop rate.
+fn durability(server: &tokio::runtime::Runtime, discord: &Arc<FakeDiscord>) {
+    let length = Duration::from_secs(3);
+    let connections = 64;
+    println!(
+        "durability: ack at {OPEN_RATE} req/s for {OPEN_SECONDS} s, then {connections} closed loops for {} s, one fresh app each",
+        length.as_secs()
+    );
+    let places = [
+        ("tmpfs", std::path::PathBuf::from("/dev/shm")),
+        ("disk", std::env::temp_dir()),
+    ];
+    // Alternated, twice: the machine's noise then falls on both settings alike.
+    let rounds: usize = std::env::var("DOCOBO_BENCH_DURABILITY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let order: Vec<&str> = (0..rounds).flat_map(|_| ["normal", "full"]).collect();
+    let mut rows = Vec::new();
+    for (place, root) in places.iter().filter(|(_, root)| root.is_dir()) {
+        for synchronous in order.iter().copied() {
+            let (app, hook_path, _dir) =
+                server.block_on(durability_app(discord, root, synchronous));
+            let addr = app.addr;
+            let client_rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
+            let (p50, p99, rate) = client_rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .expect("client");
+                let hook_url = Arc::new(format!("http://{addr}{hook_path}"));
+                let metrics_url = format!("http://{addr}/metrics");
+                let label = format!("{place}, synchronous={synchronous}");
+                let (p50, p99) =
+                    open_loop(&client, &hook_url, &metrics_url, 3_000_000, &label).await;
+                let per_phase = per_phase(length);
+                let requests: Vec<Arc<[u8]>> = (4_000_000..4_000_000 + per_phase)
+                    .map(|n| request_bytes(addr, &hook_path, &delivery(n)).into())
+                    .collect();
+                let done = max_rate(addr, connections, length, per_phase, 202, move |n| {
+                    Arc::clone(&requests[n])
+                })
+                .await;
+                (p50, p99, done.per_second())
+            });
+            rows.push((*place, synchronous, p50, p99, rate));
+            server.block_on(app.stop());
+        }
+    }
+    println!("place   synchronous   ack p50 ms   ack p99 ms   webhooks/s");
+    for (place, synchronous, p50, p99, rate) in &rows {
+        println!("{place:<7} {synchronous:<13} {p50:>10.2}   {p99:>10.2}   {rate:>10.0}");
+    }
+    let mean = |place: &str, synchronous: &str, pick: fn(&(&str, &str, f64, f64, f64)) -> f64| {
+        let picked: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0 == place && r.1 == synchronous)
+            .map(pick)
+            .collect();
+        picked.iter().sum::<f64>() / as_f64(picked.len())
+    };
+    for (place, _) in places.iter().filter(|(_, root)| root.is_dir()) {
+        println!(
+            "{place}: full vs normal (mean of {rounds}): rate {:.0} %, ack p99 {:.2} vs {:.2} ms",
+            mean(place, "full", |r| r.4) / mean(place, "normal", |r| r.4) * 100.0,
+            mean(place, "full", |r| r.3),
+            mean(place, "normal", |r| r.3),
+        );
     }
 }
 
@@ -590,4 +721,5 @@ fn main() {
         role_grants(&discord)
     );
     server.block_on(app.stop());
+    durability(&server, &discord);
 }
