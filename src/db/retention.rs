@@ -23,6 +23,14 @@ pub struct Window {
     pub next: Option<i64>,
 }
 
+impl Window {
+    /// The table has no rows after the window's start: the pass is over.
+    const PAST_THE_END: Self = Self {
+        deleted: 0,
+        next: None,
+    };
+}
+
 /// The SQL condition "subscription `s` ended before `?cutoff`" (see the module docs).
 const ENDED_BEFORE: &str = "s.role_applied = 0
      AND (s.status IN ('revoked', 'refunded', 'expired')
@@ -71,10 +79,7 @@ pub fn prune_events(
     let Some((last, reached_cutoff)) =
         window(conn, "webhook_events", "received_at", after, limit, cutoff)?
     else {
-        return Ok(Window {
-            deleted: 0,
-            next: None,
-        });
+        return Ok(Window::PAST_THE_END);
     };
     let sql = format!(
         "DELETE FROM webhook_events
@@ -108,10 +113,7 @@ pub fn prune_subscriptions(
 ) -> Result<Window, DbError> {
     // Not in time order (a row changes after it is made): every window is looked at.
     let Some((last, _)) = window(conn, "subscriptions", "created_at", after, limit, cutoff)? else {
-        return Ok(Window {
-            deleted: 0,
-            next: None,
-        });
+        return Ok(Window::PAST_THE_END);
     };
     let sql = format!(
         "DELETE FROM subscriptions AS s
@@ -143,10 +145,7 @@ pub fn prune_members(
     idle_since: i64,
 ) -> Result<Window, DbError> {
     let Some((last, _)) = window(conn, "members", "updated_at", after, limit, idle_since)? else {
-        return Ok(Window {
-            deleted: 0,
-            next: None,
-        });
+        return Ok(Window::PAST_THE_END);
     };
     let deleted = conn
         .prepare_cached(

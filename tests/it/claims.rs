@@ -11,6 +11,7 @@ use docobo_testkit::discord::{GuildSpec, SlashCommand};
 use serde_json::{Value, json};
 
 use crate::app::{TestApp, fixtures, test_app};
+use crate::helpers::health;
 use crate::bot::{
     BUYER, DAY_MS, GUILD, LOG_CHANNEL, MEMBER, OWNER, POLAR_SECRET, PRODUCT, SUPPORTER, VIP, WAIT,
     buy, deliver_polar, fake_discord, iso, messages_in, now_ms, polar_api, role_puts, seed_polar,
@@ -89,16 +90,6 @@ async fn the_guilds_the_bot_is_in_are_registered_with_their_name_and_owner() {
     app.stop().await;
 }
 
-async fn health(app: &TestApp) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_the_gateway_and_the_plugins_and_is_503_when_discord_refuses_the_bot() {

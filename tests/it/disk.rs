@@ -13,7 +13,6 @@ use std::process::Command;
 use docobo_testkit::app::TestApp;
 use docobo_testkit::load::{Target, message_id, subscription_body};
 use docobo_testkit::webhooks::PolarKey;
-use serde_json::Value;
 
 use crate::helpers::{load_shop, log_lines};
 
@@ -195,18 +194,8 @@ async fn post(app: &TestApp, target: &Target, n: usize) -> u16 {
 }
 
 async fn health(app: &TestApp) -> (u16, String) {
-    let response = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("health");
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("json");
-    (
-        status,
-        body["database"].as_str().unwrap_or_default().to_owned(),
-    )
+    let (status, body) = crate::helpers::health(app).await;
+    (status, body["database"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Deliveries `from..` until `failures` of them were refused (at most `limit` sent);

@@ -152,3 +152,15 @@ impl std::io::Write for GlobalLog {
         Ok(())
     }
 }
+
+/// `GET /health`: its status and JSON.
+pub async fn health(app: &docobo_testkit::app::TestApp) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
