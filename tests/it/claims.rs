@@ -11,12 +11,12 @@ use docobo_testkit::discord::{GuildSpec, SlashCommand};
 use serde_json::{Value, json};
 
 use crate::app::{TestApp, fixtures, test_app};
-use crate::helpers::health;
 use crate::bot::{
     BUYER, DAY_MS, GUILD, LOG_CHANNEL, MEMBER, OWNER, POLAR_SECRET, PRODUCT, SUPPORTER, VIP, WAIT,
     buy, deliver_polar, fake_discord, iso, messages_in, now_ms, polar_api, role_puts, seed_polar,
     start_app, the_subscription, wait_for_subscription,
 };
+use crate::helpers::health;
 
 /// Polls until `check` holds (up to [`WAIT`]).
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -89,7 +89,6 @@ async fn the_guilds_the_bot_is_in_are_registered_with_their_name_and_owner() {
     assert_eq!(added.name, "Later");
     app.stop().await;
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_the_gateway_and_the_plugins_and_is_503_when_discord_refuses_the_bot() {

@@ -195,7 +195,10 @@ async fn post(app: &TestApp, target: &Target, n: usize) -> u16 {
 
 async fn health(app: &TestApp) -> (u16, String) {
     let (status, body) = crate::helpers::health(app).await;
-    (status, body["database"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["database"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 /// Deliveries `from..` until `failures` of them were refused (at most `limit` sent);
