@@ -90,7 +90,7 @@ mod host;
 pub mod time;
 pub mod url;
 
-pub use helpers::{config_get, config_or, config_require, ct_eq, header};
+pub use helpers::{config_get, config_or, config_require, ct_eq, header, header_values};
 pub use host::{Host, MockHost, WasmHost, http_fetch, log, now_ms};
 
 /// Plain data shared with the host (generated from the WIT `types` interface).
