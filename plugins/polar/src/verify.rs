@@ -253,7 +253,9 @@ mod tests {
         let mut two_ids = headers(ID, "1767225600", SIG_C);
         two_ids.push(("webhook-id".into(), "other".into()));
         match check(&two_ids, TS * 1000) {
-            Err(WebhookError::BadSignature(msg)) => assert!(msg.contains("more than once"), "{msg}"),
+            Err(WebhookError::BadSignature(msg)) => {
+                assert!(msg.contains("more than once"), "{msg}")
+            }
             other => panic!("{other:?}"),
         }
         let mut same_id_twice = headers(ID, "1767225600", SIG_C);

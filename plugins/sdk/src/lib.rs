@@ -103,7 +103,8 @@ pub use __bindings::docobo::provider::types::{
 /// The version of the WIT contract (`docobo:provider@0.1.0`) this SDK implements.
 pub const API_VERSION: &str = "0.1.0";
 
-/// Request headers as the host passes them: `(name, value)` pairs, names in lower case.
+/// Request headers as the host passes them: `(name, value)` pairs, names in lower case, one
+/// pair per header line (a repeated header comes as several pairs: see [`header_values`]).
 pub type Headers = Vec<(String, String)>;
 
 /// A payment provider. Mirrors the exports of the `provider` WIT interface.
