@@ -180,11 +180,15 @@ impl App {
             services,
             gateway: self.gateway.clone(),
             started: Instant::now(),
-            protection: http::Protection::new(
-                server.rate_limit_per_minute,
-                server.trusted_proxies.clone(),
-                Duration::from_millis(u64::from(server.request_timeout_ms)),
-            ),
+            protection: http::Protection::new(http::ProtectionSettings {
+                per_minute: server.rate_limit_per_minute,
+                trusted_proxies: server.trusted_proxies.clone(),
+                request_timeout: Duration::from_millis(u64::from(server.request_timeout_ms)),
+                body_timeout: Duration::from_millis(u64::from(server.body_timeout_ms)),
+                bad_signatures_per_url: server.bad_signatures_per_minute,
+                bad_signatures_per_ip: server.bad_signatures_per_ip_per_minute,
+                metrics_token: server.metrics_token.clone(),
+            }),
         });
         tracing::info!(
             addr = %self.addr,
@@ -192,8 +196,16 @@ impl App {
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        let server_ended =
-            http::serve(self.listener, http::service(&state), shutdown.clone()).await;
+        let limits = http::ConnectionLimits {
+            header_timeout: Duration::from_millis(u64::from(server.header_timeout_ms)),
+        };
+        let server_ended = http::serve(
+            self.listener,
+            http::service(&state),
+            limits,
+            shutdown.clone(),
+        )
+        .await;
         // The server only returns on shutdown (or a fatal error): stop the rest too. They
         // have been stopping since the token fired; what still runs after `TASKS_STOP` (a
         // Discord call nobody answers, say) is abandoned, so that shutdown has a bound.

@@ -136,6 +136,19 @@ settings! {
         16 rate_limit_per_minute: u32 = Whole { default: 100, range: 0..=1_000_000 },
         /// Longest time a request may take, in milliseconds.
         17 request_timeout_ms: u32 = Whole { default: 10_000, range: 100..=300_000 },
+        /// Longest time a client may take to send a request's head (line and headers), in
+        /// milliseconds; the connection is closed past it (slow-loris clients).
+        60 header_timeout_ms: u32 = Whole { default: 10_000, range: 100..=300_000 },
+        /// Longest time a client may take to send a webhook's whole body, in milliseconds
+        /// (408 past it).
+        61 body_timeout_ms: u32 = Whole { default: 5_000, range: 100..=300_000 },
+        /// Deliveries refused for their signature per minute to one webhook URL before its
+        /// further deliveries get 429 without being checked; 0 turns the budget off.
+        62 bad_signatures_per_minute: u32 = Whole { default: 10, range: 0..=1_000_000 },
+        /// The same budget per client IP, across URLs; 0 turns it off.
+        63 bad_signatures_per_ip_per_minute: u32 = Whole { default: 30, range: 0..=1_000_000 },
+        /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 without).
+        64 metrics_token: Option<SecretString> = Secret,
     }
 
     #[derive(Debug, Clone)]
@@ -266,7 +279,8 @@ mod tests {
         assert_eq!(token.env_name(), "DOCOBO_DISCORD__TOKEN");
         assert!(is_secret("discord", "token"));
         assert!(is_secret("secrets", "key"));
+        assert!(is_secret("server", "metrics_token"));
         assert!(!is_secret("server", "port"));
-        assert_eq!(KEYS.iter().filter(|k| k.kind == Kind::Secret).count(), 2);
+        assert_eq!(KEYS.iter().filter(|k| k.kind == Kind::Secret).count(), 3);
     }
 }

@@ -111,6 +111,70 @@ impl ProviderEvent {
     }
 }
 
+/// The longest provider string stored, in bytes: ids (event, subscription, product). Longer
+/// is refused before storage ([`ProviderEvent::check_lengths`]), so a plugin's output, or a
+/// signed header it passes through, cannot fill the database.
+pub const MAX_ID_BYTES: usize = 255;
+/// The longest event type, payment code, claimed Discord id (as sent) or currency stored.
+pub const MAX_SHORT_BYTES: usize = 64;
+
+/// `Err` when `value` (the `field`) is longer than `max` bytes.
+///
+/// # Errors
+/// The field, its length and the limit.
+pub fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.len() <= max {
+        return Ok(());
+    }
+    Err(ValidationError {
+        field,
+        message: format!(
+            "is {} bytes long; at most {max} are accepted. Fix: the provider (or its plugin) must send a shorter {field}",
+            value.len()
+        ),
+    })
+}
+
+impl ProviderEvent {
+    /// Every string that would be stored is within its limit ([`MAX_ID_BYTES`],
+    /// [`MAX_SHORT_BYTES`]). The one length check for plugin output: webhooks and the poll
+    /// both call it before anything is written.
+    ///
+    /// # Errors
+    /// The first field that is too long.
+    pub fn check_lengths(&self) -> Result<(), ValidationError> {
+        check_length("event_id", &self.event_id, MAX_ID_BYTES)?;
+        check_length("event_type", &self.event_type, MAX_SHORT_BYTES)?;
+        let optional = [
+            (
+                "subscription_id",
+                self.subscription_id.as_deref(),
+                MAX_ID_BYTES,
+            ),
+            ("product_id", self.product_id.as_deref(), MAX_ID_BYTES),
+            (
+                "payment_code",
+                self.payment_code.as_deref(),
+                MAX_SHORT_BYTES,
+            ),
+            ("guild_id", raw(self.guild.as_ref()), MAX_SHORT_BYTES),
+            ("user_id", raw(self.user.as_ref()), MAX_SHORT_BYTES),
+            ("role_id", raw(self.role.as_ref()), MAX_SHORT_BYTES),
+            (
+                "currency",
+                self.amount.as_ref().map(|a| a.currency.as_str()),
+                MAX_SHORT_BYTES,
+            ),
+        ];
+        for (field, value, max) in optional {
+            if let Some(value) = value {
+                check_length(field, value, max)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The text a claim was sent as.
 fn raw<T>(claim: Option<&Claim<T>>) -> Option<&str> {
     claim.map(|c| c.raw.as_str())
@@ -127,6 +191,58 @@ mod tests {
         let bad = Claim::parse("x1".to_owned(), GuildId::parse);
         assert_eq!(bad.raw, "x1");
         assert!(bad.id.is_err());
+    }
+
+    type Set = fn(&mut ProviderEvent, String);
+
+    #[test]
+    fn every_stored_string_has_a_length_limit() {
+        let ok = ProviderEvent {
+            event_id: "e".repeat(MAX_ID_BYTES),
+            event_type: "t".into(),
+            kind: EventKind::Ignored,
+            subscription_id: None,
+            guild: None,
+            user: None,
+            role: None,
+            product_id: None,
+            payment_code: None,
+            status: None,
+            period_end: None,
+            amount: None,
+            occurred_at: 0,
+        };
+        assert_eq!(ok.check_lengths(), Ok(()));
+        let long = "x".repeat(200_000);
+        let cases: [(&str, Set); 9] = [
+            ("event_id", |e, v| e.event_id = v),
+            ("event_type", |e, v| e.event_type = v),
+            ("subscription_id", |e, v| e.subscription_id = Some(v)),
+            ("product_id", |e, v| e.product_id = Some(v)),
+            ("payment_code", |e, v| e.payment_code = Some(v)),
+            ("guild_id", |e, v| {
+                e.guild = Some(Claim::parse(v, GuildId::parse));
+            }),
+            ("user_id", |e, v| {
+                e.user = Some(Claim::parse(v, UserId::parse));
+            }),
+            ("role_id", |e, v| {
+                e.role = Some(Claim::parse(v, RoleId::parse));
+            }),
+            ("currency", |e, v| {
+                e.amount = Some(PaidAmount {
+                    minor_units: 1,
+                    currency: v,
+                });
+            }),
+        ];
+        for (field, set) in cases {
+            let mut event = ok.clone();
+            set(&mut event, long.clone());
+            let error = event.check_lengths().expect_err(field);
+            assert_eq!(error.field, field);
+            assert!(error.message.contains("200000 bytes"), "{error}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ mod ids;
 mod money;
 mod subscription;
 
-pub use event::{Claim, EventKind, PaidAmount, ProviderEvent};
+pub use event::{
+    Claim, EventKind, MAX_ID_BYTES, MAX_SHORT_BYTES, PaidAmount, ProviderEvent, check_length,
+};
 pub use ids::{
     ChannelId, ChannelMarker, GuildId, GuildMarker, Id, ProviderId, RoleId, RoleMarker, UserId,
     UserMarker,

@@ -6,20 +6,22 @@
 //! |---|---|
 //! | applied, duplicate, stale, ignored, refused, rejected event | 2xx (the plugin's ack body) |
 //! | bad signature, stale timestamp | 403, and a `docobo::security` log line |
+//! | the URL's or the client's budget of refused signatures is spent | 429, unchecked |
 //! | unknown provider or webhook key | 404 |
 //! | body over 1 MiB | 413 |
-//! | verified but unreadable | 400, recorded |
+//! | body slower than `server.body_timeout_ms` | 408 |
+//! | verified but unreadable, or a field too long to store | 400, recorded |
 //! | plugin crash/timeout, database error, bad stored credentials | 500: the provider retries |
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use salvo::http::ParseError;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::json;
 
-use super::protect::Client;
+use super::protect::{Client, too_many};
 use super::{HttpState, MAX_BODY_BYTES};
 use crate::ingest::{Delivered, IngestError};
 
@@ -34,6 +36,11 @@ enum WebhookError {
     TooLarge,
     #[error("cannot read the body: {0}")]
     BadRequest(String),
+    #[error("the body did not arrive within {0:?}")]
+    SlowBody(Duration),
+    /// Over a budget of refused signatures: wait this long.
+    #[error("{1}; retry later")]
+    Throttled(Duration, &'static str),
     #[error(transparent)]
     Ingest(#[from] IngestError),
 }
@@ -42,6 +49,8 @@ impl WebhookError {
     fn status(&self) -> StatusCode {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Throttled(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) | Self::Ingest(IngestError::Malformed(_)) => {
                 StatusCode::BAD_REQUEST
             }
@@ -60,6 +69,8 @@ impl WebhookError {
         match self {
             Self::TooLarge => "too_large",
             Self::BadRequest(_) => "bad_request",
+            Self::SlowBody(_) => "slow_body",
+            Self::Throttled(..) => "throttled",
             Self::Ingest(e) => match e {
                 IngestError::UnknownProvider(_) => "unknown_provider",
                 IngestError::UnknownKey(_) => "unknown_key",
@@ -98,27 +109,34 @@ impl WebhookError {
     }
 }
 
-#[handler]
 impl Webhook {
-    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    /// Handles a delivery to `provider` (and `key`, a guild's webhook key), as routed.
+    pub async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &Depot,
+        res: &mut Response,
+        provider: String,
+        key: Option<String>,
+    ) {
         let started = Instant::now();
-        let provider = req.param::<String>("provider").unwrap_or_default();
-        let (status, body, outcome) = match self.process(req, &provider).await {
+        let ip = Client::ip(depot);
+        let (status, body, outcome) = match self.process(req, ip, &provider, key).await {
             Ok(delivered) => {
                 let (status, body) = ack(&delivered);
                 (status, body, delivered.outcome)
+            }
+            Err(WebhookError::Throttled(wait, what)) => {
+                self.count(&provider, "throttled", started);
+                too_many(res, wait, &format!("{what}; retry later"));
+                return;
             }
             Err(e) => {
                 e.log(&provider, &Client::text(depot));
                 (e.status(), json!({ "error": e.message() }), e.outcome())
             }
         };
-        self.state.services.metrics.webhook(&provider, outcome);
-        self.state
-            .services
-            .metrics
-            .webhook_ack_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.count(&provider, outcome, started);
         res.status_code(status);
         if body.is_null() {
             // An empty JSON object, not an empty body: salvo warns about a 2xx without a
@@ -128,11 +146,27 @@ impl Webhook {
         }
         res.render(Json(body));
     }
-}
 
-impl Webhook {
-    async fn process(&self, req: &mut Request, provider: &str) -> Result<Delivered, WebhookError> {
+    /// Counts the delivery. Labels are only ever a loaded provider's id (anything else is
+    /// `unknown`) and one of a fixed set of outcomes, so garbage cannot grow `/metrics`.
+    fn count(&self, provider: &str, outcome: &'static str, started: Instant) {
+        let metrics = &self.state.services.metrics;
+        let known = self.state.services.providers.plugin(provider).is_some();
+        metrics.webhook(if known { provider } else { "unknown" }, outcome);
+        metrics
+            .webhook_ack_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn process(
+        &self,
+        req: &mut Request,
+        ip: Option<std::net::IpAddr>,
+        provider: &str,
+        key: Option<String>,
+    ) -> Result<Delivered, WebhookError> {
         let ingest = &self.state.ingest;
+        let protection = &self.state.protection;
         if self.state.services.providers.plugin(provider).is_none() {
             return Err(IngestError::UnknownProvider(provider.to_owned()).into());
         }
@@ -145,13 +179,23 @@ impl Webhook {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(WebhookError::TooLarge);
         }
-        let key = req.param::<String>("webhook_key");
         let source = ingest.resolve(provider, key.as_deref()).await?;
-        let body = match req.payload_with_max_size(MAX_BODY_BYTES).await {
-            Ok(body) => body.clone(),
-            Err(ParseError::PayloadTooLarge) => return Err(WebhookError::TooLarge),
-            Err(e) => return Err(WebhookError::BadRequest(e.to_string())),
-        };
+        // The budget of refused signatures, before the body is read or the plugin runs.
+        let url = budget_key(provider, key.as_deref());
+        protection
+            .failures
+            .check(&url, ip)
+            .map_err(|(wait, what)| WebhookError::Throttled(wait, what))?;
+        let limit = protection.body_timeout;
+        let body =
+            match tokio::time::timeout(limit, req.payload_with_max_size(MAX_BODY_BYTES)).await {
+                Err(_) => return Err(WebhookError::SlowBody(limit)),
+                Ok(Ok(body)) => body.clone(),
+                Ok(Err(ParseError::PayloadTooLarge)) => return Err(WebhookError::TooLarge),
+                Ok(Err(e)) => return Err(WebhookError::BadRequest(e.to_string())),
+            };
+        // Every line of a repeated header is passed, in order (the plugin decides what a
+        // repeat means: Polar accepts a signature on any `webhook-signature` line).
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
@@ -159,7 +203,19 @@ impl Webhook {
                 Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
             })
             .collect();
-        Ok(ingest.deliver(source, &headers, &body).await?)
+        let delivered = ingest.deliver(source, &headers, &body).await;
+        if matches!(delivered, Err(IngestError::BadSignature { .. })) {
+            protection.failures.record(&url, ip);
+        }
+        Ok(delivered?)
+    }
+}
+
+/// What a webhook URL's budget is kept under (never logged: it holds the key).
+fn budget_key(provider: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) => format!("guild:{key}"),
+        None => format!("operator:{provider}"),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::providers::PluginConfig;
 
 /// A burst of deliveries to one guild looks its key up and opens its credentials once, not
 /// once per request. A delivery that cached credentials do not verify is tried again with the
-/// stored ones, so a `/setup` that changes the secret takes effect at once; an entry lives one
+/// stored ones when they differ (a `/setup` changed the secret: it takes effect at once; a
+/// forgery against unchanged credentials runs the plugin once, not twice); an entry lives one
 /// second, so a guild whose URL stops existing stops being served within a second. Only keys
 /// that resolved are kept, so the map is bounded by the number of guilds.
 #[derive(Default)]

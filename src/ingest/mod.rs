@@ -3,8 +3,9 @@
 //!
 //! - [`Ingest::resolve`] decides whose credentials verify a delivery and whose data it may
 //!   touch (its [`Scope`]), before the body is read; recently resolved webhook keys are cached.
-//! - [`Ingest::deliver`] runs the provider's plugin on the raw bytes (once more with the stored
-//!   credentials when cached ones are refused: a `/setup` may just have rotated them), applies
+//! - [`Ingest::deliver`] runs the provider's plugin on the raw bytes (once more when cached
+//!   credentials are refused and the stored ones differ: a `/setup` may just have rotated
+//!   them; a forgery costs one run), refuses events with fields too long to store, applies
 //!   the events in one transaction ([`apply`]), and wakes role sync.
 //! - [`poll`]: the provider poll, on its own schedule.
 //!
@@ -149,14 +150,21 @@ impl Ingest {
         );
         if source.cached && credentials_refused {
             // The credentials may have changed in the last second (a /setup that rotated
-            // the secret): try once more with what is stored now.
-            source = self
+            // the secret): try once more with what is stored now, but only if it differs
+            // from what was just refused, so that a forgery costs one plugin run, not two.
+            let stored = self
                 .credentials(source.provider.clone(), source.key.clone(), false)
                 .await?;
-            verified = self.run_plugin(&source, headers, body).await;
+            if stored.config != source.config {
+                source = stored;
+                verified = self.run_plugin(&source, headers, body).await;
+            }
         }
         match verified {
-            Ok(events) => self.store(&source, events).await,
+            Ok(events) => match events.iter().try_for_each(ProviderEvent::check_lengths) {
+                Ok(()) => self.store(&source, events).await,
+                Err(too_long) => Err(self.malformed(&source, body, too_long.to_string()).await),
+            },
             Err(ProviderError::Webhook {
                 error: WebhookRejection::BadSignature(why) | WebhookRejection::StaleTimestamp(why),
                 ..

@@ -17,6 +17,9 @@ use crate::domain::ProviderId;
 use crate::providers::PluginConfig;
 use crate::services::Services;
 
+/// The longest poll cursor kept for the next poll, in bytes.
+const MAX_CURSOR_BYTES: usize = 1024;
+
 /// The poller. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Poller {
@@ -151,10 +154,22 @@ impl Poller {
             .providers
             .poll(provider.as_str(), config, cursor.as_deref())
             .await?;
-        if result.events.is_empty() {
+        if let Some(cursor) = &result.next_cursor {
+            crate::domain::check_length("next_cursor", cursor, MAX_CURSOR_BYTES)?;
+        }
+        // An event with a field too long to store is left out (and logged), not the poll.
+        let mut events = result.events;
+        events.retain(|event| match event.check_lengths() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "polled event refused");
+                false
+            }
+        });
+        if events.is_empty() {
             return Ok((result.next_cursor, false));
         }
-        let (provider_id, events, now) = (provider.clone(), result.events, services.now());
+        let (provider_id, now) = (provider.clone(), services.now());
         let outcomes = services
             .db
             .write(move |conn| apply_delivery(conn, &provider_id, scope, &events, now))

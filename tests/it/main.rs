@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod disk;
 mod fake_api;
+mod garbage;
 mod helpers;
 mod liveness;
 mod powercut;

@@ -13,7 +13,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use docobo_plugin_sdk::{WebhookError, ct_eq, header};
+use docobo_plugin_sdk::{WebhookError, ct_eq, header_values};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -51,9 +51,19 @@ pub fn signing_keys(secret: &str) -> Result<Vec<Vec<u8>>, WebhookError> {
     Ok(keys)
 }
 
-fn required<'a>(headers: &'a [(String, String)], name: &str) -> Result<&'a str, WebhookError> {
-    match header(headers, name) {
-        Some(v) if !v.is_empty() => Ok(v),
+/// The one value of header `name`: sent on several lines, they must all agree (the id and
+/// timestamp are signed: two different ones are two different deliveries).
+fn required<'a>(headers: &'a [(String, String)], name: &'a str) -> Result<&'a str, WebhookError> {
+    let mut values = header_values(headers, name);
+    match values.next() {
+        Some(v) if !v.is_empty() => {
+            if values.any(|other| other != v) {
+                return Err(WebhookError::BadSignature(format!(
+                    "the {name} header is sent more than once with different values"
+                )));
+            }
+            Ok(v)
+        }
         _ => Err(WebhookError::BadSignature(format!(
             "the {name} header is missing"
         ))),
@@ -85,13 +95,19 @@ pub fn verify(
     let keys = signing_keys(secret)?;
     let id = required(headers, "webhook-id")?;
     let timestamp_text = required(headers, "webhook-timestamp")?;
-    let signatures = required(headers, "webhook-signature")?;
+    // Signatures may come on several header lines (a proxy, or a sender listing a new and
+    // an old key): every line counts, up to MAX_SIGNATURES entries in all.
+    if header_values(headers, "webhook-signature").all(str::is_empty) {
+        return Err(WebhookError::BadSignature(
+            "the webhook-signature header is missing".into(),
+        ));
+    }
     let timestamp: i64 = timestamp_text
         .parse()
         .map_err(|_| WebhookError::BadSignature("the webhook-timestamp is not a number".into()))?;
 
-    let candidates: Vec<Vec<u8>> = signatures
-        .split_ascii_whitespace()
+    let candidates: Vec<Vec<u8>> = header_values(headers, "webhook-signature")
+        .flat_map(str::split_ascii_whitespace)
         .take(MAX_SIGNATURES)
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|b64| STANDARD.decode(b64).ok())
@@ -218,6 +234,33 @@ mod tests {
                 "{sig}"
             );
         }
+    }
+
+    #[test]
+    fn a_valid_signature_on_any_line_of_a_repeated_header_verifies() {
+        let stale = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let mut h = headers(ID, "1767225600", stale);
+        h.push(("Webhook-Signature".into(), format!("v2,x {SIG_C}")));
+        assert!(check(&h, TS * 1000).is_ok());
+        // Every line counts towards the cap on entries checked.
+        let mut capped = headers(ID, "1767225600", &[stale; MAX_SIGNATURES].join(" "));
+        capped.push(("webhook-signature".into(), SIG_C.into()));
+        assert!(matches!(
+            check(&capped, TS * 1000),
+            Err(WebhookError::BadSignature(_))
+        ));
+        // Two different ids (or timestamps) are ambiguous: refused, even if one verifies.
+        let mut two_ids = headers(ID, "1767225600", SIG_C);
+        two_ids.push(("webhook-id".into(), "other".into()));
+        match check(&two_ids, TS * 1000) {
+            Err(WebhookError::BadSignature(msg)) => {
+                assert!(msg.contains("more than once"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut same_id_twice = headers(ID, "1767225600", SIG_C);
+        same_id_twice.push(("webhook-id".into(), ID.into()));
+        assert!(check(&same_id_twice, TS * 1000).is_ok());
     }
 
     #[test]

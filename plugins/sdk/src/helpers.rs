@@ -38,6 +38,18 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .map(|(_, v)| v.trim())
 }
 
+/// Every value of header `name` (matched case-insensitively), trimmed, in the order sent:
+/// the host passes each line of a header sent on several lines as its own entry.
+pub fn header_values<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
 /// Constant-time equality of two byte strings (the length is not hidden).
 /// Use it to compare API keys and signatures.
 #[must_use]

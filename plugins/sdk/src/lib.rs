@@ -90,7 +90,7 @@ mod host;
 pub mod time;
 pub mod url;
 
-pub use helpers::{config_get, config_or, config_require, ct_eq, header};
+pub use helpers::{config_get, config_or, config_require, ct_eq, header, header_values};
 pub use host::{Host, MockHost, WasmHost, http_fetch, log, now_ms};
 
 /// Plain data shared with the host (generated from the WIT `types` interface).
@@ -103,7 +103,8 @@ pub use __bindings::docobo::provider::types::{
 /// The version of the WIT contract (`docobo:provider@0.1.0`) this SDK implements.
 pub const API_VERSION: &str = "0.1.0";
 
-/// Request headers as the host passes them: `(name, value)` pairs, names in lower case.
+/// Request headers as the host passes them: `(name, value)` pairs, names in lower case, one
+/// pair per header line (a repeated header comes as several pairs: see [`header_values`]).
 pub type Headers = Vec<(String, String)>;
 
 /// A payment provider. Mirrors the exports of the `provider` WIT interface.

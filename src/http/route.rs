@@ -1,0 +1,177 @@
+//! The one reading of a request path, for routing and for logs alike.
+//!
+//! Salvo's router forgives many spellings of a path (`//webhooks/polar/KEY`,
+//! `/webhooks//polar/KEY/`, `/%77ebhooks/polar/KEY`), while a log redacting the raw text would
+//! have to guess the same way. Instead every request is routed by [`Route::of`] on the
+//! [`normalize`]d path (empty and `.` segments dropped, `..` resolved, each segment
+//! percent-decoded once), and the access log prints [`logged`], the same normalised path with
+//! the webhook key replaced: whatever the spelling, the key never reaches a log.
+
+use std::fmt::Write as _;
+
+use salvo::http::Method;
+
+/// The segments of `path` (the URI's path, without the query), normalised: split on `/`,
+/// empty and `.` segments dropped, `..` removing the segment before it (RFC 3986
+/// `remove_dot_segments`), then each segment percent-decoded (invalid UTF-8 replaced). A
+/// segment that decodes to `.` or `..` is a name, not a dot segment: decoding happens last.
+#[must_use]
+pub fn normalize(path: &str) -> Vec<String> {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    segments
+        .into_iter()
+        .map(|s| salvo::routing::decode_url_path(s).into_owned())
+        .collect()
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Metrics,
+    /// `POST /webhooks/{provider}[/{key}]`.
+    Webhook {
+        provider: String,
+        key: Option<String>,
+    },
+    /// A known path with another method: 405.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+impl Route {
+    /// Routes `method` and `path` (see [`normalize`]).
+    #[must_use]
+    pub fn of(method: &Method, path: &str) -> Self {
+        let segments = normalize(path);
+        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let get = *method == Method::GET || *method == Method::HEAD;
+        match parts.as_slice() {
+            ["health"] if get => Self::Health,
+            ["metrics"] if get => Self::Metrics,
+            ["health" | "metrics"] => Self::WrongMethod("GET, HEAD"),
+            ["webhooks", provider, rest @ ..] if rest.len() <= 1 => {
+                if *method != Method::POST {
+                    return Self::WrongMethod("POST");
+                }
+                Self::Webhook {
+                    provider: (*provider).to_owned(),
+                    key: rest.first().map(|k| (*k).to_owned()),
+                }
+            }
+            _ => Self::NotFound,
+        }
+    }
+}
+
+/// `path` as logs show it: normalised, every segment after `webhooks` (wherever it appears)
+/// replaced by `***` but the provider's name when `known(name)`, and any byte that is not
+/// printable ASCII (or is `%`) percent-encoded, so that a path cannot forge log lines. (A key
+/// pasted where the provider belongs is hidden too.)
+#[must_use]
+pub fn logged(path: &str, known: impl Fn(&str) -> bool) -> String {
+    let segments = normalize(path);
+    let after = segments
+        .iter()
+        .position(|s| s == "webhooks")
+        .map_or(usize::MAX, |i| i + 1);
+    let mut out = String::with_capacity(path.len().min(512));
+    for (i, segment) in segments.iter().enumerate() {
+        out.push('/');
+        if i > after || (i == after && !known(segment)) {
+            out.push_str("***");
+            continue;
+        }
+        for byte in segment.bytes() {
+            if byte.is_ascii_graphic() && byte != b'%' {
+                out.push(char::from(byte));
+            } else {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+        // Logs are no place for a 1 MiB path.
+        if out.len() > 256 {
+            out.truncate(256);
+            out.push('…');
+            break;
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(path: &str) -> String {
+        super::logged(path, |p| p == "polar")
+    }
+
+    #[test]
+    fn every_spelling_of_a_webhook_path_routes_to_the_same_place() {
+        let guild = Route::Webhook {
+            provider: "polar".into(),
+            key: Some("k3y".into()),
+        };
+        for path in [
+            "/webhooks/polar/k3y",
+            "//webhooks/polar/k3y",
+            "/webhooks//polar/k3y",
+            "/webhooks/polar/k3y/",
+            "/webhooks/./polar/k3y",
+            "/webhooks/x/../polar/k3y",
+            "/%77ebhooks/%70olar/%6b3y",
+            "///webhooks///polar///k3y///",
+        ] {
+            assert_eq!(Route::of(&Method::POST, path), guild, "{path}");
+            assert_eq!(logged(path), "/webhooks/polar/***", "{path}");
+        }
+        assert_eq!(
+            Route::of(&Method::POST, "/webhooks/polar/"),
+            Route::Webhook {
+                provider: "polar".into(),
+                key: None
+            }
+        );
+        assert_eq!(
+            Route::of(&Method::GET, "/webhooks/polar/k3y"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/webhooks/polar/k3y/more"),
+            Route::NotFound
+        );
+        assert_eq!(Route::of(&Method::GET, "//health/"), Route::Health);
+        assert_eq!(Route::of(&Method::GET, "/"), Route::NotFound);
+        assert_eq!(Route::of(&Method::GET, "/../../etc"), Route::NotFound);
+    }
+
+    #[test]
+    fn logged_paths_hide_keys_anywhere_and_cannot_forge_lines() {
+        assert_eq!(
+            logged("/webhooks/polar/k3y/more"),
+            "/webhooks/polar/***/***"
+        );
+        assert_eq!(logged("/x/webhooks/polar/k3y"), "/x/webhooks/polar/***");
+        assert_eq!(logged("/webhooks/polar"), "/webhooks/polar");
+        assert_eq!(logged("/webhooks/k3y"), "/webhooks/***");
+        assert_eq!(logged("/health"), "/health");
+        assert_eq!(logged("/"), "/");
+        assert_eq!(logged("/a%0Ab%25"), "/a%0Ab%25");
+        // A percent-encoded slash stays inside its segment, and so inside the redaction.
+        assert_eq!(logged("/webhooks/polar/a%2Fb"), "/webhooks/polar/***");
+        assert!(logged(&"/a".repeat(10_000)).len() < 300);
+    }
+}
