@@ -10,9 +10,11 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
+    /// A loaded provider's id, or `unknown`: never a name taken from the request.
     pub provider: String,
-    /// `applied`, `duplicate`, `ignored`, `stale`, `refused`, `rejected`, `bad_signature`,
-    /// `malformed`, `error`.
+    /// A fixed name: `applied`, `duplicate`, `ignored`, `stale`, `refused`, `rejected`,
+    /// `bad_signature`, `malformed`, `error`, `too_large`, `bad_request`, `slow_body`,
+    /// `throttled`, `unknown_provider`, `unknown_key`.
     pub outcome: String,
 }
 
