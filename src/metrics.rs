@@ -17,6 +17,12 @@ pub struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// A loaded plugin's id (never what a request's path said).
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub provider: String,
     pub call: String,
@@ -27,6 +33,8 @@ pub struct PluginLabels {
 pub struct Metrics {
     registry: Registry,
     pub webhooks: Family<WebhookLabels, Counter>,
+    /// Verified deliveries whose every event was already recorded in their scope.
+    pub webhook_replays: Family<ProviderLabels, Counter>,
     pub webhook_ack_seconds: Histogram,
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
     pub webhook_store_seconds: Histogram,
@@ -48,6 +56,12 @@ impl Metrics {
             "webhooks",
             "Webhook deliveries by provider and outcome",
             webhooks.clone(),
+        );
+        let webhook_replays = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "webhook_replays",
+            "Verified webhook deliveries that repeated events already recorded (a provider retry, or a replay: see the docobo::security log)",
+            webhook_replays.clone(),
         );
         let webhook_ack_seconds = Histogram::new(latency_buckets());
         registry.register(
@@ -84,6 +98,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             webhooks,
+            webhook_replays,
             webhook_ack_seconds,
             plugin_call_seconds,
             webhook_store_seconds,
@@ -98,6 +113,16 @@ impl Metrics {
             .get_or_create(&WebhookLabels {
                 provider: provider.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a delivery that repeated events already recorded. `provider` is a loaded
+    /// plugin's id.
+    pub fn webhook_replay(&self, provider: &str) {
+        self.webhook_replays
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
             })
             .inc();
     }

@@ -43,7 +43,7 @@ fn other_shop() -> GuildSpec {
 async fn subscription(app: &TestApp, external_id: &'static str) -> subscriptions::Subscription {
     let provider = ProviderId::parse("polar").expect("id");
     app.db
-        .call(move |conn| subscriptions::by_external_id(conn, &provider, external_id))
+        .call(move |conn| crate::helpers::subscription_any_scope(conn, &provider, external_id))
         .await
         .expect("read")
         .expect("exists")
