@@ -488,7 +488,7 @@ async fn sigterm_stops_the_binary_in_time_while_discord_hangs() {
         discord.unanswered_requests("GET", &lookup) >= 1
     })
     .await;
-    assert!(discord.unanswered_requests("GET", "/gateway") >= 1);
+    assert!(discord.unanswered_requests("GET", "/gateway/bot") >= 1);
     let took = tokio::task::block_in_place(|| stop_and_time(&mut child, "Discord silent"));
     assert_within_bound(took, "Discord silent");
 }
