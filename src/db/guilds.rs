@@ -241,3 +241,47 @@ pub fn set_setting(conn: &Connection, id: GuildId, key: &str, value: &str) -> Re
     .execute(params![id.as_i64(), key, value])?;
     Ok(())
 }
+
+/// What [`forget`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// No such guild.
+    Unknown,
+    /// The bot is in the guild (not marked left): nothing was deleted.
+    StillIn,
+    /// Deleted, with this many subscriptions and delivery records.
+    Deleted { subscriptions: usize, events: usize },
+}
+
+/// Deletes everything kept for a guild the bot has left: its deliveries (those recorded for
+/// it, in its credential scope, or of its subscriptions), subscriptions, members, paid roles
+/// and the guild row with its credentials. Run it in a transaction.
+///
+/// # Errors
+/// A database error.
+pub fn forget(conn: &Connection, id: GuildId) -> Result<Forgotten, DbError> {
+    let Some(left) = conn
+        .prepare_cached("SELECT left_at IS NOT NULL FROM guilds WHERE guild_id = ?1")?
+        .query_row([id.as_i64()], |r| r.get::<_, bool>(0))
+        .optional()?
+    else {
+        return Ok(Forgotten::Unknown);
+    };
+    if !left {
+        return Ok(Forgotten::StillIn);
+    }
+    let guild = id.as_i64();
+    let events = conn.execute(
+        "DELETE FROM webhook_events WHERE guild_id = ?1 OR scope = ?2
+             OR subscription_id IN (SELECT id FROM subscriptions WHERE guild_id = ?1)",
+        params![guild, crate::domain::Scope::Guild(id).key()],
+    )?;
+    let subscriptions = conn.execute("DELETE FROM subscriptions WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM members WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM paid_roles WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM guilds WHERE guild_id = ?1", [guild])?;
+    Ok(Forgotten::Deleted {
+        subscriptions,
+        events,
+    })
+}

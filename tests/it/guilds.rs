@@ -117,3 +117,129 @@ async fn a_guild_the_bot_is_removed_from_stops_being_served_until_it_is_added_ag
         .await
         .expect("the revocation is applied once the bot is back");
 }
+
+/// A guild on shard 0 of 2 (`(id >> 22) % 2 == 0`); [`shop`]'s is on shard 1.
+const SHARD0_GUILD: u64 = 223_344_556_682_084_204;
+
+/// Past 2 500 guilds Discord requires sharding: Docobo opens every shard `GET /gateway/bot`
+/// recommends, each identifying with `[i, n]`, and serves the guilds of all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_opens_the_shards_discord_recommends_and_serves_the_guilds_of_each() {
+    let discord = std::sync::Arc::new(
+        FakeDiscord::builder()
+            .shards(2)
+            .guild(shop())
+            .guild(
+                docobo_testkit::discord::GuildSpec::new(SHARD0_GUILD, "On shard zero")
+                    .owner(crate::bot::OWNER),
+            )
+            .start()
+            .await
+            .expect("fake Discord"),
+    );
+    let app = start_app(&discord, &[]).await;
+    // serenity starts one shard at a time, five seconds apart.
+    let stats = discord
+        .wait_for_gateway("both shards live", WAIT, |s| s.live_shards == [0, 1])
+        .await
+        .expect("both shards identified");
+    let mut shards = stats.identified_shards.clone();
+    shards.sort_unstable();
+    assert_eq!(shards, [[0, 2], [1, 2]], "{stats:?}");
+    // Each guild arrived on its own shard's GUILD_CREATE.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let named = app
+            .count("SELECT count(*) FROM guilds WHERE name IN ('Shop', 'On shard zero')")
+            .await;
+        if named == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "guilds seen: {named}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the bot works in the guild of shard 1.
+    let path = seed_polar(&app, SUPPORTER).await;
+    buy(&app, &path, "msg_sharded").await;
+    discord
+        .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)
+        .await
+        .expect("granted");
+}
+
+/// The data of a guild the bot left is kept until the operator runs `docobo forget-guild`,
+/// which refuses a guild the bot is still in.
+#[test]
+fn forget_guild_deletes_what_a_left_guild_left_behind_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("DOCOBO_DISCORD__TOKEN", "t"),
+        ("DOCOBO_DATABASE__PATH", "docobo.db"),
+    ];
+    let migrate = crate::cli::docobo(dir.path(), &env)
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(migrate.status.success());
+    let conn = rusqlite::Connection::open(dir.path().join("docobo.db")).expect("open");
+    conn.execute_batch(
+        "INSERT INTO guilds (guild_id, webhook_key, provider, left_at) VALUES
+             (1, 'k1', 'polar', 123), (2, 'k2', 'polar', NULL);
+         INSERT INTO paid_roles (id, guild_id, role_id, price_minor, currency, billing) VALUES
+             (1, 1, 10, 499, 'USD', 'monthly'), (2, 2, 20, 499, 'USD', 'monthly');
+         INSERT INTO members (guild_id, user_id) VALUES (1, 100), (2, 100);
+         INSERT INTO subscriptions (id, guild_id, user_id, paid_role_id, provider, scope, external_id, status) VALUES
+             (1, 1, 100, 1, 'polar', '1', 'sub-1', 'active'),
+             (2, 2, 100, 2, 'polar', '2', 'sub-1', 'active');
+         INSERT INTO webhook_events (provider, scope, external_event_id, guild_id, subscription_id, event_type, event, outcome) VALUES
+             ('polar', '1', 'm1', 1, 1, 't', '{}', 'applied'),
+             ('polar', '1', 'm2', NULL, NULL, 't', '{}', 'ignored'),
+             ('polar', '2', 'm1', 2, 2, 't', '{}', 'applied');",
+    )
+    .expect("rows");
+    drop(conn);
+    let still_in = crate::cli::docobo(dir.path(), &env)
+        .args(["forget-guild", "2"])
+        .output()
+        .expect("forget 2");
+    assert!(!still_in.status.success());
+    assert!(
+        String::from_utf8_lossy(&still_in.stderr).contains("remove the bot from the server first")
+    );
+    let forgotten = crate::cli::docobo(dir.path(), &env)
+        .args(["forget-guild", "1"])
+        .output()
+        .expect("forget 1");
+    assert!(
+        forgotten.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forgotten.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&forgotten.stdout)
+            .contains("1 subscription(s) and 2 delivery record(s) deleted")
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("docobo.db")).expect("open");
+    for (table, left) in [
+        ("guilds", 1),
+        ("paid_roles", 1),
+        ("members", 1),
+        ("subscriptions", 1),
+        ("webhook_events", 1),
+    ] {
+        let n: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE guild_id = 2"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        let all: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count");
+        assert_eq!((n, all), (left, left), "{table}");
+    }
+}
