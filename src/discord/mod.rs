@@ -290,7 +290,13 @@ async fn connect(
     // failure is a failed attempt, and give the client the answer. The same answer says how
     // many shards Discord wants (it refuses a single connection past 2 500 guilds).
     let build = async {
-        let gateway = http.get_bot_gateway().await?;
+        let gateway = http.get_bot_gateway().await.map_err(|e| match &e {
+            // `/gateway/bot` needs the token: a 401 is the refusal IDENTIFY would get (4004).
+            serenity::Error::Http(h) if h.status_code().map(|s| s.as_u16()) == Some(401) => {
+                serenity::Error::Gateway(GatewayError::InvalidAuthentication)
+            }
+            _ => e,
+        })?;
         let client = ClientBuilder::new_with_http(http, intents)
             .event_handler(handler::Handler::new(bot))
             .await?;

@@ -204,9 +204,24 @@ impl Ingest {
             .db
             .write(move |conn| record_malformed(conn, &provider, scope, &digest, &message))
             .await;
-        if let Err(e) = recorded {
-            self.services.metrics.db_errors.inc();
-            return IngestError::Store(e);
+        match recorded {
+            Err(e) => {
+                self.services.metrics.db_errors.inc();
+                return IngestError::Store(e);
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    target: "docobo::security",
+                    event = "webhook_replay",
+                    provider = %source.provider,
+                    scope = %source.scope.key(),
+                    "webhook replay: this unreadable delivery was already recorded for these credentials"
+                );
+                self.services
+                    .metrics
+                    .webhook_replay(source.provider.as_str());
+            }
+            Ok(true) => {}
         }
         tracing::warn!(provider = %source.provider, reason = %why, "verified webhook could not be understood");
         IngestError::Malformed(why)

@@ -405,6 +405,20 @@ async fn a_replayed_delivery_is_a_security_event_and_a_metric() {
             202
         );
     }
+    // A verified but unreadable delivery, sent twice: its repeat is a replay too.
+    for _ in 0..2 {
+        assert_eq!(
+            polar(
+                &app,
+                &path_b,
+                POLAR_SECRET_B,
+                "msg-garbled",
+                b"{not json".to_vec()
+            )
+            .await,
+            400
+        );
+    }
     let metrics = app
         .client
         .get(app.url("/metrics"))
@@ -415,7 +429,7 @@ async fn a_replayed_delivery_is_a_security_event_and_a_metric() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("docobo_webhook_replays_total{provider=\"polar\"} 2"),
+        metrics.contains("docobo_webhook_replays_total{provider=\"polar\"} 3"),
         "{metrics}"
     );
     let text = logs.text();
@@ -424,8 +438,12 @@ async fn a_replayed_delivery_is_a_security_event_and_a_metric() {
         .iter()
         .filter(|l| l.contains("docobo::security") && l.contains("webhook_replay"))
         .collect();
-    assert_eq!(replays.len(), 2, "{lines:#?}");
-    for line in &replays {
+    assert_eq!(replays.len(), 3, "{lines:#?}");
+    assert!(
+        replays.iter().all(|l| !l.contains("not json")),
+        "{replays:#?}"
+    );
+    for line in &replays[..2] {
         assert!(
             line.contains("msg-replayed") && line.contains("112233445566778899"),
             "{line}"
