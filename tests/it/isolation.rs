@@ -25,6 +25,14 @@ const POLAR_SECRET_B: &str = "polar_whs_guild_b";
 const PRODUCT_B: &str = "0c7d3a52-6f5e-4b1a-9a43-1f2e3d4c5b6a";
 const DAY: i64 = 86_400_000;
 
+/// Now in Vietnam (SePay's `transactionDate`), to the second, and as unix ms.
+fn vietnam_now() -> (String, i64) {
+    let now = jiff::Timestamp::now();
+    let ms = now.as_millisecond() / 1000 * 1000;
+    let local = now.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7)));
+    (local.strftime("%Y-%m-%d %H:%M:%S").to_string(), ms)
+}
+
 fn g(id: u64) -> GuildId {
     GuildId::new(id).expect("guild")
 }
@@ -104,9 +112,11 @@ async fn b_checkout(app: &TestApp) -> subscriptions::Subscription {
 #[tokio::test]
 async fn a_guild_cannot_pre_claim_another_guilds_sepay_transaction_ids() {
     let (app, path_a, path_b) = sepay_guilds().await;
+    let (now, _) = vietnam_now();
     for id in 5_000..5_005 {
         let fake = SepayTransfer::fixture()
             .id(id)
+            .date(&now)
             .amount(1_000)
             .code("DCBAAAAA")
             .body();
@@ -117,10 +127,11 @@ async fn a_guild_cannot_pre_claim_another_guilds_sepay_transaction_ids() {
         assert_eq!(response.status(), 200, "A's own deliveries verify");
     }
     // B's member pays: SePay's next transaction id is one A claimed.
+    let (date, paid_at) = vietnam_now();
     let real = SepayTransfer::fixture()
         .id(5_002)
         .amount(50_000)
-        .date("2026-11-20 07:00:00")
+        .date(&date)
         .body();
     let response = sepay_request(&app.client, &app.url(&path_b), SEPAY_KEY_B, real)
         .send()
@@ -133,7 +144,7 @@ async fn a_guild_cannot_pre_claim_another_guilds_sepay_transaction_ids() {
         SubscriptionStatus::Active,
         "B's payment was dropped as a duplicate of A's delivery"
     );
-    assert_eq!(sub.state.period_end, Some(1_795_132_800_000 + 30 * DAY));
+    assert_eq!(sub.state.period_end, Some(paid_at + 30 * DAY));
     // Each guild's events are recorded in its own scope.
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_events WHERE scope = '111111111111111111'")
@@ -152,7 +163,12 @@ async fn a_guild_cannot_pre_claim_another_guilds_sepay_transaction_ids() {
 #[tokio::test]
 async fn a_guild_cannot_pay_or_spoil_another_guilds_payment_code() {
     let (app, path_a, path_b) = sepay_guilds().await;
-    let forged = SepayTransfer::fixture().id(77).amount(50_000).body();
+    let (date, _) = vietnam_now();
+    let forged = SepayTransfer::fixture()
+        .id(77)
+        .amount(50_000)
+        .date(&date)
+        .body();
     let response = sepay_request(&app.client, &app.url(&path_a), SEPAY_KEY_A, forged)
         .send()
         .await
@@ -168,7 +184,11 @@ async fn a_guild_cannot_pay_or_spoil_another_guilds_payment_code() {
         1
     );
     // B's real transfer, with the same transaction id, pays B's checkout.
-    let real = SepayTransfer::fixture().id(77).amount(50_000).body();
+    let real = SepayTransfer::fixture()
+        .id(77)
+        .amount(50_000)
+        .date(&date)
+        .body();
     sepay_request(&app.client, &app.url(&path_b), SEPAY_KEY_B, real)
         .send()
         .await
@@ -307,7 +327,6 @@ async fn a_guilds_deliveries_naming_another_guild_leave_it_untouched() {
         202
     );
     assert!(subs_in(&app, GUILD_B, "sub-new").await.is_empty());
-
     // B's member buys: the same subscription id and delivery id, at B's URL.
     assert_eq!(
         polar(
@@ -382,6 +401,36 @@ async fn a_guilds_deliveries_naming_another_guild_leave_it_untouched() {
     // Nothing A sent was recorded against B.
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_events WHERE scope = '111111111111111111' AND (guild_id IS NOT 111111111111111111 OR subscription_id IN (SELECT id FROM subscriptions WHERE guild_id = 112233445566778899))")
+            .await,
+        0
+    );
+}
+
+/// A names its own guild with B's role: no paid role of A's matches, nothing is created.
+#[tokio::test]
+async fn a_guild_cannot_sell_another_guilds_role() {
+    let (app, path_a, _path_b) = polar_guilds().await;
+    let mut own_guild_b_role: Value = serde_json::from_slice(&polar_body(
+        "subscription.active",
+        "sub-role",
+        "active",
+        "2026-09-15T10:00:00Z",
+    ))
+    .expect("json");
+    own_guild_b_role["data"]["metadata"]["docobo_guild_id"] = json!(GUILD_A.to_string());
+    assert_eq!(
+        polar(
+            &app,
+            &path_a,
+            POLAR_SECRET_A,
+            "msg-a4",
+            serde_json::to_vec(&own_guild_b_role).expect("json")
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscriptions WHERE external_id = 'sub-role'")
             .await,
         0
     );
