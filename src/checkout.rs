@@ -9,7 +9,7 @@ use crate::db::DbError;
 use crate::db::guilds::{self, Guild};
 use crate::db::paid_roles::{self, PaidRole};
 use crate::db::subscriptions::{self as rows, Subscription};
-use crate::domain::{GuildId, ProviderId, RoleId, SubscriptionStatus, UnixMillis, UserId};
+use crate::domain::{GuildId, ProviderId, RoleId, Scope, SubscriptionStatus, UnixMillis, UserId};
 use crate::providers::{Checkout, CheckoutRequest, ProviderError};
 use crate::services::Services;
 use crate::subscriptions::{self, CreateSubscription, SubscriptionError};
@@ -174,6 +174,9 @@ pub async fn start(
                     user_id: user,
                     role_id: paid.role_id,
                     provider: provider.clone(),
+                    // Made with the guild's own credentials: its transfers arrive at the
+                    // guild's webhook URL.
+                    scope: Scope::Guild(guild.id),
                     external_id: None,
                     payment_code: Some(code),
                     status: SubscriptionStatus::Pending,
@@ -321,6 +324,7 @@ mod tests {
             user_id: UserId::new(20).expect("user"),
             role_id: RoleId::new(2).expect("role"),
             provider: ProviderId::parse("sepay").expect("provider"),
+            scope: Scope::Guild(GuildId::new(10).expect("guild")),
             external_id: None,
             payment_code: Some("DCB1".into()),
             status: SubscriptionStatus::Pending,

@@ -42,6 +42,13 @@ pub enum Command {
         /// The backup to restore.
         backup: PathBuf,
     },
+    /// Delete everything kept for a guild the bot was removed from: its settings and
+    /// credentials, paid roles, members, subscriptions and deliveries. Refuses a guild the
+    /// bot is still in (remove the bot from the server first). Safe while serving.
+    ForgetGuild {
+        /// The guild (server) id.
+        guild_id: u64,
+    },
     /// Ask the running server (on this machine) whether it is healthy; exit 0 if so, 1 if not.
     /// For Docker's HEALTHCHECK and monitoring scripts.
     Health {

@@ -46,6 +46,32 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", restore_report(&backup, &report));
             Ok(())
         }
+        Command::ForgetGuild { guild_id } => {
+            let guild = crate::domain::GuildId::new(guild_id)
+                .map_err(|e| anyhow::anyhow!("{e}. Fix: give the guild's id (a number)"))?;
+            let mut conn = db::open_connection(&config.database.path, busy)?;
+            db::migrate(&mut conn)?;
+            let tx = conn.transaction().map_err(db::DbError::from)?;
+            let forgotten = db::guilds::forget(&tx, guild)?;
+            tx.commit().map_err(db::DbError::from)?;
+            match forgotten {
+                db::guilds::Forgotten::Unknown => {
+                    anyhow::bail!("Docobo has no guild {guild}. Fix: check the id")
+                }
+                db::guilds::Forgotten::StillIn => anyhow::bail!(
+                    "the bot is still in guild {guild} (or has not seen it leave). Fix: remove the bot from the server first, with Docobo running, then run this again"
+                ),
+                db::guilds::Forgotten::Deleted {
+                    subscriptions,
+                    events,
+                } => {
+                    println!(
+                        "guild {guild} forgotten: {subscriptions} subscription(s) and {events} delivery record(s) deleted"
+                    );
+                    Ok(())
+                }
+            }
+        }
         Command::Health { url } => {
             let url = url.unwrap_or_else(|| local_health_url(&config));
             runtime()?.block_on(health(&url))

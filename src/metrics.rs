@@ -19,6 +19,12 @@ pub struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// A loaded plugin's id (never what a request's path said).
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub provider: String,
     pub call: String,
@@ -29,6 +35,8 @@ pub struct PluginLabels {
 pub struct Metrics {
     registry: Registry,
     pub webhooks: Family<WebhookLabels, Counter>,
+    /// Verified deliveries whose every event was already recorded in their scope.
+    pub webhook_replays: Family<ProviderLabels, Counter>,
     pub webhook_ack_seconds: Histogram,
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
     pub webhook_store_seconds: Histogram,
@@ -50,6 +58,12 @@ impl Metrics {
             "webhooks",
             "Webhook deliveries by provider and outcome",
             webhooks.clone(),
+        );
+        let webhook_replays = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "webhook_replays",
+            "Verified webhook deliveries that repeated events already recorded (a provider retry, or a replay: see the docobo::security log)",
+            webhook_replays.clone(),
         );
         let webhook_ack_seconds = Histogram::new(latency_buckets());
         registry.register(
@@ -86,6 +100,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             webhooks,
+            webhook_replays,
             webhook_ack_seconds,
             plugin_call_seconds,
             webhook_store_seconds,
@@ -100,6 +115,16 @@ impl Metrics {
             .get_or_create(&WebhookLabels {
                 provider: provider.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a delivery that repeated events already recorded. `provider` is a loaded
+    /// plugin's id.
+    pub fn webhook_replay(&self, provider: &str) {
+        self.webhook_replays
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
             })
             .inc();
     }

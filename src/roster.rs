@@ -7,7 +7,9 @@ use crate::db::{DbError, guilds, members, subscriptions};
 use crate::domain::{GuildId, UserId};
 use crate::services::Services;
 
-/// Records a guild the bot is in (its name and owner, for notices).
+/// Records a guild the bot is in (its name and owner, for notices). A guild the bot had
+/// left is served again: every one of its subscriptions is synced now (what changed while
+/// the bot was away, expiries included, is caught up with).
 ///
 /// # Errors
 /// A database error.
@@ -17,10 +19,46 @@ pub async fn guild_seen(
     name: Option<String>,
     owner: Option<UserId>,
 ) -> Result<(), DbError> {
-    services
+    let now = services.now();
+    let resumed = services
         .db
-        .call(move |conn| guilds::upsert_seen(conn, guild, name.as_deref(), owner))
-        .await
+        .call(move |conn| {
+            let was_left = guilds::upsert_seen(conn, guild, name.as_deref(), owner)?;
+            if was_left {
+                subscriptions::mark_guild_due(conn, guild, now)?;
+            }
+            Ok(was_left)
+        })
+        .await?;
+    if resumed {
+        tracing::info!(
+            guild = guild.get(),
+            "the bot is back in the guild: its poll, sweep and role syncs resume"
+        );
+        services.sync.wake();
+    }
+    Ok(())
+}
+
+/// The bot left the guild or was removed from it: it is marked left, so that its poll,
+/// sweep, role syncs and notices stop (Discord would refuse them all). Its data stays, and
+/// re-adding the bot resumes it.
+///
+/// # Errors
+/// A database error.
+pub async fn guild_left(services: &Services, guild: GuildId) -> Result<bool, DbError> {
+    let now = services.now();
+    let left = services
+        .db
+        .call(move |conn| guilds::mark_left(conn, guild, now))
+        .await?;
+    if left {
+        tracing::info!(
+            guild = guild.get(),
+            "the bot was removed from the guild: its poll, sweep and role syncs stop until it is added again; its data is kept"
+        );
+    }
+    Ok(left)
 }
 
 /// After a change at Discord that may fix a permission problem (a role moved, the bot got

@@ -12,8 +12,8 @@ use rusqlite::Connection;
 use crate::db::paid_roles::PaidRole;
 use crate::db::{DbError, members, paid_roles, subscriptions as rows};
 use crate::domain::{
-    GuildId, ProviderId, RoleId, StatusChange, SubscriptionState, SubscriptionStatus, Transition,
-    UnixMillis, UserId, ValidationError,
+    GuildId, ProviderId, RoleId, Scope, StatusChange, SubscriptionState, SubscriptionStatus,
+    Transition, UnixMillis, UserId, ValidationError,
 };
 
 pub use crate::db::subscriptions::Subscription;
@@ -41,6 +41,9 @@ pub struct CreateSubscription {
     pub user_id: UserId,
     pub role_id: RoleId,
     pub provider: ProviderId,
+    /// Whose credentials it comes from: the guild's own (a `/join` checkout, the guild's
+    /// webhook URL) or the operator's. A guild scope must be `guild_id`.
+    pub scope: Scope,
     /// The provider's subscription id; may be absent for a bank-transfer checkout, which then
     /// needs a payment code.
     pub external_id: Option<String>,
@@ -116,12 +119,25 @@ pub fn create_for(
         )
         .into());
     }
+    if let Scope::Guild(g) = data.scope
+        && g != data.guild_id
+    {
+        return Err(ValidationError::new(
+            "scope",
+            format!(
+                "guild {g}'s credentials cannot create a subscription in guild {}",
+                data.guild_id
+            ),
+        )
+        .into());
+    }
     members::upsert(conn, data.guild_id, data.user_id, data.username.as_deref())?;
     let new = rows::NewSubscription {
         guild_id: data.guild_id,
         user_id: data.user_id,
         paid_role_id: role.id,
         provider: data.provider.clone(),
+        scope: data.scope,
         external_id: data.external_id.clone(),
         state: SubscriptionState {
             status: data.status,

@@ -128,18 +128,25 @@ pub fn set_provider(
 }
 
 /// Records a guild the bot is in (from READY or `GUILD_CREATE`), keeping its settings; a new
-/// guild gets a fresh random webhook key.
+/// guild gets a fresh random webhook key. A guild the bot had left is in it again: returns
+/// whether it had been marked left (its role syncs must resume).
 pub fn upsert_seen(
     conn: &Connection,
     id: GuildId,
     name: Option<&str>,
     owner: Option<UserId>,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
+    let was_left: bool = conn
+        .prepare_cached("SELECT left_at IS NOT NULL FROM guilds WHERE guild_id = ?1")?
+        .query_row([id.as_i64()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
     conn.prepare_cached(
         "INSERT INTO guilds (guild_id, name, owner_id, webhook_key) VALUES (?1, coalesce(?2, ''), ?3, ?4)
          ON CONFLICT (guild_id) DO UPDATE SET
              name = coalesce(?2, name),
              owner_id = coalesce(?3, owner_id),
+             left_at = NULL,
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
     )?
     .execute(params![
@@ -148,7 +155,36 @@ pub fn upsert_seen(
         owner.map(UserId::as_i64),
         new_webhook_key(),
     ])?;
-    Ok(())
+    Ok(was_left)
+}
+
+/// Records that the bot left the guild or was removed from it (`GUILD_DELETE` without
+/// `unavailable`) at `now`: its poll, sweep and role syncs stop, its data stays. Returns
+/// whether it was in the guild until now.
+pub fn mark_left(conn: &Connection, id: GuildId, now: i64) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE guilds SET left_at = ?2, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+             WHERE guild_id = ?1 AND left_at IS NULL",
+        )?
+        .execute(params![id.as_i64(), now])?
+        == 1)
+}
+
+/// When the bot left the guild, if it did (and has not been re-added since).
+pub fn left_at(conn: &Connection, id: GuildId) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT left_at FROM guilds WHERE guild_id = ?1")?
+        .query_row([id.as_i64()], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// The guilds the bot has left (read through the partial index `guilds_left`).
+pub fn left(conn: &Connection) -> Result<std::collections::BTreeSet<GuildId>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT guild_id FROM guilds WHERE left_at IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+    rows.map(|r| id_from("guilds", r?)).collect()
 }
 
 /// A random, URL-safe, unguessable webhook key (128 bits).
@@ -174,10 +210,11 @@ pub fn set_log_channel(
     Ok(())
 }
 
-/// Every guild with a provider configured (for the poll schedule).
+/// Every guild the bot is in with a provider configured (for the poll schedule).
 pub fn with_provider(conn: &Connection) -> Result<Vec<Guild>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM guilds WHERE provider IS NOT NULL AND credentials IS NOT NULL"
+        "SELECT {COLUMNS} FROM guilds
+         WHERE provider IS NOT NULL AND credentials IS NOT NULL AND left_at IS NULL"
     ))?;
     let rows = stmt.query_map([], from_row)?;
     rows.map(|r| to_guild(r?)).collect()
@@ -203,4 +240,48 @@ pub fn set_setting(conn: &Connection, id: GuildId, key: &str, value: &str) -> Re
     )?
     .execute(params![id.as_i64(), key, value])?;
     Ok(())
+}
+
+/// What [`forget`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// No such guild.
+    Unknown,
+    /// The bot is in the guild (not marked left): nothing was deleted.
+    StillIn,
+    /// Deleted, with this many subscriptions and delivery records.
+    Deleted { subscriptions: usize, events: usize },
+}
+
+/// Deletes everything kept for a guild the bot has left: its deliveries (those recorded for
+/// it, in its credential scope, or of its subscriptions), subscriptions, members, paid roles
+/// and the guild row with its credentials. Run it in a transaction.
+///
+/// # Errors
+/// A database error.
+pub fn forget(conn: &Connection, id: GuildId) -> Result<Forgotten, DbError> {
+    let Some(left) = conn
+        .prepare_cached("SELECT left_at IS NOT NULL FROM guilds WHERE guild_id = ?1")?
+        .query_row([id.as_i64()], |r| r.get::<_, bool>(0))
+        .optional()?
+    else {
+        return Ok(Forgotten::Unknown);
+    };
+    if !left {
+        return Ok(Forgotten::StillIn);
+    }
+    let guild = id.as_i64();
+    let events = conn.execute(
+        "DELETE FROM webhook_events WHERE guild_id = ?1 OR scope = ?2
+             OR subscription_id IN (SELECT id FROM subscriptions WHERE guild_id = ?1)",
+        params![guild, crate::domain::Scope::Guild(id).key()],
+    )?;
+    let subscriptions = conn.execute("DELETE FROM subscriptions WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM members WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM paid_roles WHERE guild_id = ?1", [guild])?;
+    conn.execute("DELETE FROM guilds WHERE guild_id = ?1", [guild])?;
+    Ok(Forgotten::Deleted {
+        subscriptions,
+        events,
+    })
 }

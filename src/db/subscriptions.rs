@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbError;
 use crate::domain::{
-    GuildId, ProviderId, SubscriptionState, SubscriptionStatus, UnixMillis, UserId,
+    GuildId, ProviderId, Scope, SubscriptionState, SubscriptionStatus, UnixMillis, UserId,
 };
 
 /// A stored subscription.
@@ -15,6 +15,9 @@ pub struct Subscription {
     pub user_id: UserId,
     pub paid_role_id: i64,
     pub provider: ProviderId,
+    /// Whose credentials created it: only deliveries in this scope find it by
+    /// `external_id`.
+    pub scope: Scope,
     pub external_id: Option<String>,
     pub state: SubscriptionState,
     pub cancel_at_period_end: bool,
@@ -65,6 +68,7 @@ impl Subscription {
             user_id: UserId::new(20).expect("user"),
             paid_role_id: 1,
             provider: ProviderId::parse("polar").expect("provider"),
+            scope: Scope::Guild(GuildId::new(10).expect("guild")),
             external_id: None,
             state: SubscriptionState {
                 status,
@@ -89,6 +93,8 @@ pub struct NewSubscription {
     pub user_id: UserId,
     pub paid_role_id: i64,
     pub provider: ProviderId,
+    /// Whose credentials created it (a guild scope must be the subscription's guild).
+    pub scope: Scope,
     pub external_id: Option<String>,
     pub state: SubscriptionState,
     pub payment_code: Option<String>,
@@ -96,7 +102,7 @@ pub struct NewSubscription {
 
 const COLUMNS: &str = "id, guild_id, user_id, paid_role_id, provider, external_id, status, period_end, \
                        last_event_at, cancel_at_period_end, payment_code, role_applied, \
-                       sync_attempts, last_sync_error, announced, sync_version";
+                       sync_attempts, last_sync_error, announced, sync_version, scope";
 
 fn corrupt(message: &dyn std::fmt::Display) -> DbError {
     DbError::Corrupt {
@@ -112,31 +118,35 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Result<Subscription, DbError>> {
     let status: String = row.get(6)?;
     let guild: i64 = row.get(1)?;
     let user: i64 = row.get(2)?;
-    let build =
-        |provider: ProviderId, status: SubscriptionStatus| -> rusqlite::Result<Subscription> {
-            Ok(Subscription {
-                id: row.get(0)?,
-                guild_id: GuildId::from_i64(guild)
-                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, guild))?,
-                user_id: UserId::from_i64(user)
-                    .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, user))?,
-                paid_role_id: row.get(3)?,
-                provider,
-                external_id: row.get(5)?,
-                state: SubscriptionState {
-                    status,
-                    period_end: row.get(7)?,
-                    last_event_at: row.get(8)?,
-                },
-                cancel_at_period_end: row.get(9)?,
-                payment_code: row.get(10)?,
-                role_applied: row.get(11)?,
-                sync_attempts: row.get(12)?,
-                last_sync_error: row.get(13)?,
-                announced: row.get(14)?,
-                sync_version: row.get(15)?,
-            })
-        };
+    let scope: String = row.get(16)?;
+    let build = |provider: ProviderId,
+                 status: SubscriptionStatus,
+                 scope: Scope|
+     -> rusqlite::Result<Subscription> {
+        Ok(Subscription {
+            id: row.get(0)?,
+            guild_id: GuildId::from_i64(guild)
+                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, guild))?,
+            user_id: UserId::from_i64(user)
+                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, user))?,
+            paid_role_id: row.get(3)?,
+            provider,
+            scope,
+            external_id: row.get(5)?,
+            state: SubscriptionState {
+                status,
+                period_end: row.get(7)?,
+                last_event_at: row.get(8)?,
+            },
+            cancel_at_period_end: row.get(9)?,
+            payment_code: row.get(10)?,
+            role_applied: row.get(11)?,
+            sync_attempts: row.get(12)?,
+            last_sync_error: row.get(13)?,
+            announced: row.get(14)?,
+            sync_version: row.get(15)?,
+        })
+    };
     let provider = match ProviderId::parse(&provider) {
         Ok(p) => p,
         Err(e) => return Ok(Err(corrupt(&e))),
@@ -145,7 +155,10 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Result<Subscription, DbError>> {
         Ok(s) => s,
         Err(e) => return Ok(Err(corrupt(&e))),
     };
-    build(provider, status).map(Ok)
+    let Some(scope) = Scope::parse(&scope) else {
+        return Ok(Err(corrupt(&format_args!("unknown scope {scope:?}"))));
+    };
+    build(provider, status, scope).map(Ok)
 }
 
 fn many(
@@ -179,8 +192,8 @@ pub fn insert_at(
     conn.prepare_cached(
         "INSERT INTO subscriptions
              (guild_id, user_id, paid_role_id, provider, external_id, status, period_end, last_event_at,
-              payment_code, cancel_at_period_end, next_sync_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
+              payment_code, cancel_at_period_end, next_sync_at, scope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?.execute(params![
             new.guild_id.as_i64(),
             new.user_id.as_i64(),
             new.paid_role_id,
@@ -192,6 +205,7 @@ pub fn insert_at(
             new.payment_code,
             new.state.status == SubscriptionStatus::Canceled,
             now,
+            new.scope.key(),
         ],
     )?;
     Ok(Subscription {
@@ -200,6 +214,7 @@ pub fn insert_at(
         user_id: new.user_id,
         paid_role_id: new.paid_role_id,
         provider: new.provider.clone(),
+        scope: new.scope,
         external_id: new.external_id.clone(),
         state: new.state,
         cancel_at_period_end: new.state.status == SubscriptionStatus::Canceled,
@@ -212,21 +227,27 @@ pub fn insert_at(
     })
 }
 
-/// The subscription a provider knows by `external_id`.
+/// The subscription a provider knows by `external_id` in one credential scope (the same id
+/// in another scope is another account's, and not found).
 pub fn by_external_id(
     conn: &Connection,
     provider: &ProviderId,
+    scope: Scope,
     external_id: &str,
 ) -> Result<Option<Subscription>, DbError> {
     conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM subscriptions WHERE provider = ?1 AND external_id = ?2"
+        "SELECT {COLUMNS} FROM subscriptions WHERE provider = ?1 AND scope = ?2 AND external_id = ?3"
     ))?
-    .query_row([provider.as_str(), external_id], raw)
+    .query_row(
+        params![provider.as_str(), scope.key(), external_id],
+        raw,
+    )
     .optional()?
     .transpose()
 }
 
-/// The subscription waiting for a bank transfer carrying `code`.
+/// The subscription waiting for a bank transfer carrying `code` (codes are unique across
+/// scopes: Docobo makes them; a delivery checks the scope of what it finds).
 pub fn by_payment_code(conn: &Connection, code: &str) -> Result<Option<Subscription>, DbError> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM subscriptions WHERE payment_code = ?1"
@@ -403,6 +424,34 @@ pub fn mark_member_due(
         ])?)
 }
 
+/// Makes every subscription of a guild due now (the bot is back in it). Returns how many.
+pub fn mark_guild_due(
+    conn: &Connection,
+    guild: GuildId,
+    now: UnixMillis,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE subscriptions SET next_sync_at = ?2, sync_attempts = 0,
+                 sync_version = sync_version + 1
+             WHERE guild_id = ?1",
+        )?
+        .execute(params![guild.as_i64(), now])?)
+}
+
+/// Stops the role syncs of subscriptions the worker read (`seen`) in a guild the bot has
+/// left: no call to Discord can succeed there. A row changed since it was read stays due
+/// (the next pass parks it); [`mark_guild_due`] resumes them all.
+pub fn park(conn: &Connection, seen: &[Subscription]) -> Result<(), DbError> {
+    let mut update = conn.prepare_cached(
+        "UPDATE subscriptions SET next_sync_at = NULL WHERE id = ?1 AND sync_version = ?2",
+    )?;
+    for sub in seen {
+        update.execute(params![sub.id, sub.sync_version])?;
+    }
+    Ok(())
+}
+
 /// Makes due now every live subscription whose paid period has ended (the sweep's safety net
 /// for expiries; normally each is scheduled at its end already). Returns how many.
 pub fn mark_ended_due(conn: &Connection, now: UnixMillis) -> Result<usize, DbError> {
@@ -410,17 +459,22 @@ pub fn mark_ended_due(conn: &Connection, now: UnixMillis) -> Result<usize, DbErr
         .prepare_cached(
             "UPDATE subscriptions SET next_sync_at = ?1, sync_version = sync_version + 1
              WHERE status IN ('active', 'canceled', 'past_due') AND period_end <= ?1
-               AND (next_sync_at IS NULL OR next_sync_at > ?1)",
+               AND (next_sync_at IS NULL OR next_sync_at > ?1)
+               AND guild_id NOT IN (SELECT guild_id FROM guilds WHERE left_at IS NOT NULL)",
         )?
         .execute([now])?)
 }
 
-/// Every member Docobo knows (buyers, past buyers, members who started a checkout): what
-/// the sweep checks at Discord. Without the `GUILD_MEMBERS` intent Docobo cannot list the
-/// others, so a paid role given by hand to a stranger goes unnoticed.
+/// Every member Docobo knows (buyers, past buyers, members who started a checkout) in the
+/// guilds the bot is in: what the sweep checks at Discord. Without the `GUILD_MEMBERS`
+/// intent Docobo cannot list the others, so a paid role given by hand to a stranger goes
+/// unnoticed.
 pub fn members_to_check(conn: &Connection) -> Result<Vec<(GuildId, UserId)>, DbError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT guild_id, user_id FROM members ORDER BY guild_id, user_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT guild_id, user_id FROM members
+         WHERE guild_id NOT IN (SELECT guild_id FROM guilds WHERE left_at IS NOT NULL)
+         ORDER BY guild_id, user_id",
+    )?;
     let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
     rows.map(|r| {
         let (g, u) = r?;

@@ -127,8 +127,14 @@ impl EventHandler for Handler {
         incomplete: UnavailableGuild,
         _full: Option<Guild>,
     ) {
-        if let Some(id) = ids(incomplete.id) {
-            self.bot.roles.directory().remove_guild(id);
+        let Some(id) = ids(incomplete.id) else { return };
+        self.bot.roles.directory().remove_guild(id);
+        // `unavailable`: an outage at Discord, the bot is still in the guild. Otherwise
+        // it left or was removed.
+        if !incomplete.unavailable
+            && let Err(e) = roster::guild_left(&self.bot.services, id).await
+        {
+            tracing::error!(guild = id.get(), error = %e, "cannot record that the bot left the guild");
         }
     }
 

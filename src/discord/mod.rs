@@ -287,22 +287,37 @@ async fn connect(
 ) -> serenity::Result<()> {
     // serenity asks for the gateway's address while building the client and, when that
     // fails, falls back to discord.com's (even with `api_url` set): ask first, so that a
-    // failure is a failed attempt, and give the client the answer.
+    // failure is a failed attempt, and give the client the answer. The same answer says how
+    // many shards Discord wants (it refuses a single connection past 2 500 guilds).
     let build = async {
-        let url = http.get_gateway().await?.url;
+        let gateway = http.get_bot_gateway().await.map_err(|e| match &e {
+            // `/gateway/bot` needs the token: a 401 is the refusal IDENTIFY would get (4004).
+            serenity::Error::Http(h) if h.status_code().map(|s| s.as_u16()) == Some(401) => {
+                serenity::Error::Gateway(GatewayError::InvalidAuthentication)
+            }
+            _ => e,
+        })?;
         let client = ClientBuilder::new_with_http(http, intents)
             .event_handler(handler::Handler::new(bot))
             .await?;
-        url.clone_into(&mut *client.ws_url.lock().await);
-        Ok::<_, serenity::Error>(client)
+        gateway.url.clone_into(&mut *client.ws_url.lock().await);
+        Ok::<_, serenity::Error>((client, gateway.shards.max(1)))
     };
-    let mut client = tokio::select! {
+    let (mut client, shards) = tokio::select! {
         client = build => client?,
         () = stop.cancelled() => return Ok(()),
     };
+    if shards > 1 {
+        tracing::info!(
+            shards,
+            "connecting to the Discord gateway with the shards Discord asks for"
+        );
+    }
     let manager = Arc::clone(&client.shard_manager);
+    // Autosharded: every shard Discord recommends, in this process (serenity's
+    // `start_autosharded`, with the count already asked for above).
     let result = tokio::select! {
-        result = client.start() => result,
+        result = client.start_shards(shards) => result,
         () = stop.cancelled() => Ok(()),
     };
     manager.shutdown_all().await;

@@ -6,6 +6,7 @@
 mod event;
 mod ids;
 mod money;
+mod scope;
 mod subscription;
 
 pub use event::{
@@ -16,6 +17,7 @@ pub use ids::{
     UserMarker,
 };
 pub use money::{Billing, Currency, Money};
+pub use scope::Scope;
 pub use subscription::{
     StatusChange, SubscriptionState, SubscriptionStatus, Transition, is_entitled,
 };

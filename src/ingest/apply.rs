@@ -2,10 +2,16 @@
 //! the ingest service, over one write connection.
 //!
 //! One delivery is one SQLite transaction. Each event is first recorded in
-//! `webhook_events`; the UNIQUE `(provider, external_event_id)` constraint turns a repeat
-//! (a provider retry, a concurrent duplicate, a polled copy of a webhook) into a no-op. Then
-//! the event moves its subscription through the state machine; an event older than the last
-//! one applied is recorded as stale and moves nothing. Nothing here talks to Discord: the
+//! `webhook_events`; the UNIQUE `(provider, scope, external_event_id)` constraint turns a
+//! repeat (a provider retry, a concurrent duplicate, a polled copy of a webhook) into a no-op.
+//! Then the event moves its subscription through the state machine; an event older than the
+//! last one applied is recorded as stale and moves nothing.
+//!
+//! Everything is bound to the delivery's credential [`Scope`]: its event ids are
+//! deduplicated against that scope's only, it finds subscriptions by provider id only among
+//! those its scope created, and a guild scope creates and pays only in its own guild. So a
+//! guild owner, who holds the guild's own provider keys and can sign anything, reaches
+//! nothing of another guild's, whatever the event's metadata names. Nothing here talks to Discord: the
 //! role-sync worker is woken after the commit.
 //!
 //! Only ids, statuses and amounts are stored: never the raw body (it carries names and
@@ -22,16 +28,7 @@ use crate::domain::{
 };
 use crate::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
 
-/// Where a delivery came in, which decides whose credentials verified it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// `/webhooks/{provider}/{webhook_key}`: verified with this guild's credentials; its
-    /// events may only touch this guild.
-    Guild(GuildId),
-    /// `/webhooks/{provider}`: verified with the operator's credentials; the guild comes
-    /// from each event.
-    Operator,
-}
+pub use crate::domain::Scope;
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,16 +91,13 @@ pub fn record_malformed(
     message: &str,
 ) -> Result<bool, DbError> {
     let id = format!("malformed:{body_sha256}");
-    let guild = match scope {
-        Scope::Guild(g) => Some(g),
-        Scope::Operator => None,
-    };
     let inserted = webhook_events::insert_if_new(
         conn,
         &NewWebhookEvent {
             provider,
+            scope,
             external_event_id: &id,
-            guild_id: guild,
+            guild_id: scope.guild(),
             subscription_id: None,
             event_type: "malformed",
             event_json: "{}",
@@ -164,7 +158,7 @@ impl Ctx<'_> {
         // before the INSERT below; should it ever, the INSERT's UNIQUE violation rolls this
         // delivery back whole and the provider retries (and then meets a duplicate).
         // Deciding before inserting writes the event row once instead of insert-then-update.
-        if webhook_events::exists(self.tx, self.provider, &event.event_id)? {
+        if webhook_events::exists(self.tx, self.provider, self.scope, &event.event_id)? {
             return Ok(EventResult {
                 event_id: event.event_id.clone(),
                 outcome: None,
@@ -177,8 +171,9 @@ impl Ctx<'_> {
             self.tx,
             &NewWebhookEvent {
                 provider: self.provider,
+                scope: self.scope,
                 external_event_id: &event.event_id,
-                guild_id: decision.guild,
+                guild_id: decision.guild.or(self.scope.guild()),
                 subscription_id: decision.subscription,
                 event_type: &event.event_type,
                 event_json: &event.normalized_json(),
@@ -251,18 +246,9 @@ impl Ctx<'_> {
             period_end,
             occurred_at: event.occurred_at,
         };
-        if let Some(sub) = rows::by_external_id(self.tx, self.provider, external_id)? {
-            if let Scope::Guild(g) = self.scope
-                && sub.guild_id != g
-            {
-                return Ok(Decision::new(
-                    Outcome::Rejected,
-                    format!(
-                        "subscription belongs to guild {}, not to this webhook's guild {g}",
-                        sub.guild_id
-                    ),
-                ));
-            }
+        // Only this scope's subscriptions: another guild's with the same provider id is
+        // another account's, never found from here.
+        if let Some(sub) = rows::by_external_id(self.tx, self.provider, self.scope, external_id)? {
             let update = subscriptions::change_status(self.tx, &sub, change, self.now)?;
             return Ok(Decision::from_update(update, &sub));
         }
@@ -282,6 +268,7 @@ impl Ctx<'_> {
             user_id: user,
             role_id: role.role_id,
             provider: self.provider.clone(),
+            scope: self.scope,
             external_id: Some(external_id.to_owned()),
             payment_code: None,
             status,
@@ -378,9 +365,9 @@ impl Ctx<'_> {
                 format!("no checkout has payment code {code}"),
             ));
         };
-        if let Scope::Guild(g) = self.scope
-            && sub.guild_id != g
-        {
+        // A guild's transfers pay only the checkouts made with its own credentials; the
+        // operator's may pay any (the codes are Docobo's, unique across guilds).
+        if matches!(self.scope, Scope::Guild(_)) && sub.scope != self.scope {
             return Ok(Decision::new(
                 Outcome::Rejected,
                 "payment code belongs to another guild",

@@ -212,9 +212,24 @@ impl Ingest {
             .db
             .write(move |conn| record_malformed(conn, &provider, scope, &digest, &message))
             .await;
-        if let Err(e) = recorded {
-            self.services.metrics.db_errors.inc();
-            return IngestError::Store(e);
+        match recorded {
+            Err(e) => {
+                self.services.metrics.db_errors.inc();
+                return IngestError::Store(e);
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    target: "docobo::security",
+                    event = "webhook_replay",
+                    provider = %source.provider,
+                    scope = %source.scope.key(),
+                    "webhook replay: this unreadable delivery was already recorded for these credentials"
+                );
+                self.services
+                    .metrics
+                    .webhook_replay(source.provider.as_str());
+            }
+            Ok(true) => {}
         }
         tracing::warn!(provider = %source.provider, reason = %why, "verified webhook could not be understood");
         IngestError::Malformed(why)
@@ -241,7 +256,11 @@ impl Ingest {
             services.metrics.db_errors.inc();
             IngestError::Store(e)
         })?;
-        let outcome = log_results(&source.provider, &results);
+        let outcome = log_results(&source.provider, source.scope, &results);
+        let replayed = results.iter().filter(|r| r.is_duplicate()).count();
+        if replayed > 0 {
+            services.metrics.webhook_replay(source.provider.as_str());
+        }
         if results.iter().any(|r| r.changed) {
             services.sync.wake();
         }
@@ -327,21 +346,33 @@ impl Ingest {
     }
 }
 
-/// Logs each event's outcome; returns the delivery's metrics label.
-fn log_results(provider: &ProviderId, results: &[EventResult]) -> &'static str {
+/// Logs each event's outcome; returns the delivery's metrics label. An event already
+/// recorded in the scope is a replay: a provider's retry, or someone who holds the
+/// credentials sending it again. It is a security event (`docobo::security`), logged with
+/// its ids only, never the body or a secret.
+fn log_results(provider: &ProviderId, scope: Scope, results: &[EventResult]) -> &'static str {
     let mut outcome = if results.is_empty() {
         "ignored"
     } else {
         "duplicate"
     };
     for result in results {
-        if let Some(o) = result.outcome {
-            outcome = o.as_str();
-        }
+        let Some(o) = result.outcome else {
+            tracing::warn!(
+                target: "docobo::security",
+                event = "webhook_replay",
+                provider = %provider,
+                scope = %scope.key(),
+                event_id = %result.event_id,
+                "webhook replay: this event was already recorded for these credentials; nothing changed"
+            );
+            continue;
+        };
+        outcome = o.as_str();
         tracing::info!(
             provider = %provider,
             event_id = %result.event_id,
-            outcome = result.outcome.map_or("duplicate", |o| o.as_str()),
+            outcome = o.as_str(),
             detail = result.detail.as_deref().unwrap_or(""),
             "webhook event"
         );

@@ -18,6 +18,7 @@
 mod holding;
 pub mod sweep;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::DbError;
-use crate::db::subscriptions;
+use crate::db::{guilds, subscriptions};
 use crate::discord::{Notifier, RoleManager};
 use crate::domain::{GuildId, UserId};
 use crate::services::Services;
@@ -133,12 +134,30 @@ impl RoleSync {
     /// The due list could not be read.
     pub async fn process_due(&self) -> Result<Pass, DbError> {
         let now = self.services.now();
-        let due = self
+        let (due, left) = self
             .services
             .db
-            .read(move |conn| subscriptions::due(conn, now, BATCH))
+            .read(move |conn| {
+                let due = subscriptions::due(conn, now, BATCH)?;
+                let left = if due.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    guilds::left(conn)?
+                };
+                Ok((due, left))
+            })
             .await?;
         let full = due.len() == BATCH as usize;
+        // A guild the bot has left: Discord would refuse every call and the owner would be
+        // told about each. Its syncs stop until the bot is added again.
+        let (parked, due): (Vec<_>, Vec<_>) =
+            due.into_iter().partition(|s| left.contains(&s.guild_id));
+        if !parked.is_empty() {
+            self.services
+                .db
+                .write(move |conn| subscriptions::park(conn, &parked))
+                .await?;
+        }
         let mut holdings: Vec<Holding> = due
             .iter()
             .map(|s| Holding {

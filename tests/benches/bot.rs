@@ -308,6 +308,7 @@ fn seed_holders(
                 user_id: user,
                 paid_role_id: paid,
                 provider: provider.clone(),
+                scope: docobo::domain::Scope::Guild(guild),
                 external_id: Some(format!("held-{user}")),
                 state: SubscriptionState {
                     status: SubscriptionStatus::Active,

@@ -49,8 +49,8 @@ fn fill(db_path: &std::path::Path, events: i64) {
         let mut subscription = tx
             .prepare(
                 "INSERT INTO subscriptions (guild_id, user_id, paid_role_id, provider, external_id, status,
-                     period_end, role_applied, created_at, updated_at)
-                 VALUES (1, ?1, 1, 'polar', ?2, ?3, ?4, ?5, ?6, ?6)",
+                     period_end, role_applied, created_at, updated_at, scope)
+                 VALUES (1, ?1, 1, 'polar', ?2, ?3, ?4, ?5, ?6, ?6, '1')",
             )
             .expect("subscription");
         for n in 0..subscriptions {
@@ -75,8 +75,8 @@ fn fill(db_path: &std::path::Path, events: i64) {
         let mut event = tx
             .prepare(
                 "INSERT INTO webhook_events (provider, external_event_id, guild_id, subscription_id,
-                     event_type, event, received_at, outcome)
-                 VALUES ('polar', ?1, 1, ?2, 'subscription.updated', '{\"status\":\"active\"}', ?3, 'applied')",
+                     event_type, event, received_at, outcome, scope)
+                 VALUES ('polar', ?1, 1, ?2, 'subscription.updated', '{\"status\":\"active\"}', ?3, 'applied', '1')",
             )
             .expect("event");
         for n in 0..events {

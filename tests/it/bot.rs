@@ -323,7 +323,7 @@ async fn wait_for_message(discord: &FakeDiscord, channel: u64, needle: &str) -> 
 pub(crate) async fn the_subscription(app: &TestApp) -> subscriptions::Subscription {
     let provider = docobo::domain::ProviderId::parse("polar").expect("id");
     app.db
-        .call(move |conn| subscriptions::by_external_id(conn, &provider, "sub_e2e"))
+        .call(move |conn| crate::helpers::subscription_any_scope(conn, &provider, "sub_e2e"))
         .await
         .expect("read")
         .expect("exists")

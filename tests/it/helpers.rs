@@ -164,3 +164,24 @@ pub async fn health(app: &docobo_testkit::app::TestApp) -> (u16, serde_json::Val
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
+
+/// The subscription a provider knows by `external_id`, in whichever credential scope made
+/// it (tests that do not care which; the app itself always looks in one scope).
+pub fn subscription_any_scope(
+    conn: &rusqlite::Connection,
+    provider: &ProviderId,
+    external_id: &str,
+) -> Result<Option<db::subscriptions::Subscription>, db::DbError> {
+    use rusqlite::OptionalExtension as _;
+    let scope: Option<String> = conn
+        .query_row(
+            "SELECT scope FROM subscriptions WHERE provider = ?1 AND external_id = ?2 ORDER BY id LIMIT 1",
+            [provider.as_str(), external_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(scope) = scope.as_deref().and_then(docobo::domain::Scope::parse) else {
+        return Ok(None);
+    };
+    db::subscriptions::by_external_id(conn, provider, scope, external_id)
+}

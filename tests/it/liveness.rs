@@ -43,7 +43,7 @@ fn other_shop() -> GuildSpec {
 async fn subscription(app: &TestApp, external_id: &'static str) -> subscriptions::Subscription {
     let provider = ProviderId::parse("polar").expect("id");
     app.db
-        .call(move |conn| subscriptions::by_external_id(conn, &provider, external_id))
+        .call(move |conn| crate::helpers::subscription_any_scope(conn, &provider, external_id))
         .await
         .expect("read")
         .expect("exists")
@@ -488,7 +488,7 @@ async fn sigterm_stops_the_binary_in_time_while_discord_hangs() {
         discord.unanswered_requests("GET", &lookup) >= 1
     })
     .await;
-    assert!(discord.unanswered_requests("GET", "/gateway") >= 1);
+    assert!(discord.unanswered_requests("GET", "/gateway/bot") >= 1);
     let took = tokio::task::block_in_place(|| stop_and_time(&mut child, "Discord silent"));
     assert_within_bound(took, "Discord silent");
 }

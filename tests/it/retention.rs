@@ -32,8 +32,8 @@ fn subscription(
     let changed = NOW - changed_days_ago * DAY;
     conn.execute(
         "INSERT INTO subscriptions (guild_id, user_id, paid_role_id, provider, external_id, status,
-             period_end, role_applied, created_at, updated_at)
-         VALUES (1, ?1, 1, 'polar', ?2, ?3, ?4, ?5, ?6, ?6)",
+             period_end, role_applied, created_at, updated_at, scope)
+         VALUES (1, ?1, 1, 'polar', ?2, ?3, ?4, ?5, ?6, ?6, '1')",
         params![
             user,
             format!("sub-{user}"),
@@ -51,8 +51,8 @@ fn subscription(
 fn event(conn: &rusqlite::Connection, id: &str, subscription: Option<i64>, days_ago: i64) {
     conn.execute(
         "INSERT INTO webhook_events (provider, external_event_id, guild_id, subscription_id,
-             event_type, event, received_at, outcome)
-         VALUES ('polar', ?1, 1, ?2, 'subscription.updated', '{}', ?3, 'applied')",
+             event_type, event, received_at, outcome, scope)
+         VALUES ('polar', ?1, 1, ?2, 'subscription.updated', '{}', ?3, 'applied', '1')",
         params![id, subscription, NOW - days_ago * DAY],
     )
     .expect("event");

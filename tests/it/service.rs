@@ -48,7 +48,7 @@ impl SubscriptionService {
         let (provider, id) = (external.provider.clone(), external.external_id.clone());
         self.db
             .write(move |conn| {
-                let Some(sub) = docobo::db::subscriptions::by_external_id(conn, &provider, &id)?
+                let Some(sub) = crate::helpers::subscription_any_scope(conn, &provider, &id)?
                 else {
                     return Ok(None);
                 };
@@ -70,6 +70,7 @@ fn create(external: &str) -> CreateSubscription {
         user_id: UserId::new(42).expect("user"),
         role_id: role(10),
         provider: provider("polar"),
+        scope: docobo::domain::Scope::Guild(guild(1)),
         external_id: Some(external.into()),
         payment_code: None,
         status: SubscriptionStatus::Active,
@@ -227,12 +228,11 @@ async fn update_subscription_status_applies_the_state_machine_durably() {
     );
 
     // What is stored: revoked, the original period end, the newest applied timestamp.
-    let stored = t
-        .db
-        .call(|conn| docobo::db::subscriptions::by_external_id(conn, &provider("polar"), "sub_1"))
-        .await
-        .expect("read")
-        .expect("exists");
+    let stored =
+        t.db.call(|conn| crate::helpers::subscription_any_scope(conn, &provider("polar"), "sub_1"))
+            .await
+            .expect("read")
+            .expect("exists");
     assert_eq!(stored.state.status, SubscriptionStatus::Revoked);
     assert_eq!(stored.state.period_end, Some(30 * DAY));
     assert_eq!(stored.state.last_event_at, Some(3_000));
@@ -414,6 +414,7 @@ mod checkout_and_shop {
                         user_id: user(6),
                         paid_role_id: paid_id,
                         provider: provider("sepay"),
+                        scope: docobo::domain::Scope::Guild(guild(1)),
                         external_id: None,
                         state: docobo::domain::SubscriptionState {
                             status: SubscriptionStatus::Pending,

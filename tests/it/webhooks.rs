@@ -97,7 +97,7 @@ async fn subscription(
 ) -> Option<subscriptions::Subscription> {
     let provider = ProviderId::parse(provider).expect("provider");
     app.db
-        .call(move |conn| subscriptions::by_external_id(conn, &provider, external))
+        .call(move |conn| crate::helpers::subscription_any_scope(conn, &provider, external))
         .await
         .expect("read")
 }
@@ -396,6 +396,7 @@ async fn sepay_app() -> (TestApp, String) {
                     user_id: UserId::new(USER).expect("user"),
                     paid_role_id: paid_role,
                     provider: ProviderId::parse("sepay").expect("id"),
+                    scope: docobo::domain::Scope::Guild(guild()),
                     external_id: None,
                     state: docobo::domain::SubscriptionState {
                         status: SubscriptionStatus::Pending,
@@ -549,12 +550,12 @@ async fn operator_level_credentials_take_the_guild_from_the_event() {
 
 /// Log lines written while a test runs (a `tracing` writer).
 #[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Captured {
     /// Captures warnings and errors logged on this thread until the guard drops. The test
     /// runtime has one thread, which the server's tasks share: the capture sees what they log.
-    fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
         // A process-wide subscriber that wants warnings (see the helper for why).
         crate::helpers::install_global_log();
         let logs = Self::default();
@@ -569,7 +570,7 @@ impl Captured {
         (logs, guard)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(
             &self
                 .0

@@ -56,6 +56,20 @@ pub struct GatewayStats {
     pub seq: u64,
     /// Intents of the current session.
     pub intents: Option<u64>,
+    /// The `shard` of every successful IDENTIFY, in order (`[0, 1]` when none was sent).
+    pub identified_shards: Vec<[u64; 2]>,
+    /// The shards identified (or resumed) on a socket right now.
+    pub live_shards: Vec<u64>,
+}
+
+/// The session of a shard other than 0 (with more than one shard, see
+/// `FakeDiscordBuilder::shards`): its socket, READY and its guilds' `GUILD_CREATE`s,
+/// heartbeat ACKs, RESUME.
+#[derive(Debug)]
+pub(crate) struct OtherShard {
+    session_id: String,
+    seq: u64,
+    conn_id: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -87,6 +101,10 @@ pub(crate) struct GatewayState {
     /// Every dispatch of the current session, replayed on RESUME from the client's `seq`.
     history: Vec<(u64, Value)>,
     connection: Option<Connection>,
+    /// Every open socket, by id (with one shard, only `connection`'s).
+    sockets: std::collections::BTreeMap<u64, mpsc::UnboundedSender<Outgoing>>,
+    /// Sessions of shards 1.. (with more than one shard).
+    others: std::collections::BTreeMap<u64, OtherShard>,
     next_connection: u64,
     sessions_started: u64,
     pub stats: GatewayStats,
@@ -111,6 +129,18 @@ impl GatewayState {
 
     fn refresh_stats(&mut self) {
         self.stats.live = self.connection.as_ref().is_some_and(|c| c.live);
+        self.stats.live_shards = self
+            .stats
+            .live
+            .then_some(0)
+            .into_iter()
+            .chain(
+                self.others
+                    .iter()
+                    .filter(|(_, s)| s.conn_id.is_some())
+                    .map(|(i, _)| *i),
+            )
+            .collect();
         self.stats.session_id = self.session.as_ref().map(|s| s.id.clone());
         self.stats.seq = self.session.as_ref().map_or(0, |s| s.seq);
         self.stats.intents = self.session.as_ref().map(|s| s.intents);
@@ -118,10 +148,10 @@ impl GatewayState {
 
     /// Sends a frame to the current socket regardless of its state (HELLO, ACK, op 9, op 7).
     fn send_raw(&mut self, conn_id: u64, frame: Value) {
-        if let Some(conn) = self.connection.as_ref().filter(|c| c.id == conn_id) {
+        if let Some(tx) = self.sockets.get(&conn_id) {
             self.sent.push(frame.clone());
             // A closed channel means the socket task is gone; the frame is simply lost.
-            let _ = conn.tx.send(Outgoing::Frame(frame));
+            let _ = tx.send(Outgoing::Frame(frame));
         }
     }
 
@@ -224,9 +254,9 @@ impl State {
     }
 
     fn close_conn(&mut self, conn_id: u64, code: u16, reason: &str) {
-        if let Some(conn) = self.gateway.connection.as_ref().filter(|c| c.id == conn_id) {
+        if let Some(tx) = self.gateway.sockets.get(&conn_id) {
             self.gateway.stats.close_codes.push(code);
-            let _ = conn.tx.send(Outgoing::Close(code, reason.to_owned()));
+            let _ = tx.send(Outgoing::Close(code, reason.to_owned()));
         }
     }
 
@@ -236,12 +266,17 @@ impl State {
     }
 
     fn identify(&mut self, shared: &Shared, conn_id: u64, d: &Value) {
-        if self
+        let identified = self
             .gateway
             .connection
             .as_ref()
             .is_some_and(|c| c.id == conn_id && c.live)
-        {
+            || self
+                .gateway
+                .others
+                .values()
+                .any(|s| s.conn_id == Some(conn_id));
+        if identified {
             self.close_conn(conn_id, 4005, "Already authenticated.");
             return;
         }
@@ -258,6 +293,43 @@ impl State {
             self.close_conn(conn_id, 4014, "Disallowed intent(s).");
             return;
         }
+        let total = u64::from(shared.config.shards);
+        let shard_id = match d.get("shard").and_then(Value::as_array).map(Vec::as_slice) {
+            None if total > 1 => {
+                self.close_conn(conn_id, 4011, "Sharding required.");
+                return;
+            }
+            None => [0, 1],
+            Some([i, n]) => match (i.as_u64(), n.as_u64()) {
+                (Some(i), Some(n)) if n == total && i < n => [i, n],
+                _ => {
+                    self.close_conn(conn_id, 4010, "Invalid shard.");
+                    return;
+                }
+            },
+            Some(_) => {
+                self.close_conn(conn_id, 4010, "Invalid shard.");
+                return;
+            }
+        };
+        self.gateway.stats.identified_shards.push(shard_id);
+        if shard_id[0] != 0 {
+            self.identify_other(shared, conn_id, shard_id, intents);
+            return;
+        }
+        if total > 1 {
+            // Shard 0's socket is this one from now on.
+            if let Some(old) = self.gateway.connection.take().filter(|c| c.id != conn_id) {
+                let _ = old.tx.send(Outgoing::Drop);
+            }
+            if let Some(tx) = self.gateway.sockets.get(&conn_id) {
+                self.gateway.connection = Some(Connection {
+                    id: conn_id,
+                    tx: tx.clone(),
+                    live: false,
+                });
+            }
+        }
         let gw = &mut self.gateway;
         gw.sessions_started += 1;
         let session_id = format!("fake-session-{}", gw.sessions_started);
@@ -272,7 +344,7 @@ impl State {
         }
         gw.stats.identifies += 1;
         let shard_info = d.get("shard").cloned().unwrap_or_else(|| json!([0, 1]));
-        let guild_ids: Vec<u64> = self.model.guilds.keys().copied().collect();
+        let guild_ids = self.shard_guilds(shard_id);
         let ready = payloads::ready(
             &self.model,
             &guild_ids,
@@ -283,15 +355,68 @@ impl State {
         // The session was just created, so these cannot fail.
         let _ = self.dispatch("READY", ready);
         if intents & INTENT_GUILDS != 0 {
-            let creates: Vec<Value> = self
-                .model
-                .guilds
-                .values()
-                .map(|g| payloads::guild_create(g, self.model.bot.id, intents, &self.joined_at))
-                .collect();
+            let creates = self.guild_creates(&guild_ids, intents);
             for create in creates {
                 let _ = self.dispatch("GUILD_CREATE", create);
             }
+        }
+    }
+
+    /// The guilds a shard serves: `(guild_id >> 22) % n == i`, as Discord assigns them.
+    fn shard_guilds(&self, [i, n]: [u64; 2]) -> Vec<u64> {
+        self.model
+            .guilds
+            .keys()
+            .copied()
+            .filter(|id| (id >> 22) % n.max(1) == i)
+            .collect()
+    }
+
+    fn guild_creates(&self, guild_ids: &[u64], intents: u64) -> Vec<Value> {
+        guild_ids
+            .iter()
+            .filter_map(|id| self.model.guilds.get(id))
+            .map(|g| payloads::guild_create(g, self.model.bot.id, intents, &self.joined_at))
+            .collect()
+    }
+
+    /// IDENTIFY for shard `i` > 0: a session of its own on this socket.
+    fn identify_other(&mut self, shared: &Shared, conn_id: u64, shard_id: [u64; 2], intents: u64) {
+        let guild_ids = self.shard_guilds(shard_id);
+        let mut frames = Vec::new();
+        let gw = &mut self.gateway;
+        gw.sessions_started += 1;
+        gw.stats.identifies += 1;
+        let session_id = format!("fake-session-{}", gw.sessions_started);
+        let ready = payloads::ready(
+            &self.model,
+            &guild_ids,
+            &session_id,
+            &shared.gateway_url,
+            &json!(shard_id),
+        );
+        frames.push(("READY", ready));
+        if intents & INTENT_GUILDS != 0 {
+            for create in self.guild_creates(&guild_ids, intents) {
+                frames.push(("GUILD_CREATE", create));
+            }
+        }
+        let gw = &mut self.gateway;
+        let mut other = OtherShard {
+            session_id,
+            seq: 0,
+            conn_id: Some(conn_id),
+        };
+        for (event, data) in frames {
+            other.seq += 1;
+            let frame = payloads::dispatch_frame(other.seq, event, data);
+            gw.send_raw(conn_id, frame);
+        }
+        if let Some(old) = gw.others.insert(shard_id[0], other)
+            && let Some(old_conn) = old.conn_id.filter(|c| *c != conn_id)
+            && let Some(tx) = gw.sockets.get(&old_conn)
+        {
+            let _ = tx.send(Outgoing::Drop);
         }
     }
 
@@ -303,6 +428,23 @@ impl State {
         let wanted = d.get("session_id").and_then(Value::as_str);
         let from = d.get("seq").and_then(Value::as_u64).unwrap_or(0);
         let gw = &mut self.gateway;
+        if let Some(other) = gw
+            .others
+            .values_mut()
+            .find(|s| Some(s.session_id.as_str()) == wanted)
+        {
+            // Another shard's session: nothing was dispatched to it since READY.
+            other.conn_id = Some(conn_id);
+            other.seq += 1;
+            let frame = payloads::dispatch_frame(
+                other.seq,
+                "RESUMED",
+                json!({ "_trace": ["fake-discord"] }),
+            );
+            gw.stats.resumes += 1;
+            gw.send_raw(conn_id, frame);
+            return;
+        }
         let known = gw
             .session
             .as_ref()
@@ -322,6 +464,19 @@ impl State {
             .collect();
         for frame in missed {
             gw.send_raw(conn_id, frame);
+        }
+        if gw.connection.as_ref().is_none_or(|c| c.id != conn_id)
+            && let Some(tx) = gw.sockets.get(&conn_id)
+        {
+            // With more shards, shard 0's session moves to this socket.
+            if let Some(old) = gw.connection.take() {
+                let _ = old.tx.send(Outgoing::Drop);
+            }
+            gw.connection = Some(Connection {
+                id: conn_id,
+                tx: tx.clone(),
+                live: false,
+            });
         }
         if let Some(conn) = gw.connection.as_mut().filter(|c| c.id == conn_id) {
             conn.live = true;
@@ -376,15 +531,19 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         let gw = &mut state.gateway;
         gw.next_connection += 1;
         let id = gw.next_connection;
-        // Discord would keep the old socket open; serenity has abandoned it by now anyway.
-        if let Some(old) = gw.connection.take() {
-            let _ = old.tx.send(Outgoing::Drop);
+        gw.sockets.insert(id, tx.clone());
+        if shared.config.shards == 1 {
+            // Discord would keep the old socket open; serenity has abandoned it by now anyway.
+            if let Some(old) = gw.connection.take() {
+                let _ = old.tx.send(Outgoing::Drop);
+            }
+            gw.connection = Some(Connection {
+                id,
+                tx,
+                live: false,
+            });
         }
-        gw.connection = Some(Connection {
-            id,
-            tx,
-            live: false,
-        });
+        // With more shards, a socket is bound to one at its IDENTIFY (or RESUME).
         gw.stats.connections += 1;
         gw.stats.last_handshake_uri = Some(uri);
         gw.send_raw(
@@ -435,6 +594,12 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         let gw = &mut state.gateway;
         if gw.connection.as_ref().is_some_and(|c| c.id == conn_id) {
             gw.connection = None;
+        }
+        gw.sockets.remove(&conn_id);
+        for other in gw.others.values_mut() {
+            if other.conn_id == Some(conn_id) {
+                other.conn_id = None;
+            }
         }
         gw.refresh_stats();
     }

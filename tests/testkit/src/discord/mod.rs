@@ -92,6 +92,8 @@ pub(crate) struct Config {
     pub interaction_deadline: Duration,
     /// Privileged intents "enabled in the Developer Portal".
     pub privileged_intents: u64,
+    /// The shard count `GET /gateway/bot` recommends, and the only one IDENTIFY accepts.
+    pub shards: u32,
 }
 
 /// Everything mutable, behind one lock so a REST role change and its gateway dispatch happen
@@ -195,6 +197,18 @@ impl FakeDiscordBuilder {
     #[must_use]
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.config.heartbeat_interval = interval;
+        self
+    }
+
+    /// How many shards `GET /gateway/bot` recommends (Discord requires sharding past 2 500
+    /// guilds). Default 1. With more, each shard's IDENTIFY must carry `[i, n]` with this `n`
+    /// (else close 4010, or 4011 without a shard), gets its own session, READY and the
+    /// `GUILD_CREATE`s of its guilds (`(guild_id >> 22) % n == i`); the other dispatches
+    /// (member and role events, interactions) and the session controls (close, RECONNECT,
+    /// RESUME policy) go to shard 0's session.
+    #[must_use]
+    pub fn shards(mut self, shards: u32) -> Self {
+        self.config.shards = shards.max(1);
         self
     }
 
@@ -315,6 +329,7 @@ impl FakeDiscord {
                 heartbeat_interval: Duration::from_millis(41_250),
                 interaction_deadline: Duration::from_secs(3),
                 privileged_intents: PRIVILEGED_INTENTS,
+                shards: 1,
             },
             guilds: Vec::new(),
             openapi: None,
