@@ -254,7 +254,7 @@ mod tests {
         two_ids.push(("webhook-id".into(), "other".into()));
         match check(&two_ids, TS * 1000) {
             Err(WebhookError::BadSignature(msg)) => {
-                assert!(msg.contains("more than once"), "{msg}")
+                assert!(msg.contains("more than once"), "{msg}");
             }
             other => panic!("{other:?}"),
         }
