@@ -122,50 +122,6 @@ fn raw_delivery(path: &str, id: &str, key: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Captures everything logged on this thread (info and up) until the guard drops: the
-/// test runtime has one thread, which the server's tasks share.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn info() -> (Self, tracing::subscriber::DefaultGuard) {
-        crate::helpers::install_global_log();
-        let logs = Self::default();
-        let writer = logs.clone();
-        let guard = tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::INFO)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish(),
-        );
-        (logs, guard)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn two_hundred_made_up_provider_names_add_no_metrics_series() {
     let app = test_app()
@@ -234,7 +190,7 @@ async fn no_spelling_of_a_webhook_url_puts_its_key_in_the_log() {
         let _ = write!(s, "%{b:02X}");
         s
     });
-    let (logs, _guard) = Captured::info();
+    let (logs, _guard) = crate::helpers::Captured::at(tracing::Level::INFO);
     for spelling in [
         format!("/webhooks/polar/{key}"),
         format!("//webhooks/polar/{key}"),

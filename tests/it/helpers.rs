@@ -185,3 +185,55 @@ pub fn subscription_any_scope(
     };
     db::subscriptions::by_external_id(conn, provider, scope, external_id)
 }
+
+/// Log lines written on this thread while a test runs (a `tracing` writer). The test
+/// runtime has one thread, which the server's tasks share: the capture sees what they log.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Captures warnings and errors until the guard drops.
+    pub fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
+        Self::at(tracing::Level::WARN)
+    }
+
+    /// Captures what is logged at `level` and above until the guard drops.
+    pub fn at(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
+        // A process-wide subscriber that wants warnings (see `install_global_log` for why).
+        install_global_log();
+        let logs = Self::default();
+        let writer = logs.clone();
+        let guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        );
+        (logs, guard)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

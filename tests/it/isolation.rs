@@ -447,7 +447,7 @@ async fn a_replayed_delivery_is_a_security_event_and_a_metric() {
         "active",
         "2026-09-15T11:00:00Z",
     );
-    let (logs, _guard) = crate::webhooks::Captured::warnings();
+    let (logs, _guard) = crate::helpers::Captured::warnings();
     for _ in 0..3 {
         assert_eq!(
             polar(&app, &path_b, POLAR_SECRET_B, "msg-replayed", body.clone()).await,

@@ -548,58 +548,12 @@ async fn operator_level_credentials_take_the_guild_from_the_event() {
     assert_eq!(sub.guild_id, guild());
 }
 
-/// Log lines written while a test runs (a `tracing` writer).
-#[derive(Clone, Default)]
-pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Captures warnings and errors logged on this thread until the guard drops. The test
-    /// runtime has one thread, which the server's tasks share: the capture sees what they log.
-    pub(crate) fn warnings() -> (Self, tracing::subscriber::DefaultGuard) {
-        // A process-wide subscriber that wants warnings (see the helper for why).
-        crate::helpers::install_global_log();
-        let logs = Self::default();
-        let writer = logs.clone();
-        let guard = tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::WARN)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish(),
-        );
-        (logs, guard)
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// An accepted webhook is routine: at the default level nothing about it is a warning (a
 /// warning per delivery would bury the ones that matter, at thousands a second).
 #[tokio::test]
 async fn an_accepted_webhook_logs_no_warning() {
     let (app, path) = polar_app().await;
-    let (logs, _guard) = Captured::warnings();
+    let (logs, _guard) = crate::helpers::Captured::warnings();
     let body = polar_body(
         "subscription.active",
         "sub-quiet",
@@ -775,7 +729,7 @@ async fn a_verified_event_of_a_type_docobo_does_not_use_is_recorded_as_ignored()
 #[tokio::test]
 async fn a_stale_timestamp_is_403_with_a_security_event_that_holds_neither_secret_nor_body() {
     let (app, path) = polar_app().await;
-    let (logs, _guard) = Captured::warnings();
+    let (logs, _guard) = crate::helpers::Captured::warnings();
     let body = polar_body(
         "subscription.active",
         "sub-replayed",
