@@ -8,6 +8,7 @@ mod crash;
 mod disk;
 mod fake_api;
 mod helpers;
+mod lies;
 mod liveness;
 mod powercut;
 mod providers;
