@@ -7,6 +7,8 @@ mod event;
 mod ids;
 mod money;
 mod subscription;
+#[cfg(test)]
+mod subscription_props;
 
 pub use event::{Claim, EventKind, PaidAmount, ProviderEvent};
 pub use ids::{
