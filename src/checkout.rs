@@ -169,6 +169,7 @@ pub async fn start(
             let reserved = reserve_code(
                 services,
                 paid.id,
+                checkout.expires_at,
                 CreateSubscription {
                     guild_id: guild.id,
                     user_id: user,
@@ -214,10 +215,13 @@ fn nonce(webhook_key: &str, user: UserId, paid_role: i64, attempt: u8) -> u64 {
 }
 
 /// Records a pending subscription carrying the code, or finds this member's own. `false`
-/// when the code belongs to someone else (or to an ended pass): try another.
+/// when the code belongs to someone else (or to an ended pass): try another. A pending
+/// checkout's code is valid until `valid_until` (the provider's `expires_at`; a `/join`
+/// again renews it): a transfer booked later does not activate it.
 async fn reserve_code(
     services: &Services,
     paid_role: i64,
+    valid_until: Option<UnixMillis>,
     pending: CreateSubscription,
 ) -> Result<bool, CheckoutError> {
     let now = services.now();
@@ -227,10 +231,17 @@ async fn reserve_code(
             return Ok(Ok(false));
         };
         if let Some(existing) = rows::by_payment_code(conn, code)? {
-            return Ok(Ok(code_is_mine(&existing, &pending, paid_role)));
+            let mine = code_is_mine(&existing, &pending, paid_role);
+            if mine && existing.state.status == SubscriptionStatus::Pending {
+                rows::set_payment_code_valid_until(conn, existing.id, valid_until)?;
+            }
+            return Ok(Ok(mine));
         }
         match subscriptions::create(conn, &pending, now) {
-            Ok(_) => Ok(Ok(true)),
+            Ok(created) => {
+                rows::set_payment_code_valid_until(conn, created.id, valid_until)?;
+                Ok(Ok(true))
+            }
             // A code the plugin made that Docobo would not store: try another.
             Err(SubscriptionError::Validation(e)) if e.field == "payment_code" => {
                 tracing::warn!(error = %e, "a plugin returned an unusable payment code");

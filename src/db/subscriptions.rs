@@ -531,3 +531,23 @@ pub const MARK_FAILED_DUE: &str =
     "UPDATE subscriptions SET next_sync_at = ?2, sync_version = sync_version + 1
      WHERE last_sync_error IS NOT NULL AND (?1 IS NULL OR guild_id = ?1)
        AND (next_sync_at IS NULL OR next_sync_at > ?2)";
+
+/// Until when the payment code of a bank-transfer checkout may be paid (`None`: no limit).
+pub fn payment_code_valid_until(conn: &Connection, id: i64) -> Result<Option<UnixMillis>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT payment_code_valid_until FROM subscriptions WHERE id = ?1")?
+        .query_row([id], |row| row.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Sets until when the payment code of subscription `id` may be paid (a `/join` renews it).
+pub fn set_payment_code_valid_until(
+    conn: &Connection,
+    id: i64,
+    valid_until: Option<UnixMillis>,
+) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE subscriptions SET payment_code_valid_until = ?2 WHERE id = ?1")?
+        .execute(params![id, valid_until])?;
+    Ok(())
+}

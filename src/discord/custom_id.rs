@@ -54,9 +54,13 @@ impl CustomId {
     }
 }
 
-/// A page number as Docobo writes it: decimal digits only (no sign, no spaces).
+/// A page number as Docobo writes it: decimal digits only (no sign, no spaces, no leading
+/// zero: `01` would read as page 1 and not write back as the id it came from).
 fn page_number(text: &str) -> Option<usize> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
         return None;
     }
     text.parse().ok()
@@ -145,6 +149,9 @@ mod tests {
             "setup:prices:+1",
             "setup:prices: 1",
             "setup:prices:1x",
+            "setup:prices:01",
+            "setup:creds:00",
+            "setup:prices:99999999999999999999999",
             "setup:creds",
             "setup:unknown:1",
             "join:role:1",

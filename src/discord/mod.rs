@@ -15,6 +15,8 @@
 //! most); calls to payment providers happen after a deferral (`Reply::Deferred`).
 
 mod custom_id;
+#[doc(hidden)]
+pub mod decode;
 pub mod directory;
 mod error;
 mod handler;

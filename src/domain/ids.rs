@@ -57,21 +57,32 @@ impl<M> Id<M> {
         })
     }
 
-    /// Parses the decimal string form Discord uses.
+    /// Parses the decimal string form Discord uses, exactly as Discord writes it.
     ///
     /// # Errors
-    /// Anything but 1 to 20 ASCII digits naming a valid snowflake.
+    /// Anything but 1 to 19 ASCII digits without a leading zero (`042` or ` 42` would name
+    /// a different text than the id they read as) naming a valid snowflake (1..=2^63-1).
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.len() > 20 || !trimmed.bytes().all(|b| b.is_ascii_digit())
-        {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValidationError::new(
                 "id",
-                format!("{text:?} is not a Discord id (expected digits, e.g. 112233445566778899)"),
+                format!(
+                    "{:?} is not a Discord id (expected only digits, e.g. 112233445566778899)",
+                    shorten(text)
+                ),
             ));
         }
-        let value = trimmed.parse::<u64>().map_err(|_| {
-            ValidationError::new("id", format!("{text:?} is too large to be a Discord id"))
+        if text.len() > 1 && text.starts_with('0') {
+            return Err(ValidationError::new(
+                "id",
+                format!("{text:?} is not a Discord id (Discord ids have no leading zeros)"),
+            ));
+        }
+        let value = text.parse::<u64>().map_err(|_| {
+            ValidationError::new(
+                "id",
+                format!("{:?} is too large to be a Discord id", shorten(text)),
+            )
         })?;
         Self::new(value)
     }
@@ -156,6 +167,15 @@ impl<'de, M> serde::Deserialize<'de> for Id<M> {
     }
 }
 
+/// At most 40 characters of `text`, for an error message (an id can be any length).
+fn shorten(text: &str) -> String {
+    let mut out: String = text.chars().take(40).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A payment provider's id, as a plugin declares it (`polar`, `sepay`): `[a-z0-9-]{1,32}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -175,7 +195,10 @@ impl ProviderId {
         } else {
             Err(ValidationError::new(
                 "provider",
-                format!("{text:?} is not a provider id (expected 1-32 of a-z, 0-9 and -)"),
+                format!(
+                    "{:?} is not a provider id (expected 1-32 of a-z, 0-9 and -)",
+                    shorten(text)
+                ),
             ))
         }
     }
@@ -219,12 +242,55 @@ mod tests {
             "1e18",
             "99999999999999999999",
             "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
         ] {
             assert!(GuildId::parse(bad).is_err(), "{bad:?} should be refused");
         }
-        assert_eq!(GuildId::parse(" 42 ").expect("trimmed").get(), 42);
+        assert_eq!(
+            GuildId::parse("9223372036854775807")
+                .expect("i64::MAX")
+                .as_i64(),
+            i64::MAX
+        );
         assert!(RoleId::from_i64(-5).is_err());
         assert_eq!(RoleId::from_i64(7).expect("positive").as_i64(), 7);
+    }
+
+    #[test]
+    fn only_the_text_discord_writes_is_an_id() {
+        // Each of these reads as a valid number, but is not how Discord writes one: the
+        // text stored beside the id (a provider's metadata) would say something else.
+        for lie in [
+            " 42", "42 ", " 42 ", "042", "00", "42\n", "\t42", "+42", "4_2", "٤٢",
+        ] {
+            let err = UserId::parse(lie).expect_err(lie);
+            assert_eq!(err.field, "id", "{lie:?}");
+            assert!(err.message.contains("Discord id"), "{lie:?}: {err}");
+        }
+        // Serde (the bot's own JSON) goes through the same door.
+        assert!(serde_json::from_str::<UserId>("\" 42\"").is_err());
+        // A huge input is not echoed whole.
+        let huge = "9".repeat(10_000);
+        assert!(UserId::parse(&huge).expect_err("huge").message.len() < 200);
+    }
+
+    #[test]
+    fn provider_ids_with_control_characters_or_too_long_are_refused() {
+        for bad in [
+            "polar\n",
+            "po\0lar",
+            "\u{7f}",
+            "sepay\r\n",
+            "polar\u{202e}",
+            "pólar",
+            " polar",
+            "a".repeat(33).as_str(),
+        ] {
+            let err = ProviderId::parse(bad).expect_err(bad);
+            assert_eq!(err.field, "provider");
+        }
+        assert!(ProviderId::parse(&"a".repeat(32)).is_ok());
     }
 
     #[test]

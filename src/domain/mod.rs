@@ -8,6 +8,8 @@ mod ids;
 mod money;
 mod scope;
 mod subscription;
+#[cfg(test)]
+mod subscription_props;
 
 pub use event::{
     Claim, EventKind, MAX_ID_BYTES, MAX_SHORT_BYTES, PaidAmount, ProviderEvent, check_length,

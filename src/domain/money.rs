@@ -8,43 +8,75 @@ use std::num::NonZeroU32;
 
 use super::ValidationError;
 
-/// An ISO 4217 currency code: three upper-case ASCII letters.
+/// An ISO 4217 currency code that Docobo knows: one of [`ISO_4217`], upper case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
 
+/// The active ISO 4217 currencies (the list maintained by SIX, as of 2025; precious metals,
+/// testing and transaction codes left out), grouped by their minor unit: the number of
+/// digits after the decimal point. Only these are accepted, so that every price has a
+/// known number of decimals: an unknown code is refused instead of guessed at 2.
+pub const ISO_4217: [(u32, &[&str]); 4] = [
+    (
+        0,
+        &[
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+            "VND", "VUV", "XAF", "XOF", "XPF",
+        ],
+    ),
+    (
+        2,
+        &[
+            "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+            "BGN", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+            "CDF", "CHE", "CHF", "CHW", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DKK",
+            "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP",
+            "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR", "JMD",
+            "KES", "KGS", "KHR", "KPW", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD",
+            "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV",
+            "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK", "PHP",
+            "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
+            "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT",
+            "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "USN", "UYU", "UZS", "VED", "VES",
+            "WST", "XCD", "XCG", "YER", "ZAR", "ZMW", "ZWG",
+        ],
+    ),
+    (3, &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]),
+    (4, &["CLF", "UYW"]),
+];
+
 impl Currency {
     /// # Errors
-    /// Anything but three ASCII letters (case is folded to upper).
+    /// Anything but an active ISO 4217 code ([`ISO_4217`]; case is folded to upper).
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        let bytes = text.trim().as_bytes();
-        match bytes {
-            [a, b, c] if bytes.iter().all(u8::is_ascii_alphabetic) => Ok(Self([
-                a.to_ascii_uppercase(),
-                b.to_ascii_uppercase(),
-                c.to_ascii_uppercase(),
-            ])),
+        let code = text.trim().to_ascii_uppercase();
+        let known = ISO_4217
+            .iter()
+            .any(|(_, codes)| codes.contains(&code.as_str()));
+        match code.as_bytes() {
+            &[a, b, c] if known => Ok(Self([a, b, c])),
             _ => Err(ValidationError::new(
                 "currency",
-                format!("{text:?} is not an ISO 4217 currency code (e.g. USD, EUR, VND)"),
+                format!(
+                    "{text:?} is not an ISO 4217 currency code Docobo knows (e.g. USD, EUR, VND)"
+                ),
             )),
         }
     }
 
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Constructed only from ASCII letters.
+        // Constructed only from the ASCII codes of `ISO_4217`.
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
 
-    /// Digits after the decimal point in this currency (ISO 4217 minor unit).
+    /// Digits after the decimal point in this currency (its ISO 4217 minor unit).
     #[must_use]
     pub fn exponent(self) -> u32 {
-        match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
-            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-            _ => 2,
-        }
+        ISO_4217
+            .iter()
+            .find(|(_, codes)| codes.contains(&self.as_str()))
+            .map_or(2, |(exponent, _)| *exponent)
     }
 }
 
@@ -78,11 +110,13 @@ impl Money {
     }
 
     /// Parses an amount written in the currency's major units, as an owner types a price:
-    /// `4.99`, `5`, `50000`, `50,000` (thousands separators are accepted only as `,` groups
-    /// of three when the currency has no minor unit, or as `_`/space anywhere).
+    /// `4.99`, `5`, `1,234.50`, `4,99` (a decimal comma), `50000`, `50,000` or `50.000` (for
+    /// a currency without a minor unit, `,` and `.` can only separate thousands), and `_` or
+    /// spaces anywhere. Thousands separators must stand between groups of three digits.
     ///
     /// # Errors
-    /// Not a number, negative, more decimals than the currency has, or too large.
+    /// Not a number, negative, more decimals than the currency has (`49.99 VND`: the dong
+    /// has none), misplaced separators, or more minor units than an `i64` holds.
     pub fn parse_major(text: &str, currency: Currency) -> Result<Self, ValidationError> {
         let err = |why: &str| {
             ValidationError::new(
@@ -98,42 +132,55 @@ impl Money {
         if let Some(stripped) = cleaned.strip_suffix(currency.as_str()) {
             cleaned = stripped.trim().to_owned();
         }
-        let exponent = currency.exponent();
-        if exponent == 0 {
-            // "50,000" or "50.000" are thousands separators for a currency without decimals.
-            cleaned = cleaned.replace([',', '.'], "");
-        } else if cleaned.contains(',') && !cleaned.contains('.') {
-            // "4,99": a decimal comma.
-            cleaned = cleaned.replace(',', ".");
-        } else {
-            cleaned = cleaned.replace(',', "");
-        }
         if cleaned.is_empty() {
             return Err(err("it is empty"));
         }
         if cleaned.starts_with('-') {
             return Err(err("prices cannot be negative"));
         }
-        let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
-        if whole.is_empty() && fraction.is_empty()
-            || !whole.bytes().all(|b| b.is_ascii_digit())
-            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        let exponent = currency.exponent();
+        let (whole, fraction) = if exponent == 0 {
+            // No decimals: "50,000" and "50.000" are thousands; "49.99" and "50.5" are not
+            // read as 4999 and 505.
+            (cleaned.as_str(), "")
+        } else if cleaned.contains(',')
+            && !cleaned.contains('.')
+            && cleaned.matches(',').count() == 1
         {
+            // "4,99": a decimal comma.
+            cleaned.split_once(',').unwrap_or((&cleaned, ""))
+        } else {
+            cleaned.split_once('.').unwrap_or((&cleaned, ""))
+        };
+        if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("use digits and at most one decimal point, e.g. 4.99"));
+        }
+        let whole = thousands(whole).ok_or_else(|| {
+            if exponent == 0 && (whole.contains('.') || whole.contains(',')) {
+                err(&format!(
+                    "{currency} has no decimals; write a whole number (e.g. 50000 or 50,000)"
+                ))
+            } else {
+                err("use digits, with , between groups of three (e.g. 1,234.50)")
+            }
+        })?;
+        if whole.is_empty() && fraction.is_empty() {
             return Err(err("use digits and at most one decimal point, e.g. 4.99"));
         }
         if fraction.len() > exponent as usize {
             return Err(err(&format!("{currency} has {exponent} decimal place(s)")));
         }
+        let too_large = || err("it is too large (at most 9223372036854775807 minor units)");
         let scale = 10_i64.pow(exponent);
         let whole: i64 = if whole.is_empty() {
             0
         } else {
-            whole.parse().map_err(|_| err("it is too large"))?
+            whole.parse().map_err(|_| too_large())?
         };
         let mut frac_units: i64 = if fraction.is_empty() {
             0
         } else {
-            fraction.parse().map_err(|_| err("it is too large"))?
+            fraction.parse().map_err(|_| too_large())?
         };
         for _ in fraction.len()..exponent as usize {
             frac_units *= 10;
@@ -141,7 +188,7 @@ impl Money {
         let minor = whole
             .checked_mul(scale)
             .and_then(|w| w.checked_add(frac_units))
-            .ok_or_else(|| err("it is too large"))?;
+            .ok_or_else(too_large)?;
         Self::new(minor, currency)
     }
 
@@ -173,6 +220,32 @@ impl fmt::Display for Money {
             width = exponent as usize
         )
     }
+}
+
+/// The digits of a whole amount written with optional thousands separators (`,` or `.`,
+/// one kind throughout) between groups of three: `1,234,567` → `1234567`. `None` for
+/// anything else (`1,23`, `12,,345`, `1,234.567`, a sign).
+fn thousands(text: &str) -> Option<String> {
+    let separator = text.bytes().find(|b| *b == b',' || *b == b'.');
+    let Some(separator) = separator else {
+        return text
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.to_owned());
+    };
+    let mut groups = text.split(char::from(separator));
+    let first = groups.next()?;
+    if first.is_empty() || first.len() > 3 || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits = first.to_owned();
+    for group in groups {
+        if group.len() != 3 || !group.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.push_str(group);
+    }
+    Some(digits)
 }
 
 /// How a paid role is billed.
@@ -309,6 +382,118 @@ mod tests {
         }
         assert!(Currency::parse("US").is_err());
         assert!(Currency::parse("U$D").is_err());
+    }
+
+    #[test]
+    fn an_amount_with_decimals_is_refused_in_a_currency_without_them() {
+        // Once read as 4999 and 505 dong: the owner meant 49.99 or 50.5 of something.
+        for lie in [
+            "49.99", "50.5", "49,99", "50,5", "1.0", "12.34.56", "1,2345",
+        ] {
+            let err = Money::parse_major(lie, vnd()).expect_err(lie);
+            assert_eq!(err.field, "price");
+            assert!(err.message.contains("VND has no decimals"), "{lie}: {err}");
+        }
+        let err = parse_price_err("49.99 VND monthly");
+        assert!(err.contains("VND has no decimals"), "{err}");
+        // Thousands separators stay what they are.
+        for (text, minor) in [
+            ("50.000", 50_000),
+            ("1.234.567", 1_234_567),
+            ("50,000", 50_000),
+        ] {
+            assert_eq!(
+                Money::parse_major(text, vnd()).expect(text).minor_units(),
+                minor
+            );
+        }
+        assert_eq!(
+            Money::parse_major("1.5", Currency::parse("JPY").expect("yen")).map_err(|e| e.field),
+            Err("price")
+        );
+    }
+
+    fn parse_price_err(text: &str) -> String {
+        crate::shop::parse_price(text).expect_err(text)
+    }
+
+    #[test]
+    fn thousands_separators_must_group_by_three() {
+        for lie in [
+            "1,2,3.45",
+            "12,34.00",
+            "1,,234",
+            ",123",
+            "1234,567.00",
+            "1,234,56.00",
+        ] {
+            assert!(Money::parse_major(lie, usd()).is_err(), "{lie}");
+        }
+        assert_eq!(
+            Money::parse_major("1,234,567.89", usd())
+                .expect("grouped")
+                .minor_units(),
+            123_456_789
+        );
+    }
+
+    #[test]
+    fn amounts_beyond_i64_minor_units_are_refused() {
+        // i64::MAX minor units is the largest amount.
+        assert_eq!(
+            Money::parse_major("92233720368547758.07", usd())
+                .expect("max")
+                .minor_units(),
+            i64::MAX
+        );
+        assert_eq!(
+            Money::parse_major("9223372036854775807", vnd())
+                .expect("max")
+                .minor_units(),
+            i64::MAX
+        );
+        for (text, currency) in [
+            ("92233720368547758.08", usd()),
+            ("92233720368547759", usd()),
+            ("9223372036854775808", vnd()),
+            ("9,223,372,036,854,775,808", vnd()),
+            ("99999999999999999999999999", vnd()),
+        ] {
+            let err = Money::parse_major(text, currency).expect_err(text);
+            assert!(err.message.contains("too large"), "{text}: {err}");
+        }
+        let err = parse_price_err("9223372036854775808 VND");
+        assert!(err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn only_iso_4217_currencies_are_accepted_with_their_minor_units() {
+        for (code, exponent) in [
+            ("USD", 2),
+            ("eur", 2),
+            ("VND", 0),
+            ("JPY", 0),
+            ("KWD", 3),
+            ("CLF", 4),
+        ] {
+            assert_eq!(
+                Currency::parse(code).expect(code).exponent(),
+                exponent,
+                "{code}"
+            );
+        }
+        // Three letters are not enough: an unknown code has no known number of decimals.
+        for bad in ["XYZ", "ABC", "USDT", "EURO", "U D", "", "\u{0}US", "ÜSD"] {
+            assert!(Currency::parse(bad).is_err(), "{bad:?}");
+        }
+        // Every table entry is three upper-case letters, listed once.
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, codes) in ISO_4217 {
+            for code in codes {
+                assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()));
+                assert!(seen.insert(*code), "{code} listed twice");
+            }
+        }
     }
 
     #[test]

@@ -379,27 +379,8 @@ impl Ctx<'_> {
                 "the paid role no longer exists",
             ));
         };
-        let paid = event.amount.as_ref();
-        let enough = paid.is_some_and(|m| {
-            m.currency
-                .eq_ignore_ascii_case(role.price.currency().as_str())
-                && m.minor_units >= role.price.minor_units()
-        });
-        if !enough {
-            let received = paid.map_or_else(
-                || "no amount".to_owned(),
-                |m| format!("{} {}", m.minor_units, m.currency),
-            );
-            let mut decision = Decision::new(
-                Outcome::Rejected,
-                format!(
-                    "underpayment: received {received}, the price is {}",
-                    role.price
-                ),
-            );
-            decision.guild = Some(sub.guild_id);
-            decision.subscription = Some(sub.id);
-            return Ok(decision);
+        if let Some(refused) = self.refuse_transfer(event, code, &sub, &role)? {
+            return Ok(refused);
         }
         let transition = match role.billing {
             Billing::Days(_) => sub.state.extend_pass(
@@ -416,6 +397,80 @@ impl Ctx<'_> {
         };
         self.store_transition(&sub, transition)
     }
+
+    /// Why a transfer carrying a known code does not pay: a pending checkout whose code
+    /// was no longer valid when the bank booked the transfer, or an amount other than the
+    /// price (over- and under-payments alike: the amount must be exactly the price, in its
+    /// currency). Recorded as rejected with the reason and logged for the owner, who refunds
+    /// it or settles it with the member; nothing changes.
+    fn refuse_transfer(
+        &self,
+        event: &ProviderEvent,
+        code: &str,
+        sub: &rows::Subscription,
+        role: &PaidRole,
+    ) -> Result<Option<Decision>, DbError> {
+        let paid = event.amount.as_ref();
+        let received = paid.map_or_else(
+            || "no amount".to_owned(),
+            |m| format!("{} {}", m.minor_units, m.currency),
+        );
+        let mut why = None;
+        if sub.state.status == SubscriptionStatus::Pending
+            && let Some(until) = rows::payment_code_valid_until(self.tx, sub.id)?
+            && event.occurred_at > until
+        {
+            why = Some(format!(
+                "payment code {code} expired at {} (unix ms {until}); the transfer of {received} \
+                 was booked at {}. Nothing was granted: refund it, or have the member run /join \
+                 again and settle it with them",
+                iso(until),
+                iso(event.occurred_at)
+            ));
+        }
+        if why.is_none() {
+            let price = role.price;
+            why = match paid {
+                Some(m) if m.currency.eq_ignore_ascii_case(price.currency().as_str()) => {
+                    match m.minor_units.cmp(&price.minor_units()) {
+                        std::cmp::Ordering::Equal => None,
+                        std::cmp::Ordering::Less => Some(format!(
+                            "underpayment: received {received}, the price is exactly {price}. \
+                             Nothing was granted: refund it or settle the difference with the member"
+                        )),
+                        std::cmp::Ordering::Greater => Some(format!(
+                            "overpayment: received {received}, the price is exactly {price}. \
+                             Nothing was granted: refund it, or settle it with the member"
+                        )),
+                    }
+                }
+                _ => Some(format!(
+                    "wrong currency or no amount: received {received}, the price is exactly {price}"
+                )),
+            };
+        }
+        let Some(why) = why else {
+            return Ok(None);
+        };
+        tracing::warn!(
+            provider = %self.provider,
+            event_id = %event.event_id,
+            guild = sub.guild_id.get(),
+            user = sub.user_id.get(),
+            payment_code = code,
+            reason = %why,
+            "bank transfer not applied"
+        );
+        let mut decision = Decision::new(Outcome::Rejected, why);
+        decision.guild = Some(sub.guild_id);
+        decision.subscription = Some(sub.id);
+        Ok(Some(decision))
+    }
+}
+
+/// `2026-01-01T07:00:00Z`, for the owner (the unix ms when out of range).
+fn iso(ms: UnixMillis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
 const DAY: i64 = 86_400_000;

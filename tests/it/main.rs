@@ -11,6 +11,7 @@ mod garbage;
 mod guilds;
 mod helpers;
 mod isolation;
+mod lies;
 mod liveness;
 mod powercut;
 mod providers;

@@ -19,7 +19,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
             "V3__drop_unused_indexes".to_owned(),
             "V4__subscription_sync_version".to_owned(),
             "V5__failed_sync_index".to_owned(),
-            "V6__scoped_event_ids".to_owned()
+            "V6__scoped_event_ids".to_owned(),
+            "V7__payment_code_valid_until".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -48,7 +49,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 6);
+    assert_eq!(first.applied.len(), 7);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -59,7 +60,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 6);
+    assert_eq!(versions, 7);
 }
 
 #[test]

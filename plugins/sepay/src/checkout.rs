@@ -93,7 +93,11 @@ pub fn create(
         instructions,
         "Transfer content: {code}\n\nScan the QR code with your banking app, or type the \
          details above. The content must contain {code}: the role is granted automatically \
-         when the transfer arrives."
+         when the transfer arrives.\nThe code is valid for {} hours, and only for exactly \
+         {} VND: a transfer made later, or of another amount, grants nothing (run /join again \
+         for a new window).",
+        CHECKOUT_TTL_MS / 3_600_000,
+        group_thousands(amount)
     );
     Ok(Checkout {
         url: None,

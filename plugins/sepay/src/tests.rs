@@ -318,6 +318,8 @@ fn checkout_qr_and_instructions() {
         "0359123456",
         "NGUYEN VAN A",
         code.as_str(),
+        "valid for 24 hours",
+        "only for exactly 50,000 VND",
     ] {
         assert!(text.contains(part), "{part} not in {text}");
     }

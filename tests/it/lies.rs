@@ -1,0 +1,183 @@
+//! Input that lies (issue 17, item 4), end to end: a bank transfer whose payment code is
+//! past its validity, or whose amount is not the price, activates nothing and says why.
+//! The real app on loopback, the real SePay component, a fixed clock; the checkout is made by
+//! the checkout service exactly as `/join` makes it.
+
+use docobo::checkout;
+use docobo::clock::Clock;
+use docobo::db::{guilds, paid_roles, subscriptions};
+use docobo::domain::{Billing, GuildId, RoleId, SubscriptionStatus, UserId};
+use docobo_testkit::webhooks::{SepayTransfer, sepay_request};
+
+use crate::app::{TestApp, test_app};
+
+const GUILD: u64 = 445_566_778_899_001_122;
+const USER: u64 = 778_899_001_122_334_455;
+const ROLE: u64 = 990_011_223_344_556_677;
+const KEY: &str = "sepay-lies-key";
+const HOUR: i64 = 3_600_000;
+/// 2026-11-20T00:00:00Z (07:00 in Vietnam).
+const T0: i64 = 1_795_132_800_000;
+
+fn guild() -> GuildId {
+    GuildId::new(GUILD).expect("guild")
+}
+
+/// SePay's `transactionDate` for `ms`: Vietnam local time (UTC+7).
+fn vietnam_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms + 7 * HOUR)
+        .expect("in range")
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// A guild selling a 30-day pass for 50 000 VND through SePay, and a member's `/join`
+/// checkout made at the app's clock. Returns the app, the webhook path and the code.
+async fn shop() -> (TestApp, String, String) {
+    let app = test_app().clock(Clock::fixed(T0)).start().await;
+    let key = app
+        .add_guild(
+            guild(),
+            "sepay",
+            &[
+                ("webhook_api_key", KEY),
+                ("account_number", "0359123456"),
+                ("bank", "MBBank"),
+            ],
+        )
+        .await;
+    app.add_paid_role(
+        guild(),
+        RoleId::new(ROLE).expect("role"),
+        (50_000, "VND"),
+        Billing::parse("30d").expect("billing"),
+        None,
+    )
+    .await;
+    let code = join(&app).await;
+    (app, format!("/webhooks/sepay/{key}"), code)
+}
+
+/// What `/join` does: the checkout service, at the app's clock.
+async fn join(app: &TestApp) -> String {
+    let (saved, paid) = app
+        .db
+        .read(|conn| {
+            let g = guilds::get(conn, guild())?.expect("guild");
+            let p = paid_roles::get(conn, guild(), RoleId::new(ROLE).expect("role"))?
+                .expect("paid role");
+            Ok((g, p))
+        })
+        .await
+        .expect("read the shop");
+    let started = checkout::start(
+        &app.services,
+        &saved,
+        &paid,
+        UserId::new(USER).expect("user"),
+        "buyer",
+    )
+    .await
+    .expect("checkout");
+    assert_eq!(
+        started.checkout.expires_at,
+        Some(app.services.now() + 24 * HOUR),
+        "SePay's checkout is valid for 24 h"
+    );
+    started.checkout.payment_code.expect("a payment code")
+}
+
+async fn transfer(app: &TestApp, path: &str, id: i64, code: &str, amount: i64, at: i64) {
+    let body = SepayTransfer::fixture()
+        .id(id)
+        .code(code)
+        .amount(amount)
+        .date(&vietnam_time(at))
+        .body();
+    let response = sepay_request(&app.client, &app.url(path), KEY, body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200, "SePay is always acknowledged");
+}
+
+async fn status(app: &TestApp, code: &str) -> SubscriptionStatus {
+    let code = code.to_owned();
+    app.db
+        .read(move |conn| subscriptions::by_payment_code(conn, &code))
+        .await
+        .expect("read")
+        .expect("the reserved checkout")
+        .state
+        .status
+}
+
+async fn detail(app: &TestApp, event: &'static str) -> (String, String) {
+    app.db
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT outcome, coalesce(detail, '') FROM webhook_events WHERE external_event_id = ?1",
+                [event],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .expect("the delivery is recorded")
+}
+
+#[tokio::test]
+async fn a_transfer_booked_after_the_payment_code_expired_activates_nothing() {
+    let (app, path, code) = shop().await;
+    // Booked 25 h after /join: the code was valid for 24 h.
+    transfer(&app, &path, 501, &code, 50_000, T0 + 25 * HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Pending);
+    let (outcome, why) = detail(&app, "501").await;
+    assert_eq!(outcome, "rejected");
+    assert!(
+        why.contains(&format!("payment code {code} expired")),
+        "{why}"
+    );
+    assert!(
+        why.contains("refund"),
+        "the owner is told what to do: {why}"
+    );
+
+    // /join again renews the same code; a transfer within the new window pays.
+    app.advance(26 * HOUR);
+    assert_eq!(join(&app).await, code, "the member keeps their code");
+    transfer(&app, &path, 502, &code, 50_000, T0 + 27 * HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Active);
+    assert_eq!(detail(&app, "502").await.0, "applied");
+}
+
+#[tokio::test]
+async fn a_transfer_within_the_validity_pays_even_when_delivered_late() {
+    let (app, path, code) = shop().await;
+    // Booked after 23 h, delivered (retried by SePay) two days later.
+    app.advance(48 * HOUR);
+    transfer(&app, &path, 601, &code, 50_000, T0 + 23 * HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Active);
+}
+
+#[tokio::test]
+async fn only_the_exact_price_pays_a_transfer() {
+    let (app, path, code) = shop().await;
+    transfer(&app, &path, 701, &code, 60_000, T0 + HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Pending);
+    let (outcome, why) = detail(&app, "701").await;
+    assert_eq!(outcome, "rejected");
+    assert!(why.starts_with("overpayment: received 60000 VND"), "{why}");
+    assert!(why.contains("exactly 50000 VND"), "{why}");
+
+    transfer(&app, &path, 702, &code, 49_999, T0 + HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Pending);
+    let (outcome, why) = detail(&app, "702").await;
+    assert_eq!(outcome, "rejected");
+    assert!(why.starts_with("underpayment: received 49999 VND"), "{why}");
+
+    transfer(&app, &path, 703, &code, 50_000, T0 + HOUR).await;
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Active);
+    // A renewal of the running pass is held to the same rule.
+    transfer(&app, &path, 704, &code, 100_000, T0 + 2 * HOUR).await;
+    assert!(detail(&app, "704").await.1.starts_with("overpayment"));
+}
