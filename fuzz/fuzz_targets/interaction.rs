@@ -8,10 +8,10 @@ use docobo::discord::decode;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(decoded) = decode::interaction(data) {
-        if let Some(id) = &decoded.custom_id {
-            assert!(decode::custom_id_round_trips(id), "{id:?}");
-        }
+    if let Some(decoded) = decode::interaction(data)
+        && let Some(id) = &decoded.custom_id
+    {
+        assert!(decode::custom_id_round_trips(id), "{id:?}");
     }
     if let Ok(text) = std::str::from_utf8(data) {
         assert!(decode::custom_id_round_trips(text), "{text:?}");

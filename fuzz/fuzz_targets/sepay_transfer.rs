@@ -56,10 +56,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("verified once, verifies again");
         assert_eq!(events, again);
     }
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Some(transfer) = Transfer::from_api(&value) {
-            check(&to_event(&transfer, EXPECT, NOW_MS));
-        }
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)
+        && let Some(transfer) = Transfer::from_api(&value)
+    {
+        check(&to_event(&transfer, EXPECT, NOW_MS));
     }
     let memo = String::from_utf8_lossy(data);
     if let Some(code) = find_payment_code(None, &memo, "dcb") {
