@@ -128,7 +128,9 @@ pub fn create_product<H: Host>(
     let interval = match spec.billing {
         Billing::Monthly => Value::from("month"),
         Billing::Yearly => Value::from("year"),
-        Billing::OneTime => Value::Null,
+        // Polar's one-time products never end: the host decides what a one-time payment
+        // entitles to.
+        Billing::OneTime | Billing::Lifetime => Value::Null,
         Billing::Days(n) => {
             return Err(ProviderError::Misconfigured(format!(
                 "Polar does not sell {n}-day passes"

@@ -402,6 +402,7 @@ fn create_product_bodies() {
             currency: "EUR".into(),
         },
         billing,
+        trial_days: None,
     };
     for (billing, interval) in [
         (Billing::Monthly, json!("month")),
