@@ -9,8 +9,10 @@
 //! This crate hides the generated bindings. A plugin:
 //!
 //! 1. implements [`Provider`] on a unit struct (only `plugin_info`, `validate_credentials`,
-//!    `create_checkout` and `handle_webhook` are required; `create_product` and `poll`
-//!    default to [`ProviderError::Unsupported`]);
+//!    `create_checkout` and `handle_webhook` are required; `create_product`, `poll` and
+//!    the optional calls of API 0.2 (`manage_link`, `list_subscribers`, `test_delivery`)
+//!    default to [`ProviderError::Unsupported`]; declare the optional ones you implement with
+//!    [`PluginInfo::capability`], since the host calls only what is declared);
 //! 2. calls [`export_provider!`] once with that struct;
 //! 3. is built as a `cdylib` with `cargo build --release --target wasm32-wasip2`.
 //!
