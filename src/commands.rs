@@ -155,7 +155,31 @@ fn describe(info: &PluginInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} — {} {}", info.id, info.name, info.version);
     let _ = writeln!(out, "  source:       {}", info.source);
-    let _ = writeln!(out, "  plugin API:   {}", info.api_version);
+    let _ = writeln!(
+        out,
+        "  plugin API:   {}{}",
+        info.api_version,
+        if info.api_version == providers::API_VERSION {
+            String::new()
+        } else {
+            format!(
+                " (older than this Docobo's {}: loaded through an adapter, without the newer calls)",
+                providers::API_VERSION
+            )
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  optional calls: {}",
+        join_or_none(
+            &info
+                .capabilities
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        )
+    );
     let _ = writeln!(
         out,
         "  hosts:        {} (allowed: {})",

@@ -201,6 +201,8 @@ async fn priced_roles(
                     name: name.clone(),
                     price,
                     billing,
+                    // Trials are issue 21's (tiers); no role offers one yet.
+                    trial_days: None,
                 };
                 let created = services
                     .providers

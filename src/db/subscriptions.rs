@@ -283,6 +283,42 @@ pub fn set_state(
     Ok(())
 }
 
+/// Marks a subscription as coming from a provider's test mode or an owner's test purchase,
+/// so that counts keep it apart (its role is granted all the same).
+pub fn set_test(conn: &Connection, id: i64) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE subscriptions SET test = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Whether a subscription is a test one (see [`set_test`]).
+pub fn is_test(conn: &Connection, id: i64) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT test FROM subscriptions WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?)
+}
+
+/// Ends a subscription whose provider subscription moved to another paid role (a plan
+/// change): it stops being found by its provider id (which the new row takes), becomes
+/// `revoked` and is due for role sync now, so the worker takes the old role away.
+pub fn end_for_plan_change(
+    conn: &Connection,
+    id: i64,
+    occurred_at: UnixMillis,
+    now: UnixMillis,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE subscriptions SET external_id = NULL, status = 'revoked',
+             last_event_at = max(coalesce(last_event_at, ?2), ?2),
+             cancel_at_period_end = 0, sync_attempts = 0, next_sync_at = ?3,
+             sync_version = sync_version + 1,
+             updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+         WHERE id = ?1",
+    )?
+    .execute(params![id, occurred_at, now])?;
+    Ok(())
+}
+
 /// Subscriptions whose role sync is due at `now`, oldest first.
 pub fn due(conn: &Connection, now: UnixMillis, limit: u32) -> Result<Vec<Subscription>, DbError> {
     many(
@@ -458,7 +494,7 @@ pub fn mark_ended_due(conn: &Connection, now: UnixMillis) -> Result<usize, DbErr
     Ok(conn
         .prepare_cached(
             "UPDATE subscriptions SET next_sync_at = ?1, sync_version = sync_version + 1
-             WHERE status IN ('active', 'canceled', 'past_due') AND period_end <= ?1
+             WHERE status IN ('active', 'canceled', 'past_due', 'trialing') AND period_end <= ?1
                AND (next_sync_at IS NULL OR next_sync_at > ?1)
                AND guild_id NOT IN (SELECT guild_id FROM guilds WHERE left_at IS NOT NULL)",
         )?

@@ -52,6 +52,8 @@ pub struct NewWebhookEvent<'a> {
     pub event_json: &'a str,
     pub outcome: Outcome,
     pub detail: Option<&'a str>,
+    /// From a provider's test mode or an owner's test purchase (kept apart in counts).
+    pub test: bool,
 }
 
 /// Records a delivery unless it was recorded before.
@@ -63,8 +65,8 @@ pub fn insert_if_new(
 ) -> Result<Option<i64>, DbError> {
     let inserted = conn.prepare_cached(
         "INSERT INTO webhook_events
-             (provider, external_event_id, guild_id, subscription_id, event_type, event, outcome, detail, scope)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             (provider, external_event_id, guild_id, subscription_id, event_type, event, outcome, detail, scope, test)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (provider, scope, external_event_id) DO NOTHING")?.execute(params![
             event.provider.as_str(),
             event.external_event_id,
@@ -75,6 +77,7 @@ pub fn insert_if_new(
             event.outcome.as_str(),
             event.detail,
             event.scope.key(),
+            event.test,
         ],
     )?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))

@@ -151,7 +151,7 @@ fn announcement(
                 format!(", paid until {end}")
             }
         ),
-        SubscriptionStatus::Active if was("canceled") || was("past_due") => {
+        SubscriptionStatus::Active if was("canceled") || was("past_due") || was("paused") => {
             format!("▶️ {who}'s <@&{role}> is active again")
         }
         SubscriptionStatus::Active => format!(
@@ -173,6 +173,17 @@ fn announcement(
         ),
         SubscriptionStatus::Revoked => format!("⛔ {who}'s <@&{role}> was revoked; role removed"),
         SubscriptionStatus::Refunded => format!("💸 {who}'s <@&{role}> was refunded; role removed"),
+        SubscriptionStatus::Paused => {
+            format!("⏸️ {who} paused <@&{role}>; role removed until it resumes")
+        }
+        SubscriptionStatus::Trialing => format!(
+            "🧪 {who} started a trial of <@&{role}>{}",
+            if end.is_empty() {
+                String::new()
+            } else {
+                format!(", until {end}")
+            }
+        ),
     })
 }
 
@@ -207,6 +218,21 @@ mod tests {
             say(sub(Refunded, None, None), Some("active")).is_some_and(|l| l.contains("refunded"))
         );
         assert_eq!(say(sub(Pending, None, Some("DCB1")), None), None);
+        assert!(
+            say(
+                sub(SubscriptionStatus::Paused, Some(9_000), None),
+                Some("active")
+            )
+            .is_some_and(|l| l.contains("paused") && l.contains("removed"))
+        );
+        assert!(
+            say(sub(Active, Some(9_000), None), Some("paused"))
+                .is_some_and(|l| l.contains("active again"))
+        );
+        assert!(
+            say(sub(SubscriptionStatus::Trialing, Some(9_000), None), None)
+                .is_some_and(|l| l.contains("trial"))
+        );
     }
 
     #[test]

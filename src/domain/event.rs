@@ -13,10 +13,16 @@ pub enum EventKind {
     Subscription,
     /// A one-time payment (an order, or a bank transfer matched by `payment_code`).
     Payment,
-    /// A payment was refunded.
+    /// A payment was refunded: `refund` says how much and whether in part (a refund
+    /// without it, as from a 0.1 plugin, is a full one).
     Refund,
     /// A verified event of a type Docobo does not use: recorded, nothing changes.
     Ignored,
+    /// The subscription moved to another product: `product_id` is the new one,
+    /// `previous_product_id` the old one (plugin API 0.2).
+    PlanChange,
+    /// A chargeback: `dispute` says where it stands (plugin API 0.2).
+    Dispute,
 }
 
 impl EventKind {
@@ -27,6 +33,8 @@ impl EventKind {
             Self::Payment => "payment",
             Self::Refund => "refund",
             Self::Ignored => "ignored",
+            Self::PlanChange => "plan_change",
+            Self::Dispute => "dispute",
         }
     }
 }
@@ -57,6 +65,37 @@ pub struct PaidAmount {
     pub currency: String,
 }
 
+/// A refund's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// What this refund returned.
+    pub amount: PaidAmount,
+    /// Less than the whole payment was returned.
+    pub partial: bool,
+}
+
+/// Where a dispute (chargeback) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeStatus {
+    /// Opened: the money is held; access is kept.
+    Opened,
+    /// Decided for the merchant: nothing changes.
+    Won,
+    /// Decided for the buyer: as a full refund.
+    Lost,
+}
+
+impl DisputeStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Won => "won",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 /// A verified webhook (or polled) event, normalized. Only ids: no names or e-mails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderEvent {
@@ -81,6 +120,17 @@ pub struct ProviderEvent {
     pub amount: Option<PaidAmount>,
     /// When the provider produced this state.
     pub occurred_at: UnixMillis,
+    /// The provider's customer id (for its manage page).
+    pub customer_id: Option<String>,
+    /// For a plan change: the product the subscription left.
+    pub previous_product_id: Option<String>,
+    /// For a refund: how much, and whether in part.
+    pub refund: Option<Refund>,
+    /// For a dispute: where it stands.
+    pub dispute: Option<DisputeStatus>,
+    /// A provider's test mode or sandbox, or an owner's test delivery: kept apart from
+    /// real events in counts.
+    pub test: bool,
 }
 
 impl ProviderEvent {
@@ -100,6 +150,15 @@ impl ProviderEvent {
             "period_end": self.period_end,
             "amount": self.amount.as_ref().map(|m| json!({"minor_units": m.minor_units, "currency": m.currency})),
             "occurred_at": self.occurred_at,
+            "customer_id": self.customer_id,
+            "previous_product_id": self.previous_product_id,
+            "refund": self.refund.as_ref().map(|r| json!({
+                "minor_units": r.amount.minor_units,
+                "currency": r.amount.currency,
+                "partial": r.partial,
+            })),
+            "dispute": self.dispute.map(DisputeStatus::as_str),
+            "test": self.test,
         })
         .to_string()
     }
@@ -153,6 +212,12 @@ impl ProviderEvent {
             ),
             ("product_id", self.product_id.as_deref(), MAX_ID_BYTES),
             (
+                "previous_product_id",
+                self.previous_product_id.as_deref(),
+                MAX_ID_BYTES,
+            ),
+            ("customer_id", self.customer_id.as_deref(), MAX_ID_BYTES),
+            (
                 "payment_code",
                 self.payment_code.as_deref(),
                 MAX_SHORT_BYTES,
@@ -163,6 +228,11 @@ impl ProviderEvent {
             (
                 "currency",
                 self.amount.as_ref().map(|a| a.currency.as_str()),
+                MAX_SHORT_BYTES,
+            ),
+            (
+                "refund_currency",
+                self.refund.as_ref().map(|r| r.amount.currency.as_str()),
                 MAX_SHORT_BYTES,
             ),
         ];
@@ -211,14 +281,32 @@ mod tests {
             period_end: None,
             amount: None,
             occurred_at: 0,
+            customer_id: None,
+            previous_product_id: None,
+            refund: None,
+            dispute: None,
+            test: false,
         };
         assert_eq!(ok.check_lengths(), Ok(()));
         let long = "x".repeat(200_000);
-        let cases: [(&str, Set); 9] = [
+        let cases: [(&str, Set); 12] = [
             ("event_id", |e, v| e.event_id = v),
             ("event_type", |e, v| e.event_type = v),
             ("subscription_id", |e, v| e.subscription_id = Some(v)),
             ("product_id", |e, v| e.product_id = Some(v)),
+            ("previous_product_id", |e, v| {
+                e.previous_product_id = Some(v);
+            }),
+            ("customer_id", |e, v| e.customer_id = Some(v)),
+            ("refund_currency", |e, v| {
+                e.refund = Some(Refund {
+                    amount: PaidAmount {
+                        minor_units: 1,
+                        currency: v,
+                    },
+                    partial: true,
+                });
+            }),
             ("payment_code", |e, v| e.payment_code = Some(v)),
             ("guild_id", |e, v| {
                 e.guild = Some(Claim::parse(v, GuildId::parse));
@@ -264,6 +352,11 @@ mod tests {
                 currency: "USD".into(),
             }),
             occurred_at: 3,
+            customer_id: Some("cus_1".into()),
+            previous_product_id: None,
+            refund: None,
+            dispute: Some(DisputeStatus::Opened),
+            test: true,
         };
         let stored: serde_json::Value =
             serde_json::from_str(&event.normalized_json()).expect("json");
@@ -273,6 +366,9 @@ mod tests {
         assert!(stored["user_id"].is_null());
         assert_eq!(stored["status"], "active");
         assert_eq!(stored["amount"]["minor_units"], 499);
-        assert_eq!(stored.as_object().map(serde_json::Map::len), Some(11));
+        assert_eq!(stored["customer_id"], "cus_1");
+        assert_eq!(stored["dispute"], "opened");
+        assert_eq!(stored["test"], true);
+        assert_eq!(stored.as_object().map(serde_json::Map::len), Some(16));
     }
 }

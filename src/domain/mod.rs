@@ -12,7 +12,8 @@ mod subscription;
 mod subscription_props;
 
 pub use event::{
-    Claim, EventKind, MAX_ID_BYTES, MAX_SHORT_BYTES, PaidAmount, ProviderEvent, check_length,
+    Claim, DisputeStatus, EventKind, MAX_ID_BYTES, MAX_SHORT_BYTES, PaidAmount, ProviderEvent,
+    Refund, check_length,
 };
 pub use ids::{
     ChannelId, ChannelMarker, GuildId, GuildMarker, Id, ProviderId, RoleId, RoleMarker, UserId,

@@ -1,11 +1,14 @@
 //! The subscription state machine and entitlement.
 //!
 //! ```text
-//! pending → active → canceled (entitled until period end) → expired
-//!             ↑ ↓         │
-//!          past_due    uncanceled (back to active)
+//! pending → trialing → active → canceled (entitled until period end) → expired
+//!                        ↑ ↓  ↑ ↓      │
+//!                 past_due  paused    uncanceled (back to active)
 //! any live state → revoked | refunded (not entitled, immediately)
 //! ```
+//!
+//! A paused subscription is not entitled until it is resumed (it becomes active again); a
+//! trialing one is entitled until its trial (its period) ends.
 //!
 //! Providers report states; Docobo derives `expired` itself when a period ends. An event
 //! older than the last one applied to a subscription moves nothing (webhooks arrive out of
@@ -32,10 +35,14 @@ pub enum SubscriptionStatus {
     Refunded,
     /// The period ended (derived by Docobo): not entitled.
     Expired,
+    /// Paused by the member or merchant: not entitled until resumed (plugin API 0.2).
+    Paused,
+    /// In a free trial: entitled until the period (the trial) ends (plugin API 0.2).
+    Trialing,
 }
 
 impl SubscriptionStatus {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Pending,
         Self::Active,
         Self::Canceled,
@@ -43,6 +50,8 @@ impl SubscriptionStatus {
         Self::Revoked,
         Self::Refunded,
         Self::Expired,
+        Self::Paused,
+        Self::Trialing,
     ];
 
     /// The stored form.
@@ -56,6 +65,8 @@ impl SubscriptionStatus {
             Self::Revoked => "revoked",
             Self::Refunded => "refunded",
             Self::Expired => "expired",
+            Self::Paused => "paused",
+            Self::Trialing => "trialing",
         }
     }
 
@@ -96,7 +107,8 @@ impl fmt::Display for SubscriptionStatus {
 
 /// Whether a subscription in `status`, whose paid period ends at `period_end`, entitles its
 /// member to the role at `now`. `grace_ms` is how long a late renewal (`active` or
-/// `past_due` past the period end) keeps the role.
+/// `past_due` past the period end) keeps the role. A trial keeps it until its end, without
+/// grace (a trial that converts is reported as active); a paused subscription never does.
 #[must_use]
 pub fn is_entitled(
     status: SubscriptionStatus,
@@ -105,12 +117,13 @@ pub fn is_entitled(
     grace_ms: i64,
 ) -> bool {
     match (status, period_end) {
-        // One-time purchases have no period end.
-        (SubscriptionStatus::Active, None) => true,
+        // One-time purchases have no period end; nor has a trial whose end the provider did
+        // not say (until it reports the next state).
+        (SubscriptionStatus::Active | SubscriptionStatus::Trialing, None) => true,
         (SubscriptionStatus::Active | SubscriptionStatus::PastDue, Some(end)) => {
             now < end.saturating_add(grace_ms)
         }
-        (SubscriptionStatus::Canceled, Some(end)) => now < end,
+        (SubscriptionStatus::Canceled | SubscriptionStatus::Trialing, Some(end)) => now < end,
         _ => false,
     }
 }
@@ -200,9 +213,13 @@ impl SubscriptionState {
     /// run out becomes `expired`. `None` when nothing changes.
     #[must_use]
     pub fn expire(self, now: UnixMillis, grace_ms: i64) -> Option<Self> {
+        // Paused is not live here: it is already without the role, and it may resume.
         let live = matches!(
             self.status,
-            SubscriptionStatus::Active | SubscriptionStatus::Canceled | SubscriptionStatus::PastDue
+            SubscriptionStatus::Active
+                | SubscriptionStatus::Canceled
+                | SubscriptionStatus::PastDue
+                | SubscriptionStatus::Trialing
         );
         (live
             && self.period_end.is_some()
@@ -223,7 +240,7 @@ impl SubscriptionState {
 #[cfg(test)]
 mod tests {
     use super::SubscriptionStatus::{
-        Active, Canceled, Expired, PastDue, Pending, Refunded, Revoked,
+        Active, Canceled, Expired, PastDue, Paused, Pending, Refunded, Revoked, Trialing,
     };
     use super::*;
 
@@ -261,7 +278,7 @@ mod tests {
     #[test]
     fn the_transition_table_allows_exactly_the_documented_moves() {
         use std::collections::HashSet;
-        let allowed: HashSet<(SubscriptionStatus, SubscriptionStatus)> = [
+        let mut allowed: HashSet<(SubscriptionStatus, SubscriptionStatus)> = [
             (Pending, Pending),
             (Pending, Active),
             (Pending, Canceled),
@@ -293,6 +310,18 @@ mod tests {
         ]
         .into_iter()
         .collect();
+        // Paused and trialing are live states like active: any live (or expired) state may
+        // become them, and they may become any reported state.
+        for live in [
+            Pending, Active, Canceled, PastDue, Expired, Paused, Trialing,
+        ] {
+            allowed.insert((live, Paused));
+            allowed.insert((live, Trialing));
+        }
+        for to in [Active, Canceled, PastDue, Revoked, Refunded] {
+            allowed.insert((Paused, to));
+            allowed.insert((Trialing, to));
+        }
         for from in SubscriptionStatus::ALL {
             for to in SubscriptionStatus::ALL {
                 let t = state(from, Some(10 * DAY), Some(1)).apply(change(to, None, 2));
@@ -369,8 +398,12 @@ mod tests {
         // Past due: during grace after the period end.
         assert!(is_entitled(PastDue, Some(end), end + GRACE - 1, GRACE));
         assert!(!is_entitled(PastDue, Some(end), end + GRACE, GRACE));
-        // Never entitled.
-        for s in [Pending, Revoked, Refunded, Expired] {
+        // Trialing: until the trial ends, no grace; without an end, until the next report.
+        assert!(is_entitled(Trialing, Some(end), end - 1, GRACE));
+        assert!(!is_entitled(Trialing, Some(end), end, GRACE));
+        assert!(is_entitled(Trialing, None, i64::MAX, GRACE));
+        // Never entitled (paused: until it resumes).
+        for s in [Pending, Revoked, Refunded, Expired, Paused] {
             assert!(!is_entitled(s, Some(end), 0, GRACE), "{s}");
             assert!(!is_entitled(s, None, 0, GRACE), "{s}");
         }
@@ -438,5 +471,52 @@ mod tests {
             state(Refunded, None, None).extend_pass(DAY, len),
             Transition::Refused { .. }
         ));
+    }
+    #[test]
+    fn pausing_takes_the_role_and_resuming_gives_it_back() {
+        let end = 30 * DAY;
+        let running = state(Active, Some(end), Some(1));
+        assert!(running.is_entitled(DAY, GRACE));
+        let Transition::Applied(paused) = running.apply(change(Paused, None, 2)) else {
+            panic!("pause refused");
+        };
+        assert_eq!(paused.status, Paused);
+        assert!(
+            !paused.is_entitled(DAY, GRACE),
+            "a paused subscription keeps the role"
+        );
+        // A paused subscription does not expire: it may resume.
+        assert_eq!(paused.expire(end * 2, GRACE), None);
+        let Transition::Applied(resumed) = paused.apply(change(Active, Some(2 * end), 3)) else {
+            panic!("resume refused");
+        };
+        assert!(resumed.is_entitled(end + DAY, GRACE));
+        // A pause reported late (older than the resume) moves nothing.
+        assert!(matches!(
+            resumed.apply(change(Paused, None, 2)),
+            Transition::Stale { .. }
+        ));
+    }
+
+    #[test]
+    fn a_trial_is_entitled_until_it_ends_then_expires_or_converts() {
+        let trial_end = 7 * DAY;
+        let Transition::Applied(trial) =
+            state(Pending, None, None).apply(change(Trialing, Some(trial_end), 1))
+        else {
+            panic!("trial refused");
+        };
+        assert!(trial.is_entitled(trial_end - 1, GRACE));
+        // No grace after a trial: a trial that converts is reported as active.
+        assert!(!trial.is_entitled(trial_end, GRACE));
+        assert_eq!(trial.expire(trial_end - 1, GRACE), None);
+        assert_eq!(
+            trial.expire(trial_end, GRACE).map(|s| s.status),
+            Some(Expired)
+        );
+        let Transition::Applied(paid) = trial.apply(change(Active, Some(37 * DAY), 2)) else {
+            panic!("conversion refused");
+        };
+        assert!(paid.is_entitled(30 * DAY, GRACE));
     }
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::SubscriptionStatus::{
-    self, Active, Canceled, Expired, PastDue, Pending, Refunded, Revoked,
+    self, Active, Canceled, Expired, PastDue, Paused, Pending, Refunded, Revoked, Trialing,
 };
 use super::{StatusChange, SubscriptionState, Transition, is_entitled};
 
@@ -54,7 +54,9 @@ fn change_of(
 /// What providers report about a running subscription (no `pending`, no `expired`), so
 /// that most oldest-first sequences are ones the state machine allows.
 fn reported() -> impl Strategy<Value = SubscriptionStatus> {
-    prop::sample::select(vec![Active, Active, Canceled, PastDue, Revoked, Refunded])
+    prop::sample::select(vec![
+        Active, Active, Canceled, PastDue, Revoked, Refunded, Paused, Trialing,
+    ])
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -114,7 +116,7 @@ proptest! {
                 ),
                 _ => {}
             }
-            if matches!(state.status, Refunded | Revoked | Expired | Pending) {
+            if matches!(state.status, Refunded | Revoked | Expired | Pending | Paused) {
                 for &now in &checks {
                     prop_assert!(!state.is_entitled(now, GRACE), "{:?} entitled at {}", state, now);
                 }
@@ -204,8 +206,46 @@ proptest! {
         match (status, end) {
             (Active, None) => prop_assert!(entitled),
             (Active | PastDue, Some(end)) => prop_assert_eq!(entitled, now < end + GRACE),
-            (Canceled, Some(end)) => prop_assert_eq!(entitled, now < end),
+            (Canceled | Trialing, Some(end)) => prop_assert_eq!(entitled, now < end),
+            (Trialing, None) => prop_assert!(entitled),
             _ => prop_assert!(!entitled),
+        }
+    }
+
+    /// A paused subscription is without the role whatever happened before, and the clock
+    /// never turns it into an expired one; only a newer report (a resume) moves it.
+    #[test]
+    fn paused_is_not_entitled_until_a_newer_report(
+        start in initial(),
+        steps in prop::collection::vec(step(), 0..16),
+        pause_at in instant(),
+        later in prop::collection::vec(step(), 0..8),
+        checks in prop::collection::vec(instant(), 1..6),
+    ) {
+        let mut state = start;
+        for step in steps {
+            state = run(state, step);
+        }
+        state = run(state, Step::Report(StatusChange { status: Paused, period_end: None, occurred_at: pause_at }));
+        if state.status != Paused {
+            return Ok(());
+        }
+        for step in later {
+            let before = state;
+            state = run(state, step);
+            if state.status == Paused {
+                for &now in &checks {
+                    prop_assert!(!state.is_entitled(now, GRACE));
+                }
+            } else if before.status == Paused {
+                // Only a report at or after the pause, or a pass payment, moves it.
+                let moved_by_newer = match step {
+                    Step::Report(c) => before.last_event_at.is_none_or(|l| c.occurred_at >= l),
+                    Step::Pass { .. } => true,
+                    Step::Clock { .. } => false,
+                };
+                prop_assert!(moved_by_newer, "{:?} moved a paused subscription to {:?}", step, state.status);
+            }
         }
     }
 }

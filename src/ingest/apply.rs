@@ -23,7 +23,7 @@ use crate::db::paid_roles::PaidRole;
 use crate::db::webhook_events::{self, NewWebhookEvent, Outcome};
 use crate::db::{DbError, guilds, paid_roles, subscriptions as rows};
 use crate::domain::{
-    Billing, Claim, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
+    Billing, Claim, DisputeStatus, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
     SubscriptionStatus, Transition, UnixMillis, UserId,
 };
 use crate::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
@@ -103,6 +103,7 @@ pub fn record_malformed(
             event_json: "{}",
             outcome: Outcome::Rejected,
             detail: Some(message),
+            test: false,
         },
     )?;
     Ok(inserted.is_some())
@@ -139,6 +140,13 @@ impl Decision {
         decision.guild = Some(sub.guild_id);
         decision.subscription = Some(sub.id);
         decision
+    }
+
+    /// This decision, about `sub`.
+    fn about(mut self, sub: &rows::Subscription) -> Self {
+        self.guild = Some(sub.guild_id);
+        self.subscription = Some(sub.id);
+        self
     }
 
     fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
@@ -179,6 +187,7 @@ impl Ctx<'_> {
                 event_json: &event.normalized_json(),
                 outcome: decision.outcome,
                 detail: decision.detail.as_deref(),
+                test: event.test,
             },
         )?;
         if recorded.is_none() {
@@ -210,12 +219,153 @@ impl Ctx<'_> {
                 };
                 self.apply_status(event, status, event.period_end)
             }
+            // A partial refund keeps access (issue 21 makes it a per-tier policy); a full
+            // one, or one that does not say (0.1 plugins), ends it.
+            EventKind::Refund if event.refund.as_ref().is_some_and(|r| r.partial) => {
+                let r = event.refund.as_ref().map_or_else(String::new, |r| {
+                    format!("{} {}", r.amount.minor_units, r.amount.currency)
+                });
+                self.note(event, format!("partial refund of {r}: access kept"))
+            }
             EventKind::Refund => self.apply_status(event, SubscriptionStatus::Refunded, None),
+            EventKind::Dispute => match event.dispute {
+                // The money is held, not gone: access is kept until the dispute is decided.
+                Some(DisputeStatus::Opened) => self.note(event, "dispute opened: access kept"),
+                Some(DisputeStatus::Won) => self.note(event, "dispute won: nothing changes"),
+                // Decided for the buyer: the money is gone, as for a full refund.
+                Some(DisputeStatus::Lost) => {
+                    self.apply_status(event, SubscriptionStatus::Refunded, None)
+                }
+                None => Ok(Decision::new(
+                    Outcome::Rejected,
+                    "dispute event without a dispute status",
+                )),
+            },
+            EventKind::PlanChange => self.apply_plan_change(event),
             EventKind::Payment => match &event.payment_code {
                 Some(code) => self.apply_transfer(event, code),
                 // A one-time purchase: active for good.
                 None => self.apply_status(event, SubscriptionStatus::Active, None),
             },
+        }
+    }
+
+    /// Records an event that changes nothing, tied to its subscription when Docobo knows it.
+    fn note(&self, event: &ProviderEvent, why: impl Into<String>) -> Result<Decision, DbError> {
+        let mut decision = Decision::new(Outcome::Ignored, why);
+        if let Some(external_id) = event.subscription_id.as_deref()
+            && let Some(sub) =
+                rows::by_external_id(self.tx, self.provider, self.scope, external_id)?
+        {
+            decision.guild = Some(sub.guild_id);
+            decision.subscription = Some(sub.id);
+        }
+        Ok(decision)
+    }
+
+    /// A subscription moved to another product. Its role follows the new product's paid
+    /// role when the guild sells one: the old subscription row ends (the worker takes the
+    /// old role away) and a new one, under the same provider id, holds the new role. An
+    /// unknown product keeps the role. A status or period the event carries is applied too.
+    fn apply_plan_change(&self, event: &ProviderEvent) -> Result<Decision, DbError> {
+        let Some(external_id) = event.subscription_id.as_deref() else {
+            return Ok(Decision::new(
+                Outcome::Rejected,
+                "plan change without a subscription id",
+            ));
+        };
+        let Some(sub) = rows::by_external_id(self.tx, self.provider, self.scope, external_id)?
+        else {
+            // Not known yet: a new subscription, on the new product's role.
+            return match event.status {
+                Some(status) => self.apply_status(event, status, event.period_end),
+                None => Ok(Decision::new(
+                    Outcome::Ignored,
+                    "plan change of a subscription Docobo does not know",
+                )),
+            };
+        };
+        let target = match event.product_id.as_deref() {
+            Some(product) => paid_roles::by_product_ref(self.tx, sub.guild_id, product)?,
+            None => None,
+        };
+        let Some(target) = target.filter(|role| role.id != sub.paid_role_id) else {
+            // Same role (or a product the guild does not sell): only the state moves.
+            let product = event.product_id.as_deref().unwrap_or("?");
+            let mut decision = match event.status {
+                Some(status) => self.apply_status(event, status, event.period_end)?,
+                None => Decision {
+                    detail: None,
+                    ..Decision::new(Outcome::Ignored, "")
+                },
+            };
+            decision.detail = Some(format!(
+                "plan change to product {product}: role unchanged{}",
+                decision
+                    .detail
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
+            ));
+            return Ok(decision.about(&sub));
+        };
+        if let Some(last) = sub.state.last_event_at
+            && event.occurred_at < last
+        {
+            return Ok(Decision::new(
+                Outcome::Stale,
+                format!("older than the last event applied ({last})"),
+            )
+            .about(&sub));
+        }
+        let status = event.status.unwrap_or(sub.state.status);
+        if !sub.state.status.can_become(status) {
+            return Ok(Decision::new(
+                Outcome::Refused,
+                format!("{} cannot become {status}", sub.state.status),
+            )
+            .about(&sub));
+        }
+        let was_test = rows::is_test(self.tx, sub.id)?;
+        rows::end_for_plan_change(self.tx, sub.id, event.occurred_at, self.now)?;
+        let data = CreateSubscription {
+            guild_id: sub.guild_id,
+            user_id: sub.user_id,
+            role_id: target.role_id,
+            provider: self.provider.clone(),
+            scope: sub.scope,
+            external_id: Some(external_id.to_owned()),
+            payment_code: None,
+            status,
+            period_end: event.period_end.or(sub.state.period_end),
+            occurred_at: Some(event.occurred_at),
+            username: None,
+        };
+        match subscriptions::create_for(self.tx, &target, &data, self.now) {
+            Ok(created) => {
+                if was_test || event.test {
+                    rows::set_test(self.tx, created.id)?;
+                }
+                Ok(Decision {
+                    outcome: Outcome::Applied,
+                    detail: Some(format!(
+                        "plan change: role {} -> {}, {status}",
+                        paid_roles::by_id(self.tx, sub.paid_role_id)?
+                            .map_or_else(|| "?".to_owned(), |r| r.role_id.to_string()),
+                        target.role_id
+                    )),
+                    guild: Some(sub.guild_id),
+                    subscription: Some(created.id),
+                    changed: true,
+                })
+            }
+            Err(SubscriptionError::Validation(e)) => Err(DbError::Conflict(format!(
+                "plan change of subscription {} refused after its old row ended: {e}",
+                sub.id
+            ))),
+            Err(SubscriptionError::Duplicate(what)) => Err(DbError::Conflict(format!(
+                "subscription {what} was created by another write first"
+            ))),
+            Err(SubscriptionError::Db(e)) => Err(e),
         }
     }
 
@@ -277,13 +427,21 @@ impl Ctx<'_> {
             username: None,
         };
         match subscriptions::create_for(self.tx, &role, &data, self.now) {
-            Ok(created) => Ok(Decision {
-                outcome: Outcome::Applied,
-                detail: Some(format!("new subscription, {status}")),
-                guild: Some(guild),
-                subscription: Some(created.id),
-                changed: true,
-            }),
+            Ok(created) => {
+                if event.test {
+                    rows::set_test(self.tx, created.id)?;
+                }
+                Ok(Decision {
+                    outcome: Outcome::Applied,
+                    detail: Some(format!(
+                        "new subscription, {status}{}",
+                        if event.test { " (test)" } else { "" }
+                    )),
+                    guild: Some(guild),
+                    subscription: Some(created.id),
+                    changed: true,
+                })
+            }
             Err(SubscriptionError::Validation(e)) => {
                 let mut decision = Decision::new(Outcome::Rejected, e.to_string());
                 decision.guild = Some(guild);
@@ -395,7 +553,13 @@ impl Ctx<'_> {
                 occurred_at: event.occurred_at,
             }),
         };
-        self.store_transition(&sub, transition)
+        let decision = self.store_transition(&sub, transition)?;
+        // An owner's test purchase (or a provider's test mode) paid it: a test subscription,
+        // whose role is granted all the same.
+        if event.test && decision.changed {
+            rows::set_test(self.tx, sub.id)?;
+        }
+        Ok(decision)
     }
 
     /// Why a transfer carrying a known code does not pay: a pending checkout whose code

@@ -1,12 +1,16 @@
-//! Conversions between the plugin API's generated types (`api`, private to `providers`) and
-//! Docobo's own. Plugin output is parsed here once (Discord ids included), so a new API
-//! version needs new conversions and nothing outside this module.
+//! Conversions between the newest plugin API's generated types (`api`, private to
+//! `providers`) and Docobo's own. Plugin output is parsed here once (Discord ids included).
+//! Older API versions are first converted to the newest by their adapter (`v0_1`), so this
+//! is the only place that knows Docobo's types.
 
 use super::bindings::api;
-use super::types::{Checkout, CheckoutRequest, ConfigField, Polled, ProductSpec};
+use super::types::{
+    Capabilities, Checkout, CheckoutRequest, ConfigField, ManageLinkRequest, Polled, ProductSpec,
+    SignedDelivery, Subscriber, SubscriberPage, TestDeliveryRequest,
+};
 use crate::domain::{
-    Billing, Claim, EventKind, GuildId, Money, PaidAmount, ProviderEvent, RoleId,
-    SubscriptionStatus, UserId,
+    Billing, Claim, DisputeStatus, EventKind, GuildId, Money, PaidAmount, ProviderEvent, Refund,
+    RoleId, SubscriptionStatus, UserId,
 };
 
 /// A price as plugins see it.
@@ -22,6 +26,8 @@ pub(super) fn billing(billing: Billing) -> api::Billing {
     match billing {
         Billing::Monthly => api::Billing::Monthly,
         Billing::Yearly => api::Billing::Yearly,
+        // Docobo's one-time roles are kept for good: 0.1.0's `one-time`, which every plugin
+        // understands (0.2.0 plugins treat `lifetime` the same way).
         Billing::OneTime => api::Billing::OneTime,
         Billing::Days(n) => api::Billing::Days(n.get()),
     }
@@ -35,6 +41,31 @@ pub(super) fn status(status: api::SubscriptionStatus) -> SubscriptionStatus {
         api::SubscriptionStatus::PastDue => SubscriptionStatus::PastDue,
         api::SubscriptionStatus::Revoked => SubscriptionStatus::Revoked,
         api::SubscriptionStatus::Refunded => SubscriptionStatus::Refunded,
+        api::SubscriptionStatus::Paused => SubscriptionStatus::Paused,
+        api::SubscriptionStatus::Trialing => SubscriptionStatus::Trialing,
+    }
+}
+
+fn paid(m: api::Money) -> PaidAmount {
+    PaidAmount {
+        minor_units: m.minor_units,
+        currency: m.currency,
+    }
+}
+
+fn dispute(d: api::DisputeStatus) -> DisputeStatus {
+    match d {
+        api::DisputeStatus::Opened => DisputeStatus::Opened,
+        api::DisputeStatus::Won => DisputeStatus::Won,
+        api::DisputeStatus::Lost => DisputeStatus::Lost,
+    }
+}
+
+pub(super) fn capabilities(c: api::Capabilities) -> Capabilities {
+    Capabilities {
+        manage_link: c.contains(api::Capabilities::MANAGE_LINK),
+        list_subscribers: c.contains(api::Capabilities::LIST_SUBSCRIBERS),
+        test_delivery: c.contains(api::Capabilities::TEST_DELIVERY),
     }
 }
 
@@ -44,6 +75,8 @@ fn kind(kind: api::EventKind) -> EventKind {
         api::EventKind::Payment => EventKind::Payment,
         api::EventKind::Refund => EventKind::Refund,
         api::EventKind::Ignored => EventKind::Ignored,
+        api::EventKind::PlanChange => EventKind::PlanChange,
+        api::EventKind::Dispute => EventKind::Dispute,
     }
 }
 
@@ -61,11 +94,16 @@ pub(super) fn event(event: api::ProviderEvent) -> ProviderEvent {
         payment_code: event.payment_code,
         status: event.status.map(status),
         period_end: event.period_end,
-        amount: event.amount.map(|m| PaidAmount {
-            minor_units: m.minor_units,
-            currency: m.currency,
-        }),
+        amount: event.amount.map(paid),
         occurred_at: event.occurred_at,
+        customer_id: event.customer_id,
+        previous_product_id: event.previous_product_id,
+        refund: event.refund.map(|r| Refund {
+            amount: paid(r.amount),
+            partial: r.partial,
+        }),
+        dispute: event.dispute.map(dispute),
+        test: event.test,
     }
 }
 
@@ -87,6 +125,7 @@ pub(super) fn product_spec(spec: &ProductSpec) -> api::ProductSpec {
         name: spec.name.clone(),
         price: money(spec.price),
         billing: billing(spec.billing),
+        trial_days: spec.trial_days,
     }
 }
 
@@ -121,5 +160,61 @@ pub(super) fn config_field(field: api::ConfigField) -> ConfigField {
         secret: field.secret,
         required: field.required,
         default_value: field.default_value,
+    }
+}
+
+pub(super) fn manage_link_request(request: &ManageLinkRequest) -> api::ManageLinkRequest {
+    api::ManageLinkRequest {
+        customer_id: request.customer_id.clone(),
+        subscription_id: request.subscription_id.clone(),
+        guild_id: request.guild.to_string(),
+        user_id: request.user.to_string(),
+        return_url: request.return_url.clone(),
+    }
+}
+
+pub(super) fn subscriber_page(page: api::SubscriberPage) -> SubscriberPage {
+    SubscriberPage {
+        subscribers: page
+            .subscribers
+            .into_iter()
+            .map(|s| Subscriber {
+                subscription_id: s.subscription_id,
+                customer_id: s.customer_id,
+                guild: s.guild_id.map(|raw| Claim::parse(raw, GuildId::parse)),
+                user: s.user_id.map(|raw| Claim::parse(raw, UserId::parse)),
+                role: s.role_id.map(|raw| Claim::parse(raw, RoleId::parse)),
+                product_id: s.product_id,
+                status: status(s.status),
+                period_end: s.period_end,
+                amount: s.amount.map(paid),
+                test: s.test,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+pub(super) fn test_delivery_request(request: &TestDeliveryRequest) -> api::TestDeliveryRequest {
+    api::TestDeliveryRequest {
+        guild_id: request.guild.to_string(),
+        user_id: request.user.to_string(),
+        role_id: request.role.to_string(),
+        product_id: request.product_id.clone(),
+        price: money(request.price),
+        billing: billing(request.billing),
+        nonce: request.nonce,
+        payment_code: request.payment_code.clone(),
+    }
+}
+
+pub(super) fn signed_delivery(delivery: api::SignedDelivery) -> SignedDelivery {
+    SignedDelivery {
+        headers: delivery
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body: delivery.body,
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use super::bindings::{API_VERSION, ProviderPlugin, ProviderPluginPre, api};
+use super::bindings::{ApiVersion, SUPPORTED_API_VERSIONS, api, latest, v0_1};
 use super::state::PluginState;
+use super::versions::Pre;
 use super::{
     CacheOutcome, FetchPolicy, HostOptions, Inner, LoadFailure, LoadedPlugin, PluginInfo,
     PluginSource, ProviderHost, convert, engine, fetch, first_line, new_store,
@@ -53,8 +54,18 @@ impl ProviderHost {
         let mut linker: Linker<PluginState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
-        ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("cannot link the host API: {e}"))?;
+        // Every supported version's `host` interface: `docobo:provider/host@0.1.0` and
+        // `@0.2.0` are distinct names to the linker (0.x versions match on their minor).
+        latest::ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot link the host API: {e}"))?;
+        v0_1::ProviderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot link the 0.1 host API: {e}"))?;
 
         let mut sources: Vec<(PluginSource, Result<Vec<u8>, String>)> = Vec::new();
         if options.builtins {
@@ -94,26 +105,7 @@ impl ProviderHost {
                 Err(e) => Err(e),
             };
             match loaded {
-                Ok(plugin) if host.plugins.contains_key(plugin.info.id.as_str()) => {
-                    let error = format!(
-                        "a plugin with id {:?} is already loaded; plugin ids must be unique (remove or rename one)",
-                        plugin.info.id.as_str()
-                    );
-                    tracing::error!(source = %source, %error, "plugin skipped");
-                    host.failures.push(LoadFailure { source, error });
-                }
-                Ok(plugin) => {
-                    tracing::info!(
-                        plugin = %plugin.info.id,
-                        version = %plugin.info.version,
-                        source = %plugin.info.source,
-                        cache = ?plugin.info.cache,
-                        hosts = ?plugin.info.allowed_hosts,
-                        "plugin loaded"
-                    );
-                    host.plugins
-                        .insert(plugin.info.id.as_str().to_owned(), plugin);
-                }
+                Ok(plugin) => host.add(plugin, source),
                 Err(error) => {
                     tracing::error!(source = %source, %error, "plugin skipped: it does not load");
                     host.failures.push(LoadFailure { source, error });
@@ -123,6 +115,49 @@ impl ProviderHost {
         Ok(Self {
             inner: Arc::new(host),
         })
+    }
+}
+
+impl Inner {
+    /// Adds a plugin that loaded, unless its id is taken. A file replaces the built-in of its
+    /// id: an operator can run another build of a built-in provider (a newer one, or one kept
+    /// from an older release) without rebuilding Docobo.
+    fn add(&mut self, plugin: LoadedPlugin, source: PluginSource) {
+        let id = plugin.info.id.as_str().to_owned();
+        match self.plugins.get(&id) {
+            Some(loaded)
+                if loaded.info.source == PluginSource::Builtin
+                    && plugin.info.source != PluginSource::Builtin =>
+            {
+                tracing::warn!(
+                    plugin = %plugin.info.id,
+                    version = %plugin.info.version,
+                    api = %plugin.info.api_version,
+                    source = %plugin.info.source,
+                    "plugin file replaces the built-in plugin of the same id"
+                );
+            }
+            Some(_) => {
+                let error = format!(
+                    "a plugin with id {id:?} is already loaded; plugin ids must be unique (remove or rename one)"
+                );
+                tracing::error!(source = %source, %error, "plugin skipped");
+                self.failures.push(LoadFailure { source, error });
+                return;
+            }
+            None => {
+                tracing::info!(
+                    plugin = %plugin.info.id,
+                    version = %plugin.info.version,
+                    api = %plugin.info.api_version,
+                    source = %plugin.info.source,
+                    cache = ?plugin.info.cache,
+                    hosts = ?plugin.info.allowed_hosts,
+                    "plugin loaded"
+                );
+            }
+        }
+        self.plugins.insert(id, plugin);
     }
 }
 
@@ -148,19 +183,26 @@ async fn load_one(
             first_line(&e.to_string())
         )
     })?;
-    let api_version = exported_api_version(&host.engine, &component);
+    let Some(exported) = exported_api_version(&host.engine, &component) else {
+        return Err(
+            "is not a Docobo provider plugin (it exports no docobo:provider/provider interface)"
+                .into(),
+        );
+    };
+    let Some(version) = ApiVersion::from_export(&exported) else {
+        return Err(format!(
+            "built for plugin API {exported}, but this Docobo loads plugin API {}: rebuild the plugin with a docobo-plugin-sdk for one of those, or upgrade Docobo",
+            SUPPORTED_API_VERSIONS.join(" and ")
+        ));
+    };
     let pre = linker
         .instantiate_pre(&component)
-        .and_then(ProviderPluginPre::new)
-        .map_err(|e| match &api_version {
-            Some(v) if v != API_VERSION => format!(
-                "built for plugin API {v}, but this Docobo supports {API_VERSION}: rebuild the plugin with a matching docobo-plugin-sdk"
-            ),
-            Some(_) => format!("does not fit the plugin API: {}", first_line(&e.to_string())),
-            None => format!(
-                "is not a Docobo provider plugin (it exports no docobo:provider/provider interface): {}",
+        .and_then(|pre| Pre::new(version, pre))
+        .map_err(|e| {
+            format!(
+                "does not fit plugin API {exported}: {}",
                 first_line(&e.to_string())
-            ),
+            )
         })?;
 
     let mut store = new_store(host, "(loading)", Arc::from(Vec::new()));
@@ -169,17 +211,10 @@ async fn load_one(
         .await
         .map_err(|e| format!("cannot be instantiated: {}", first_line(&e.to_string())))?;
     let raw = instance
-        .docobo_provider_provider()
-        .call_plugin_info(&mut store)
+        .plugin_info(&mut store)
         .await
         .map_err(|e| format!("plugin-info failed: {}", first_line(&e.to_string())))?;
-    let info = validate_info(
-        raw,
-        api_version.unwrap_or_else(|| API_VERSION.into()),
-        source,
-        cache,
-        &host.fetcher,
-    )?;
+    let info = validate_info(raw, exported, source, cache, &host.fetcher)?;
     Ok(LoadedPlugin {
         hosts: Arc::from(info.allowed_hosts.clone()),
         info,
@@ -244,6 +279,7 @@ fn validate_info(
         hosts: raw.hosts,
         needs_products: raw.needs_products,
         supports_poll: raw.supports_poll,
+        capabilities: convert::capabilities(raw.capabilities),
         webhook_events: raw.webhook_events,
         webhook_ack: raw.webhook_ack,
         source,

@@ -7,7 +7,12 @@
 //! (`http-fetch`, `log`, `now`) and an inert WASI shim.
 //!
 //! Built-in plugins (`polar`, `sepay`) are embedded in the binary; more `.wasm` files can be
-//! dropped in `plugins.dir`. A file that does not load is reported and skipped.
+//! dropped in `plugins.dir` (one with a built-in's id replaces it). A file that does not load
+//! is reported and skipped.
+//!
+//! Plugins built against any supported API version load (`bindings::SUPPORTED_API_VERSIONS`):
+//! the version is read from the component's export, and older ones are converted to the
+//! newest by their adapter (`v0_1`), so everything past `versions` sees one API.
 
 mod bindings;
 mod convert;
@@ -18,6 +23,8 @@ mod limits;
 mod load;
 mod state;
 mod types;
+mod v0_1;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,8 +35,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
-pub use bindings::API_VERSION;
-use bindings::ProviderPluginPre;
+pub use bindings::{API_VERSION, SUPPORTED_API_VERSIONS};
 pub use engine::{CacheOutcome, POOL_SLOTS};
 pub use error::{PluginFailure, ProviderError, WebhookRejection};
 pub use fetch::{FetchPolicy, check_url, is_public};
@@ -37,7 +43,10 @@ pub use limits::Limits;
 use limits::{EPOCH_TICK, MemoryCap};
 pub use load::{BUILTIN, Inspection, built_plugin, inspect};
 use state::PluginState;
-pub use types::{Checkout, CheckoutRequest, ConfigField, Polled, ProductSpec};
+pub use types::{
+    Capabilities, Checkout, CheckoutRequest, ConfigField, ManageLinkRequest, Polled, ProductSpec,
+    SignedDelivery, Subscriber, SubscriberPage, TestDeliveryRequest,
+};
 
 pub use crate::clock::Clock;
 use crate::domain::{ProviderEvent, ProviderId};
@@ -75,6 +84,8 @@ pub struct PluginInfo {
     pub allowed_hosts: Vec<String>,
     pub needs_products: bool,
     pub supports_poll: bool,
+    /// The optional calls it declares (none for a 0.1 plugin).
+    pub capabilities: Capabilities,
     pub webhook_events: Vec<String>,
     pub webhook_ack: Option<String>,
     pub source: PluginSource,
@@ -106,7 +117,7 @@ pub struct HostOptions {
 
 pub(super) struct LoadedPlugin {
     info: PluginInfo,
-    pre: ProviderPluginPre<PluginState>,
+    pre: versions::Pre,
     hosts: Arc<[String]>,
 }
 
@@ -145,12 +156,13 @@ impl fmt::Debug for ProviderHost {
 }
 
 /// One sandboxed call: a fresh instance, the export called under the call timeout, and the
-/// outcome typed by [`ProviderHost::finish`]. Evaluates to the export's own `Result`.
+/// outcome typed by [`ProviderHost::finish`]. Evaluates to the export's own `Result`, in the
+/// newest API's types (`versions::Instance` converts older plugins').
 macro_rules! call {
     ($host:ident, $provider:ident, |$plugin:ident, $store:ident| $call:expr) => {{
-        let (mut slot, bindings) = $host.instantiate($provider).await?;
+        let (mut slot, instance) = $host.instantiate($provider).await?;
         let outcome = {
-            let $plugin = bindings.docobo_provider_provider();
+            let $plugin = &instance;
             let $store = &mut slot.store;
             tokio::time::timeout($host.inner.limits.call_timeout, $call).await
         };
@@ -194,7 +206,7 @@ impl ProviderHost {
         body: &[u8],
     ) -> Result<Vec<ProviderEvent>, ProviderError> {
         let verified = call!(self, provider, |plugin, store| plugin
-            .call_handle_webhook(store, config, headers, body));
+            .handle_webhook(store, config, headers, body));
         verified
             .map(convert::events)
             .map_err(|e| ProviderError::Webhook {
@@ -213,7 +225,7 @@ impl ProviderHost {
         config: &PluginConfig,
     ) -> Result<(), ProviderError> {
         call!(self, provider, |plugin, store| plugin
-            .call_validate_credentials(store, config))
+            .validate_credentials(store, config))
         .map_err(|e| plugin_failure(provider, e))
     }
 
@@ -229,7 +241,7 @@ impl ProviderHost {
     ) -> Result<String, ProviderError> {
         let spec = convert::product_spec(spec);
         call!(self, provider, |plugin, store| plugin
-            .call_create_product(store, config, &spec))
+            .create_product(store, config, &spec))
         .map_err(|e| plugin_failure(provider, e))
     }
 
@@ -245,7 +257,7 @@ impl ProviderHost {
     ) -> Result<Checkout, ProviderError> {
         let request = convert::checkout_request(request);
         call!(self, provider, |plugin, store| plugin
-            .call_create_checkout(store, config, &request))
+            .create_checkout(store, config, &request))
         .map(convert::checkout)
         .map_err(|e| plugin_failure(provider, e))
     }
@@ -261,16 +273,92 @@ impl ProviderHost {
         cursor: Option<&str>,
     ) -> Result<Polled, ProviderError> {
         call!(self, provider, |plugin, store| plugin
-            .call_poll(store, config, cursor))
+            .poll(store, config, cursor))
         .map(convert::polled)
         .map_err(|e| plugin_failure(provider, e))
+    }
+
+    /// A short-lived page where this customer manages or cancels their subscription.
+    ///
+    /// # Errors
+    /// [`PluginFailure::Unsupported`] without calling the plugin when it does not declare
+    /// `manage-link` (every 0.1 plugin); otherwise as [`ProviderHost::validate_credentials`].
+    pub async fn manage_link(
+        &self,
+        provider: &str,
+        config: &PluginConfig,
+        request: &ManageLinkRequest,
+    ) -> Result<String, ProviderError> {
+        self.require(provider, |c| c.manage_link, "manage-link")?;
+        let request = convert::manage_link_request(request);
+        call!(self, provider, |plugin, store| plugin
+            .manage_link(store, config, &request))
+        .map_err(|e| plugin_failure(provider, e))
+    }
+
+    /// One page of the provider's current subscribers, from `cursor` (`None`: the first).
+    ///
+    /// # Errors
+    /// As [`ProviderHost::manage_link`], for `list-subscribers`.
+    pub async fn list_subscribers(
+        &self,
+        provider: &str,
+        config: &PluginConfig,
+        cursor: Option<&str>,
+    ) -> Result<SubscriberPage, ProviderError> {
+        self.require(provider, |c| c.list_subscribers, "list-subscribers")?;
+        call!(self, provider, |plugin, store| plugin
+            .list_subscribers(store, config, cursor))
+        .map(convert::subscriber_page)
+        .map_err(|e| plugin_failure(provider, e))
+    }
+
+    /// A delivery signed as the provider would sign it with `config`, for an owner's test
+    /// purchase: pass it to [`ProviderHost::handle_webhook`] (its events carry `test`).
+    ///
+    /// # Errors
+    /// As [`ProviderHost::manage_link`], for `test-delivery`.
+    pub async fn test_delivery(
+        &self,
+        provider: &str,
+        config: &PluginConfig,
+        request: &TestDeliveryRequest,
+    ) -> Result<SignedDelivery, ProviderError> {
+        self.require(provider, |c| c.test_delivery, "test-delivery")?;
+        let request = convert::test_delivery_request(request);
+        call!(self, provider, |plugin, store| plugin
+            .test_delivery(store, config, &request))
+        .map(convert::signed_delivery)
+        .map_err(|e| plugin_failure(provider, e))
+    }
+
+    /// `Err(Unsupported)` unless the plugin declares the optional call `name`.
+    fn require(
+        &self,
+        provider: &str,
+        declared: impl FnOnce(Capabilities) -> bool,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let info = self
+            .plugin(provider)
+            .ok_or_else(|| ProviderError::UnknownProvider(provider.to_owned()))?;
+        if declared(info.capabilities) {
+            return Ok(());
+        }
+        Err(ProviderError::Plugin {
+            provider: provider.to_owned(),
+            error: PluginFailure::Unsupported(format!(
+                "the plugin (API {}) does not offer {name}",
+                info.api_version
+            )),
+        })
     }
 
     /// A fresh, limited instance of a plugin, once a slot is free.
     async fn instantiate(
         &self,
         provider: &str,
-    ) -> Result<(Slot, bindings::ProviderPlugin), ProviderError> {
+    ) -> Result<(Slot, versions::Instance), ProviderError> {
         let plugin = self
             .inner
             .plugins

@@ -1,7 +1,10 @@
 //! What the plugin host takes and returns, in Docobo's own types (the generated WIT types stay
 //! inside `providers`; `convert` maps between the two).
 
-use crate::domain::{Billing, GuildId, Money, ProviderEvent, RoleId, UserId};
+use crate::domain::{
+    Billing, Claim, GuildId, Money, PaidAmount, ProviderEvent, RoleId, SubscriptionStatus,
+    UnixMillis, UserId,
+};
 
 /// One configuration field a plugin needs (shown in `/setup`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct ProductSpec {
     pub name: String,
     pub price: Money,
     pub billing: Billing,
+    /// Days of free trial before the first charge, where the provider supports it (plugin
+    /// API 0.2; 0.1 plugins never see it).
+    pub trial_days: Option<u32>,
 }
 
 /// A member's purchase to start.
@@ -63,4 +69,91 @@ pub struct Checkout {
 pub struct Polled {
     pub events: Vec<ProviderEvent>,
     pub next_cursor: Option<String>,
+}
+
+/// The optional calls a plugin implements (plugin API 0.2; a 0.1 plugin has none). The host
+/// calls only what is declared and answers the rest with
+/// [`super::PluginFailure::Unsupported`] itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `manage_link`: a per-customer page to manage or cancel.
+    pub manage_link: bool,
+    /// `list_subscribers`: the provider's current subscribers, for import.
+    pub list_subscribers: bool,
+    /// `test_delivery`: a signed delivery for an owner's test purchase.
+    pub test_delivery: bool,
+}
+
+impl Capabilities {
+    /// The declared calls by their WIT names, for `plugin inspect` and logs.
+    #[must_use]
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.manage_link, "manage-link"),
+            (self.list_subscribers, "list-subscribers"),
+            (self.test_delivery, "test-delivery"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// Which customer's manage page to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManageLinkRequest {
+    /// From the customer's events, when the provider sent one.
+    pub customer_id: Option<String>,
+    /// The provider's subscription (or order) id the member holds.
+    pub subscription_id: String,
+    pub guild: GuildId,
+    pub user: UserId,
+    /// Where the page sends the member back.
+    pub return_url: Option<String>,
+}
+
+/// A current subscriber at the provider, for import. Only ids; Discord ids parsed as in
+/// events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub subscription_id: String,
+    pub customer_id: Option<String>,
+    pub guild: Option<Claim<GuildId>>,
+    pub user: Option<Claim<UserId>>,
+    pub role: Option<Claim<RoleId>>,
+    pub product_id: Option<String>,
+    pub status: SubscriptionStatus,
+    pub period_end: Option<UnixMillis>,
+    pub amount: Option<PaidAmount>,
+    pub test: bool,
+}
+
+/// One page of subscribers, and where the next one starts (`None`: the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberPage {
+    pub subscribers: Vec<Subscriber>,
+    pub next_cursor: Option<String>,
+}
+
+/// What an owner's test purchase buys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestDeliveryRequest {
+    pub guild: GuildId,
+    pub user: UserId,
+    pub role: RoleId,
+    pub product_id: Option<String>,
+    pub price: Money,
+    pub billing: Billing,
+    /// Bits for the event and subscription ids.
+    pub nonce: u64,
+    /// For bank transfers: the payment code of the checkout this test pays.
+    pub payment_code: Option<String>,
+}
+
+/// A delivery signed as the provider would sign it, for the plugin's own `handle_webhook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDelivery {
+    /// Names in lower case, one pair per header line.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }

@@ -212,7 +212,7 @@ fn next_change(subs: &[Subscription], now: UnixMillis, grace_ms: i64) -> Option<
             (SubscriptionStatus::Active | SubscriptionStatus::PastDue, Some(end)) => {
                 Some(end.saturating_add(s.grace_ms(grace_ms)))
             }
-            (SubscriptionStatus::Canceled, Some(end)) => Some(end),
+            (SubscriptionStatus::Canceled | SubscriptionStatus::Trialing, Some(end)) => Some(end),
             _ => None,
         })
         .filter(|&t| t > now)

@@ -228,7 +228,7 @@ fn migrate_then_backup_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("7 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("8 migration(s) applied"));
     let second = docobo(dir.path(), &env)
         .arg("migrate")
         .output()
@@ -293,7 +293,7 @@ fn plugin_inspect_describes_a_component_without_any_configuration() {
         "{stdout}"
     );
     assert!(stdout.contains("test — "), "{stdout}");
-    assert!(stdout.contains("plugin API:   0.1.0"), "{stdout}");
+    assert!(stdout.contains("plugin API:   0.2.0"), "{stdout}");
     // Declared, but not in the default allow-list.
     assert!(
         stdout.contains("hosts:        allowed.example (allowed: none)"),

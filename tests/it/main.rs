@@ -13,6 +13,7 @@ mod helpers;
 mod isolation;
 mod lies;
 mod liveness;
+mod plugin_api;
 mod powercut;
 mod providers;
 mod recovery;

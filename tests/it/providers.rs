@@ -92,7 +92,8 @@ async fn the_builtin_plugins_load_with_their_declared_needs() {
     let host = host(Clock::System, Limits::default(), &[]).await;
     assert!(host.failures().is_empty(), "{:?}", host.failures());
     let polar = host.plugin("polar").expect("polar");
-    assert_eq!(polar.api_version, "0.1.0");
+    assert_eq!(polar.api_version, "0.2.0");
+    assert!(polar.capabilities.manage_link && polar.capabilities.list_subscribers);
     assert!(polar.needs_products && polar.supports_poll);
     assert_eq!(polar.allowed_hosts, ["api.polar.sh"], "declared ∩ allowed");
     let secrets: Vec<&str> = polar
@@ -407,6 +408,7 @@ async fn polar_api_calls_reach_the_fake_api_with_the_token_metadata_and_product(
                 name: "Gold".into(),
                 price: usd(499),
                 billing: Billing::Monthly,
+                trial_days: None,
             },
         )
         .await

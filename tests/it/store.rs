@@ -20,7 +20,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
             "V4__subscription_sync_version".to_owned(),
             "V5__failed_sync_index".to_owned(),
             "V6__scoped_event_ids".to_owned(),
-            "V7__payment_code_valid_until".to_owned()
+            "V7__payment_code_valid_until".to_owned(),
+            "V8__plugin_api_0_2".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -49,7 +50,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 7);
+    assert_eq!(first.applied.len(), 8);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -60,7 +61,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 7);
+    assert_eq!(versions, 8);
 }
 
 #[test]
@@ -366,6 +367,7 @@ fn each_unique_constraint_rejects_a_duplicate() {
         event_json: "{}",
         outcome: webhook_events::Outcome::Applied,
         detail: None,
+        test: false,
     };
     assert!(
         webhook_events::insert_if_new(&conn, &event)

@@ -3,8 +3,9 @@
 
 use docobo_plugin_sdk::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use docobo_plugin_sdk::{
-    Billing, Checkout, CheckoutRequest, Host, HttpRequest, LogLevel, PollResult, ProductSpec,
-    ProviderError, ProviderEvent, config_get, config_or, config_require,
+    Billing, Checkout, CheckoutRequest, Host, HttpRequest, LogLevel, ManageLinkRequest, PollResult,
+    ProductSpec, ProviderError, ProviderEvent, Subscriber, SubscriberPage, SubscriptionStatus,
+    config_get, config_or, config_require,
 };
 use serde_json::{Value, json};
 
@@ -79,7 +80,7 @@ fn send<H: Host>(host: &H, req: &HttpRequest) -> Result<Value, ProviderError> {
         )),
         403 => Err(ProviderError::InvalidCredentials(
             "the Polar access token lacks a scope (403): it needs checkouts:write, \
-             products:write and subscriptions:read"
+             products:write, subscriptions:read and customer_sessions:write"
                 .into(),
         )),
         s if (200..300).contains(&s) => serde_json::from_slice(&resp.body).map_err(|_| {
@@ -128,7 +129,9 @@ pub fn create_product<H: Host>(
     let interval = match spec.billing {
         Billing::Monthly => Value::from("month"),
         Billing::Yearly => Value::from("year"),
-        Billing::OneTime => Value::Null,
+        // Polar's one-time products never end: the host decides what a one-time payment
+        // entitles to.
+        Billing::OneTime | Billing::Lifetime => Value::Null,
         Billing::Days(n) => {
             return Err(ProviderError::Misconfigured(format!(
                 "Polar does not sell {n}-day passes"
@@ -141,7 +144,7 @@ pub fn create_product<H: Host>(
         ));
     }
     let api = ApiSettings::from_config(config)?;
-    let body = json!({
+    let mut body = json!({
         "name": product_name(&spec.name),
         "recurring_interval": interval,
         "prices": [{
@@ -154,6 +157,15 @@ pub fn create_product<H: Host>(
             "docobo_role_id": spec.role_id,
         },
     });
+    // A free trial before the first charge: Polar products carry `trial_interval` and
+    // `trial_interval_count` (the product schema, docs/providers.md §1.5). Only recurring
+    // products have trials; a one-time product ignores the request.
+    if let Some(days) = spec.trial_days.filter(|d| *d > 0)
+        && !interval.is_null()
+    {
+        body["trial_interval"] = Value::from("day");
+        body["trial_interval_count"] = Value::from(days);
+    }
     let resp = send(
         host,
         &api.request("POST", "products/").json(body.to_string()),
@@ -406,4 +418,112 @@ fn poll_orders<H: Host>(
         }
     }
     Ok(())
+}
+
+/// A short-lived customer-portal link for one customer: a Polar customer session
+/// (`POST /v1/customer-sessions/`, scope `customer_sessions:write`), whose
+/// `customer_portal_url` signs the member in. By Polar customer id when Docobo has one from
+/// the events, else by the external customer id Docobo's checkouts set (the Discord user id).
+pub fn manage_link<H: Host>(
+    host: &H,
+    config: &[(String, String)],
+    request: &ManageLinkRequest,
+) -> Result<String, ProviderError> {
+    let api = ApiSettings::from_config(config)?;
+    let mut body = match request.customer_id.as_deref().filter(|c| !c.is_empty()) {
+        Some(customer) => json!({ "customer_id": customer }),
+        None => json!({ "external_customer_id": request.user_id }),
+    };
+    if let Some(url) = request
+        .return_url
+        .as_deref()
+        .filter(|u| u.starts_with("https://"))
+    {
+        body["return_url"] = Value::from(url);
+    }
+    let resp = send(
+        host,
+        &api.request("POST", "customer-sessions/")
+            .json(body.to_string()),
+    )?;
+    resp.get("customer_portal_url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("https://"))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ProviderError::Upstream("Polar's customer session has no customer_portal_url".into())
+        })
+}
+
+/// One page of the organization's active subscriptions (`GET /v1/subscriptions/?active=true`,
+/// Polar's "active" = active or trialing, canceled-at-period-end included). The cursor is
+/// the next page number.
+pub fn list_subscribers<H: Host>(
+    host: &H,
+    config: &[(String, String)],
+    cursor: Option<&str>,
+) -> Result<SubscriberPage, ProviderError> {
+    let api = ApiSettings::from_config(config)?;
+    let page: u32 =
+        match cursor {
+            None => 1,
+            Some(c) => c.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                ProviderError::Misconfigured(format!("bad subscriber cursor {c:?}"))
+            })?,
+        };
+    let path = format!("subscriptions/?active=true&limit={POLL_PAGE_SIZE}&page={page}");
+    let resp = send(host, &api.request("GET", &path))?;
+    let items = resp
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProviderError::Upstream("Polar's subscription list has no items".into()))?;
+    let test = crate::is_sandbox(config);
+    let mut subscribers = Vec::new();
+    for item in items {
+        match events::subscription_event(String::new(), "list.subscription", item, &Value::Null, 0)
+        {
+            Ok(e) => {
+                let (Some(subscription_id), Some(status)) = (e.subscription_id, e.status) else {
+                    continue;
+                };
+                // Only those that are (still) entitled: the list is for import.
+                if !matches!(
+                    status,
+                    SubscriptionStatus::Active
+                        | SubscriptionStatus::Trialing
+                        | SubscriptionStatus::Canceled
+                        | SubscriptionStatus::PastDue
+                ) {
+                    continue;
+                }
+                subscribers.push(Subscriber {
+                    subscription_id,
+                    customer_id: e.customer_id,
+                    guild_id: e.guild_id,
+                    user_id: e.user_id,
+                    role_id: e.role_id,
+                    product_id: e.product_id,
+                    status,
+                    period_end: e.period_end,
+                    amount: e.amount,
+                    test,
+                });
+            }
+            Err(e) => host.log(
+                LogLevel::Warn,
+                &format!("polar subscribers: skipped an item: {e}"),
+            ),
+        }
+    }
+    let max_page = resp
+        .get("pagination")
+        .and_then(|p| p.get("max_page"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let next_cursor =
+        (!items.is_empty() && u64::from(page) < max_page).then(|| (page + 1).to_string());
+    Ok(SubscriberPage {
+        subscribers,
+        next_cursor,
+    })
 }

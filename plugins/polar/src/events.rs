@@ -6,11 +6,16 @@
 //! (`api_version`, `units`, … ).
 
 use docobo_plugin_sdk::time::parse_rfc3339_ms;
-use docobo_plugin_sdk::{EventKind, Money, ProviderEvent, SubscriptionStatus, WebhookError};
+use docobo_plugin_sdk::{
+    EventKind, Money, ProviderEvent, Refund, SubscriptionStatus, WebhookError,
+};
 use serde_json::Value;
 
 /// The subscription event types Docobo maps (the rest are recorded as ignored).
-pub const SUBSCRIPTION_EVENTS: [&str; 7] = [
+/// `subscription.paused`/`resumed` (`docs/providers.md` §1.4): Polar revokes benefits when a
+/// pause takes effect and grants them again on resume; the subscription's `status` says
+/// which (`paused`, then `active`).
+pub const SUBSCRIPTION_EVENTS: [&str; 9] = [
     "subscription.created",
     "subscription.active",
     "subscription.updated",
@@ -18,10 +23,12 @@ pub const SUBSCRIPTION_EVENTS: [&str; 7] = [
     "subscription.uncanceled",
     "subscription.past_due",
     "subscription.revoked",
+    "subscription.paused",
+    "subscription.resumed",
 ];
 
 /// Every event type the plugin reads: what the owner must enable on the Polar endpoint.
-pub const WEBHOOK_EVENTS: [&str; 9] = [
+pub const WEBHOOK_EVENTS: [&str; 11] = [
     "subscription.created",
     "subscription.active",
     "subscription.updated",
@@ -29,6 +36,8 @@ pub const WEBHOOK_EVENTS: [&str; 9] = [
     "subscription.uncanceled",
     "subscription.past_due",
     "subscription.revoked",
+    "subscription.paused",
+    "subscription.resumed",
     "order.paid",
     "order.refunded",
 ];
@@ -92,6 +101,12 @@ fn fill_ids(event: &mut ProviderEvent, resource: &Value) {
             .and_then(discord_id)
     });
     event.product_id = string_field(resource, "product_id");
+    event.customer_id = string_field(resource, "customer_id").or_else(|| {
+        resource
+            .get("customer")
+            .and_then(|c| str_field(c, "id"))
+            .map(str::to_string)
+    });
 }
 
 /// When the resource reached this state: `modified_at`, else `created_at`, else the
@@ -104,11 +119,13 @@ fn occurred_at(resource: &Value, envelope: &Value, fallback_ms: i64) -> i64 {
 }
 
 /// The Docobo status of a Polar subscription, `None` for a state Docobo has no name for
-/// (`paused`, or a status Polar adds later): such events are recorded as ignored.
+/// (a status Polar adds later): such events are recorded as ignored.
 ///
 /// `active`/`trialing` with `cancel_at_period_end` → canceled (entitled until the period
-/// end); `canceled`, `unpaid`, `incomplete_expired` or a `subscription.revoked` event →
-/// revoked; `past_due` → past-due; `incomplete` → pending.
+/// end); `trialing` → trialing (entitled until the trial ends); `paused` → paused (not
+/// entitled until resumed: Polar revokes benefits on pause); `canceled`, `unpaid`,
+/// `incomplete_expired` or a `subscription.revoked` event → revoked; `past_due` →
+/// past-due; `incomplete` → pending.
 #[must_use]
 pub fn subscription_status(
     event_type: &str,
@@ -120,7 +137,9 @@ pub fn subscription_status(
     }
     match status {
         "active" | "trialing" if cancel_at_period_end => Some(SubscriptionStatus::Canceled),
-        "active" | "trialing" => Some(SubscriptionStatus::Active),
+        "active" => Some(SubscriptionStatus::Active),
+        "trialing" => Some(SubscriptionStatus::Trialing),
+        "paused" => Some(SubscriptionStatus::Paused),
         "past_due" => Some(SubscriptionStatus::PastDue),
         "incomplete" => Some(SubscriptionStatus::Pending),
         "canceled" | "unpaid" | "incomplete_expired" => Some(SubscriptionStatus::Revoked),
@@ -154,7 +173,13 @@ pub fn subscription_event(
     event.subscription_id = Some(id.to_string());
     fill_ids(&mut event, data);
     event.status = Some(status);
-    event.period_end = time_field(data, "current_period_end");
+    // In a trial the paid period starts at `trial_end`; Polar's current period is the trial
+    // too, but `trial_end` is the field that names it.
+    event.period_end = if data.get("status").and_then(Value::as_str) == Some("trialing") {
+        time_field(data, "trial_end").or_else(|| time_field(data, "current_period_end"))
+    } else {
+        time_field(data, "current_period_end")
+    };
     event.amount = money(data.get("amount"), str_field(data, "currency"));
     Ok(event)
 }
@@ -177,6 +202,24 @@ pub fn order_event(
         fill_ids(&mut event, data);
         event.status = Some(SubscriptionStatus::Refunded);
         event.amount = money(data.get("refunded_amount"), currency);
+        // `refunded_amount` is what the order has had refunded so far (Polar sends
+        // `order.refunded` per refund, with the order as it then stands). The order's status
+        // says whether that is all of it (`refunded`) or part (`partially_refunded`); without
+        // a status, less than `total_amount` is a partial refund.
+        if let Some(refunded) = event.amount.clone() {
+            let partial = match str_field(data, "status") {
+                Some("partially_refunded") => true,
+                Some("refunded") => false,
+                _ => data
+                    .get("total_amount")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|t| refunded.minor_units < t),
+            };
+            event.refund = Some(Refund {
+                amount: refunded,
+                partial,
+            });
+        }
         return Ok(event);
     }
     // order.paid: only one-time purchases are payments; subscription orders are carried by
@@ -270,7 +313,10 @@ mod tests {
         use SubscriptionStatus as S;
         let cases = [
             ("subscription.active", "active", false, Some(S::Active)),
-            ("subscription.updated", "trialing", false, Some(S::Active)),
+            ("subscription.updated", "trialing", false, Some(S::Trialing)),
+            ("subscription.updated", "trialing", true, Some(S::Canceled)),
+            ("subscription.paused", "paused", false, Some(S::Paused)),
+            ("subscription.resumed", "active", false, Some(S::Active)),
             ("subscription.canceled", "active", true, Some(S::Canceled)),
             ("subscription.uncanceled", "active", false, Some(S::Active)),
             ("subscription.canceled", "canceled", false, Some(S::Revoked)),
@@ -301,12 +347,10 @@ mod tests {
     }
 
     #[test]
-    fn paused_or_unknown_status_is_ignored() {
-        for status in ["paused", "hibernating"] {
-            let e = one(&sub("subscription.updated", status, false));
-            assert_eq!(e.kind, EventKind::Ignored, "{status}");
-            assert_eq!(e.status, None);
-        }
+    fn an_unknown_status_is_ignored() {
+        let e = one(&sub("subscription.updated", "hibernating", false));
+        assert_eq!(e.kind, EventKind::Ignored);
+        assert_eq!(e.status, None);
     }
 
     #[test]
@@ -442,5 +486,97 @@ mod tests {
             refund(Some("sub_9")).subscription_id.as_deref(),
             Some("sub_9")
         );
+    }
+
+    /// The shipped `subscription.active` fixture (docs/providers.md §1.5), changed as Polar
+    /// changes it for the event under test.
+    fn fixture(event_type: &str, edit: impl FnOnce(&mut Value)) -> ProviderEvent {
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/webhooks/polar-subscription-active.json"
+        ))
+        .unwrap();
+        v["type"] = json!(event_type);
+        edit(&mut v["data"]);
+        one(&v)
+    }
+
+    #[test]
+    fn pause_and_resume_map_to_paused_then_active() {
+        let paused = fixture("subscription.paused", |d| {
+            d["status"] = json!("paused");
+            d["paused_at"] = json!("2026-09-20T08:00:00Z");
+            d["resumes_at"] = json!("2026-10-20T08:00:00Z");
+            d["modified_at"] = json!("2026-09-20T08:00:00Z");
+        });
+        assert_eq!(paused.kind, EventKind::Subscription);
+        assert_eq!(paused.status, Some(SubscriptionStatus::Paused));
+        assert_eq!(
+            paused.customer_id.as_deref(),
+            Some("992fae2a-2a17-4b7a-8d9e-e287cf90131b")
+        );
+        let resumed = fixture("subscription.resumed", |d| {
+            d["status"] = json!("active");
+            d["modified_at"] = json!("2026-10-20T08:00:00Z");
+        });
+        assert_eq!(resumed.status, Some(SubscriptionStatus::Active));
+        assert!(resumed.occurred_at > paused.occurred_at);
+    }
+
+    #[test]
+    fn a_trial_runs_until_trial_end() {
+        let e = fixture("subscription.created", |d| {
+            d["status"] = json!("trialing");
+            d["trial_start"] = json!("2026-09-15T10:20:58Z");
+            d["trial_end"] = json!("2026-09-22T10:20:58Z");
+        });
+        assert_eq!(e.status, Some(SubscriptionStatus::Trialing));
+        assert_eq!(
+            e.period_end,
+            docobo_plugin_sdk::time::parse_rfc3339_ms("2026-09-22T10:20:58Z")
+        );
+    }
+
+    #[test]
+    fn events_carry_the_customer_id_and_no_test_flag_by_themselves() {
+        let e = fixture("subscription.active", |_| {});
+        assert_eq!(
+            e.customer_id.as_deref(),
+            Some("992fae2a-2a17-4b7a-8d9e-e287cf90131b")
+        );
+        assert!(!e.test);
+        // Without `customer_id`, the embedded customer's id.
+        let e = fixture("subscription.active", |d| {
+            d.as_object_mut().unwrap().remove("customer_id");
+        });
+        assert_eq!(
+            e.customer_id.as_deref(),
+            Some("992fae2a-2a17-4b7a-8d9e-e287cf90131b")
+        );
+    }
+
+    #[test]
+    fn order_refunds_say_how_much_and_whether_in_part() {
+        let mut order: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/webhooks/polar-order-paid.json"
+        ))
+        .unwrap();
+        order["type"] = json!("order.refunded");
+        order["data"]["status"] = json!("partially_refunded");
+        order["data"]["refunded_amount"] = json!(500);
+        let partial = one(&order);
+        assert_eq!(partial.kind, EventKind::Refund);
+        let refund = partial.refund.expect("refund");
+        assert_eq!(refund.amount.minor_units, 500);
+        assert_eq!(refund.amount.currency, "USD");
+        assert!(refund.partial);
+        order["data"]["status"] = json!("refunded");
+        order["data"]["refunded_amount"] = json!(1500);
+        let full = one(&order).refund.expect("refund");
+        assert_eq!(full.amount.minor_units, 1500);
+        assert!(!full.partial);
+        // Without a status, the amounts decide.
+        order["data"].as_object_mut().unwrap().remove("status");
+        order["data"]["refunded_amount"] = json!(300);
+        assert!(one(&order).refund.expect("refund").partial);
     }
 }

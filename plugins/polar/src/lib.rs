@@ -2,7 +2,11 @@
 //!
 //! * Webhooks: Standard Webhooks signatures with both of Polar's key derivations
 //!   ([`verify`]), mapped to Docobo events by [`events`].
-//! * API: checkout sessions, products, token validation and subscription polling ([`api`]).
+//! * API: checkout sessions, products (with trials), token validation, subscription
+//!   polling, customer-portal links and the subscriber list ([`api`]).
+//! * Plugin API 0.2: sandbox deliveries are `test` events; `manage-link` and
+//!   `list-subscribers` are offered. Polar has no dispute webhooks and does not say which
+//!   product a subscription left, so it sends neither `dispute` nor `plan-change`.
 //!
 //! The logic lives in plain functions (taking a [`docobo_plugin_sdk::Host`] or `now`), so it
 //! is unit-tested natively; this file is only the glue to the WIT exports.
@@ -12,8 +16,9 @@ pub mod events;
 pub mod verify;
 
 use docobo_plugin_sdk::{
-    Checkout, CheckoutRequest, Config, ConfigField, Headers, PluginInfo, PollResult, ProductSpec,
-    Provider, ProviderError, ProviderEvent, WasmHost, WebhookError, config_require, now_ms,
+    Capabilities, Checkout, CheckoutRequest, Config, ConfigField, Headers, ManageLinkRequest,
+    PluginInfo, PollResult, ProductSpec, Provider, ProviderError, ProviderEvent, SubscriberPage,
+    WasmHost, WebhookError, config_or, config_require, now_ms,
 };
 
 /// The plugin.
@@ -29,7 +34,8 @@ pub fn info() -> PluginInfo {
                 "access_token",
                 "Organization Access Token",
                 "Polar dashboard → Settings → Developers → New token (polar_oat_…), with the \
-                 scopes checkouts:write, products:write and subscriptions:read.",
+                 scopes checkouts:write, products:write, subscriptions:read and \
+                 customer_sessions:write (for members' manage links).",
             )
             .secret()
             .required(),
@@ -67,7 +73,8 @@ pub fn info() -> PluginInfo {
         .host("api.polar.sh")
         .host("sandbox-api.polar.sh")
         .needs_products(true)
-        .supports_poll(true);
+        .supports_poll(true)
+        .capability(Capabilities::MANAGE_LINK | Capabilities::LIST_SUBSCRIBERS);
     for event in events::WEBHOOK_EVENTS {
         info = info.webhook_event(event);
     }
@@ -84,7 +91,21 @@ pub fn handle_webhook_at(
 ) -> Result<Vec<ProviderEvent>, WebhookError> {
     let secret = config_require(config, "webhook_secret").map_err(WebhookError::Misconfigured)?;
     let verified = verify::verify(secret, headers, body, now_ms)?;
-    events::map_webhook(&verified.id, body, verified.timestamp.saturating_mul(1000))
+    let mut events =
+        events::map_webhook(&verified.id, body, verified.timestamp.saturating_mul(1000))?;
+    // The sandbox is Polar's test mode: its deliveries are test events.
+    if is_sandbox(config) {
+        for event in &mut events {
+            event.test = true;
+        }
+    }
+    Ok(events)
+}
+
+/// Whether the configuration points at Polar's sandbox.
+#[must_use]
+pub fn is_sandbox(config: &[(String, String)]) -> bool {
+    config_or(config, "environment", "production").eq_ignore_ascii_case("sandbox")
 }
 
 impl Provider for Polar {
@@ -117,6 +138,17 @@ impl Provider for Polar {
 
     fn poll(config: Config, cursor: Option<String>) -> Result<PollResult, ProviderError> {
         api::poll(&WasmHost, &config, cursor.as_deref())
+    }
+
+    fn manage_link(config: Config, request: ManageLinkRequest) -> Result<String, ProviderError> {
+        api::manage_link(&WasmHost, &config, &request)
+    }
+
+    fn list_subscribers(
+        config: Config,
+        cursor: Option<String>,
+    ) -> Result<SubscriberPage, ProviderError> {
+        api::list_subscribers(&WasmHost, &config, cursor.as_deref())
     }
 }
 

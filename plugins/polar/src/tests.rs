@@ -402,6 +402,7 @@ fn create_product_bodies() {
             currency: "EUR".into(),
         },
         billing,
+        trial_days: None,
     };
     for (billing, interval) in [
         (Billing::Monthly, json!("month")),
@@ -638,4 +639,181 @@ fn plugin_info_is_consistent() {
     assert_eq!(secret_keys, ["access_token", "webhook_secret"]);
     assert!(info.config_fields.iter().all(|f| f.label.len() <= 45));
     assert!(info.webhook_events.iter().any(|e| e == "order.refunded"));
+}
+
+#[test]
+fn create_product_with_a_trial() {
+    let spec = |billing, trial_days| ProductSpec {
+        guild_id: "111".into(),
+        role_id: "333".into(),
+        name: "VIP".into(),
+        price: Money {
+            minor_units: 999,
+            currency: "EUR".into(),
+        },
+        billing,
+        trial_days,
+    };
+    let host = MockHost::new(0).respond(201, r#"{"id":"prod_t"}"#);
+    api::create_product(&host, &api_config(), &spec(Billing::Monthly, Some(7))).unwrap();
+    let body: Value =
+        serde_json::from_slice(host.requests.borrow()[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["trial_interval"], "day");
+    assert_eq!(body["trial_interval_count"], 7);
+    // One-time products have no trial in Polar: the request is ignored.
+    let host = MockHost::new(0).respond(201, r#"{"id":"prod_o"}"#);
+    api::create_product(&host, &api_config(), &spec(Billing::Lifetime, Some(7))).unwrap();
+    let body: Value =
+        serde_json::from_slice(host.requests.borrow()[0].body.as_deref().unwrap()).unwrap();
+    assert!(body.get("trial_interval").is_none(), "{body}");
+    assert_eq!(body["recurring_interval"], Value::Null);
+}
+
+fn manage_request(customer: Option<&str>) -> docobo_plugin_sdk::ManageLinkRequest {
+    docobo_plugin_sdk::ManageLinkRequest {
+        customer_id: customer.map(str::to_string),
+        subscription_id: "sub_1".into(),
+        guild_id: "111".into(),
+        user_id: "222".into(),
+        return_url: Some("https://discord.com/channels/111".into()),
+    }
+}
+
+/// A `CustomerSession` as Polar returns it (the `customer` object trimmed).
+const CUSTOMER_SESSION: &str = r#"{"created_at":"2026-09-15T10:00:00Z","modified_at":null,
+"id":"4b9f0c2e-1111-4222-8333-444455556666","token":"polar_cst_abc","expires_at":"2026-09-15T11:00:00Z",
+"return_url":"https://discord.com/channels/111","customer_portal_url":"https://polar.sh/acme/portal?customer_session_token=polar_cst_abc",
+"customer_id":"992fae2a-2a17-4b7a-8d9e-e287cf90131b","customer":{"id":"992fae2a-2a17-4b7a-8d9e-e287cf90131b"}}"#;
+
+#[test]
+fn manage_link_opens_a_customer_session() {
+    let host = MockHost::new(0).respond(201, CUSTOMER_SESSION);
+    let link = api::manage_link(
+        &host,
+        &api_config(),
+        &manage_request(Some("992fae2a-2a17-4b7a-8d9e-e287cf90131b")),
+    )
+    .unwrap();
+    assert_eq!(
+        link,
+        "https://polar.sh/acme/portal?customer_session_token=polar_cst_abc"
+    );
+    let requests = host.requests.borrow();
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(
+        requests[0].url,
+        "http://127.0.0.1:9999/v1/customer-sessions/"
+    );
+    let body: Value = serde_json::from_slice(requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"customer_id": "992fae2a-2a17-4b7a-8d9e-e287cf90131b",
+               "return_url": "https://discord.com/channels/111"})
+    );
+    drop(requests);
+
+    // Without a Polar customer id: by the external id Docobo's checkouts set.
+    let host = MockHost::new(0).respond(201, CUSTOMER_SESSION);
+    api::manage_link(&host, &api_config(), &manage_request(None)).unwrap();
+    let body: Value =
+        serde_json::from_slice(host.requests.borrow()[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["external_customer_id"], "222");
+
+    // A missing scope, or no portal URL in the answer, is an error.
+    let host = MockHost::new(0).respond(403, "{}");
+    assert!(matches!(
+        api::manage_link(&host, &api_config(), &manage_request(None)),
+        Err(ProviderError::InvalidCredentials(m)) if m.contains("customer_sessions:write")
+    ));
+    let host = MockHost::new(0).respond(201, r#"{"id":"x"}"#);
+    assert!(matches!(
+        api::manage_link(&host, &api_config(), &manage_request(None)),
+        Err(ProviderError::Upstream(_))
+    ));
+}
+
+#[test]
+fn list_subscribers_pages_through_active_subscriptions() {
+    let sub = fixture_json("polar-subscription-active.json")["data"].clone();
+    let mut trialing = sub.clone();
+    trialing["id"] = json!("sub_trial");
+    trialing["status"] = json!("trialing");
+    trialing["trial_end"] = json!("2026-09-22T10:20:58Z");
+    let page1 = json!({"items": [sub, trialing], "pagination": {"total_count": 3, "max_page": 2}});
+    let mut other = fixture_json("polar-subscription-active.json")["data"].clone();
+    other["id"] = json!("sub_3");
+    other["metadata"] = json!({});
+    let page2 = json!({"items": [other], "pagination": {"total_count": 3, "max_page": 2}});
+    let host = MockHost::new(0)
+        .respond(200, page1.to_string())
+        .respond(200, page2.to_string());
+    let cfg = api_config();
+    let first = api::list_subscribers(&host, &cfg, None).unwrap();
+    assert_eq!(first.next_cursor.as_deref(), Some("2"));
+    assert_eq!(first.subscribers.len(), 2);
+    let s = &first.subscribers[0];
+    assert_eq!(s.subscription_id, "7d8f2c1e-3b4a-4c5d-9e6f-0a1b2c3d4e5f");
+    assert_eq!(s.guild_id.as_deref(), Some("112233445566778899"));
+    assert_eq!(s.user_id.as_deref(), Some("998877665544332211"));
+    assert_eq!(
+        s.customer_id.as_deref(),
+        Some("992fae2a-2a17-4b7a-8d9e-e287cf90131b")
+    );
+    assert_eq!(s.status, SubscriptionStatus::Active);
+    assert!(!s.test);
+    assert_eq!(first.subscribers[1].status, SubscriptionStatus::Trialing);
+    let second = api::list_subscribers(&host, &cfg, first.next_cursor.as_deref()).unwrap();
+    assert_eq!(second.next_cursor, None);
+    // Not sold through Docobo: listed all the same, without Discord ids (the import decides).
+    assert_eq!(second.subscribers.len(), 1);
+    assert_eq!(second.subscribers[0].guild_id, None);
+    let requests = host.requests.borrow();
+    assert_eq!(
+        requests[0].url,
+        "http://127.0.0.1:9999/v1/subscriptions/?active=true&limit=100&page=1"
+    );
+    assert!(requests[1].url.ends_with("&page=2"));
+    drop(requests);
+    assert!(matches!(
+        api::list_subscribers(&MockHost::new(0), &cfg, Some("zero")),
+        Err(ProviderError::Misconfigured(_))
+    ));
+}
+
+#[test]
+fn sandbox_deliveries_are_test_events() {
+    let body = fixture("polar-subscription-active.json");
+    let id = "msg_sandbox";
+    let sig = sign(SECRET, id, NOW_S, body.as_bytes());
+    let h = headers(id, &NOW_S.to_string(), &sig);
+    let live = handle_webhook_at(
+        &config(&[("webhook_secret", SECRET)]),
+        &h,
+        body.as_bytes(),
+        NOW_S * 1000,
+    )
+    .unwrap();
+    assert!(!live[0].test);
+    let sandbox = handle_webhook_at(
+        &config(&[("webhook_secret", SECRET), ("environment", "sandbox")]),
+        &h,
+        body.as_bytes(),
+        NOW_S * 1000,
+    )
+    .unwrap();
+    assert!(sandbox[0].test);
+    assert_eq!(sandbox[0].kind, EventKind::Subscription);
+}
+
+#[test]
+fn the_plugin_declares_its_optional_calls() {
+    use docobo_plugin_sdk::Capabilities;
+    let info = crate::info();
+    let has = |c: Capabilities| (info.capabilities & c) == c;
+    assert!(has(Capabilities::MANAGE_LINK));
+    assert!(has(Capabilities::LIST_SUBSCRIBERS));
+    assert!(!has(Capabilities::TEST_DELIVERY));
+    for event in ["subscription.paused", "subscription.resumed"] {
+        assert!(info.webhook_events.iter().any(|e| e == event), "{event}");
+    }
 }

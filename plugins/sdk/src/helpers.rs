@@ -1,8 +1,8 @@
 //! Rust-friendly helpers on the generated WIT types.
 
 use crate::{
-    Checkout, ConfigField, EventKind, HttpRequest, HttpResponse, PluginInfo, PollResult,
-    ProviderEvent,
+    Capabilities, Checkout, ConfigField, EventKind, HttpRequest, HttpResponse, PluginInfo,
+    PollResult, ProviderEvent,
 };
 
 /// The value of configuration field `key`, trimmed; `None` when absent or blank.
@@ -95,7 +95,7 @@ impl ConfigField {
 
 impl PluginInfo {
     /// A plugin with no fields and no hosts, `needs_products` and `supports_poll` false,
-    /// no webhook events and no webhook ack.
+    /// no optional calls, no webhook events and no webhook ack.
     pub fn new(id: impl Into<String>, name: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -105,6 +105,7 @@ impl PluginInfo {
             hosts: Vec::new(),
             needs_products: false,
             supports_poll: false,
+            capabilities: Capabilities::empty(),
             webhook_events: Vec::new(),
             webhook_ack: None,
         }
@@ -135,6 +136,13 @@ impl PluginInfo {
     #[must_use]
     pub fn supports_poll(mut self, yes: bool) -> Self {
         self.supports_poll = yes;
+        self
+    }
+
+    /// Declares optional calls this plugin implements (added to those declared before).
+    #[must_use]
+    pub fn capability(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = self.capabilities | capabilities;
         self
     }
 
@@ -175,6 +183,11 @@ impl ProviderEvent {
             period_end: None,
             amount: None,
             occurred_at,
+            customer_id: None,
+            previous_product_id: None,
+            refund: None,
+            dispute: None,
+            test: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! # docobo-plugin-sdk
 //!
 //! The guest side of Docobo's payment-provider plugins. A provider is a WASM component
-//! (`wasm32-wasip2`) that implements the WIT contract in `wit/provider@0.1.0/provider.wit`;
+//! (`wasm32-wasip2`) that implements the WIT contract in `wit/provider@0.2.0/provider.wit`;
 //! Docobo (the host) loads it with wasmtime, passes it its configuration on every call, and
 //! gives it exactly three capabilities: [`http_fetch`] (to the hosts the plugin declared and
 //! the operator allowed), [`log`] and [`now_ms`].
@@ -9,8 +9,10 @@
 //! This crate hides the generated bindings. A plugin:
 //!
 //! 1. implements [`Provider`] on a unit struct (only `plugin_info`, `validate_credentials`,
-//!    `create_checkout` and `handle_webhook` are required; `create_product` and `poll`
-//!    default to [`ProviderError::Unsupported`]);
+//!    `create_checkout` and `handle_webhook` are required; `create_product`, `poll` and
+//!    the optional calls of API 0.2 (`manage_link`, `list_subscribers`, `test_delivery`)
+//!    default to [`ProviderError::Unsupported`]; declare the optional ones you implement with
+//!    [`PluginInfo::capability`], since the host calls only what is declared);
 //! 2. calls [`export_provider!`] once with that struct;
 //! 3. is built as a `cdylib` with `cargo build --release --target wasm32-wasip2`.
 //!
@@ -77,7 +79,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         world: "provider-plugin",
-        path: "../../wit/provider@0.1.0",
+        path: "../../wit/provider@0.2.0",
         pub_export_macro: true,
         default_bindings_module: "docobo_plugin_sdk::__bindings",
         export_macro_name: "__export_provider_plugin",
@@ -95,13 +97,14 @@ pub use host::{Host, MockHost, WasmHost, http_fetch, log, now_ms};
 
 /// Plain data shared with the host (generated from the WIT `types` interface).
 pub use __bindings::docobo::provider::types::{
-    Billing, Checkout, CheckoutRequest, Config, ConfigField, EventKind, HttpRequest, HttpResponse,
-    LogLevel, Money, PluginInfo, PollResult, ProductSpec, ProviderError, ProviderEvent,
-    SubscriptionStatus, WebhookError,
+    Billing, Capabilities, Checkout, CheckoutRequest, Config, ConfigField, DisputeStatus,
+    EventKind, HttpRequest, HttpResponse, LogLevel, ManageLinkRequest, Money, PluginInfo,
+    PollResult, ProductSpec, ProviderError, ProviderEvent, Refund, SignedDelivery, Subscriber,
+    SubscriberPage, SubscriptionStatus, TestDeliveryRequest, WebhookError,
 };
 
-/// The version of the WIT contract (`docobo:provider@0.1.0`) this SDK implements.
-pub const API_VERSION: &str = "0.1.0";
+/// The version of the WIT contract (`docobo:provider@0.2.0`) this SDK implements.
+pub const API_VERSION: &str = "0.2.0";
 
 /// Request headers as the host passes them: `(name, value)` pairs, names in lower case, one
 /// pair per header line (a repeated header comes as several pairs: see [`header_values`]).
@@ -145,6 +148,40 @@ pub trait Provider {
             "this provider does not support polling".into(),
         ))
     }
+
+    /// A short-lived https page where this customer manages or cancels their subscription.
+    /// Declare [`Capabilities::MANAGE_LINK`] in [`Provider::plugin_info`] when implemented.
+    fn manage_link(config: Config, request: ManageLinkRequest) -> Result<String, ProviderError> {
+        let _ = (config, request);
+        Err(ProviderError::Unsupported(
+            "this provider has no customer manage page".into(),
+        ))
+    }
+
+    /// One page of the provider's current subscribers, for import. Declare
+    /// [`Capabilities::LIST_SUBSCRIBERS`] when implemented.
+    fn list_subscribers(
+        config: Config,
+        cursor: Option<String>,
+    ) -> Result<SubscriberPage, ProviderError> {
+        let _ = (config, cursor);
+        Err(ProviderError::Unsupported(
+            "this provider cannot list its subscribers".into(),
+        ))
+    }
+
+    /// A delivery signed as the provider would sign it, which [`Provider::handle_webhook`]
+    /// accepts and turns into events with `test = true`. Declare
+    /// [`Capabilities::TEST_DELIVERY`] when implemented.
+    fn test_delivery(
+        config: Config,
+        request: TestDeliveryRequest,
+    ) -> Result<SignedDelivery, ProviderError> {
+        let _ = (config, request);
+        Err(ProviderError::Unsupported(
+            "this provider cannot sign a test delivery".into(),
+        ))
+    }
 }
 
 impl<T: Provider> __bindings::exports::docobo::provider::provider::Guest for T {
@@ -172,6 +209,21 @@ impl<T: Provider> __bindings::exports::docobo::provider::provider::Guest for T {
     }
     fn poll(config: Config, cursor: Option<String>) -> Result<PollResult, ProviderError> {
         <T as Provider>::poll(config, cursor)
+    }
+    fn manage_link(config: Config, request: ManageLinkRequest) -> Result<String, ProviderError> {
+        <T as Provider>::manage_link(config, request)
+    }
+    fn list_subscribers(
+        config: Config,
+        cursor: Option<String>,
+    ) -> Result<SubscriberPage, ProviderError> {
+        <T as Provider>::list_subscribers(config, cursor)
+    }
+    fn test_delivery(
+        config: Config,
+        request: TestDeliveryRequest,
+    ) -> Result<SignedDelivery, ProviderError> {
+        <T as Provider>::test_delivery(config, request)
     }
 }
 

@@ -8,16 +8,23 @@
 //! * [`verify`]: API-key or HMAC authentication of a delivery;
 //! * [`transfer`]: parsing and normalizing transactions (webhook and API shapes);
 //! * [`checkout`]: payment codes, QR URL and instructions;
-//! * [`api`]: token validation and polling through the v1 user API.
+//! * [`api`]: token validation and polling through the v1 user API;
+//! * [`test_delivery`]: the owner's test purchase (plugin API 0.2 `test-delivery`).
+//!
+//! Of what plugin API 0.2 adds, only `test-delivery` applies: a bank transfer has no
+//! subscription to pause or trial, no plan, refund or dispute that SePay reports, no
+//! customer account page, and no list of subscribers.
 
 pub mod api;
 pub mod checkout;
+pub mod test_delivery;
 pub mod transfer;
 pub mod verify;
 
 use docobo_plugin_sdk::{
-    Checkout, CheckoutRequest, Config, ConfigField, Headers, PluginInfo, PollResult, Provider,
-    ProviderError, ProviderEvent, WasmHost, WebhookError, config_get, config_or, now_ms,
+    Capabilities, Checkout, CheckoutRequest, Config, ConfigField, Headers, PluginInfo, PollResult,
+    Provider, ProviderError, ProviderEvent, SignedDelivery, TestDeliveryRequest, WasmHost,
+    WebhookError, config_get, config_or, now_ms,
 };
 
 /// The default API base (v1 user API).
@@ -174,6 +181,7 @@ pub fn info() -> PluginInfo {
         ))
         .host("my.sepay.vn")
         .supports_poll(true)
+        .capability(Capabilities::TEST_DELIVERY)
         .webhook_ack(r#"{"success": true}"#)
 }
 
@@ -189,11 +197,12 @@ pub fn handle_webhook_at(
     let auth = settings.auth().map_err(WebhookError::Misconfigured)?;
     verify::verify(auth, headers, body, now_ms)?;
     let transfer = transfer::Transfer::from_webhook(body)?;
-    Ok(vec![transfer::to_event(
-        &transfer,
-        settings.expect(),
-        now_ms,
-    )])
+    let mut event = transfer::to_event(&transfer, settings.expect(), now_ms);
+    event.test = transfer
+        .reference_code
+        .as_deref()
+        .is_some_and(|r| r.starts_with(test_delivery::TEST_REFERENCE_PREFIX));
+    Ok(vec![event])
 }
 
 fn settings(config: &[(String, String)]) -> Result<Settings<'_>, ProviderError> {
@@ -234,6 +243,13 @@ impl Provider for Sepay {
 
     fn poll(config: Config, cursor: Option<String>) -> Result<PollResult, ProviderError> {
         api::poll(&WasmHost, &settings(&config)?, cursor.as_deref())
+    }
+
+    fn test_delivery(
+        config: Config,
+        request: TestDeliveryRequest,
+    ) -> Result<SignedDelivery, ProviderError> {
+        test_delivery::build(&settings(&config)?, &request, now_ms())
     }
 }
 

@@ -496,3 +496,115 @@ fn plugin_info_is_consistent() {
             .all(|f| f.label.chars().count() <= 45)
     );
 }
+
+fn test_request(code: Option<&str>) -> docobo_plugin_sdk::TestDeliveryRequest {
+    docobo_plugin_sdk::TestDeliveryRequest {
+        guild_id: "111".into(),
+        user_id: "222".into(),
+        role_id: "333".into(),
+        product_id: None,
+        price: Money {
+            minor_units: 50_000,
+            currency: "VND".into(),
+        },
+        billing: Billing::Days(30),
+        nonce: 42,
+        payment_code: code.map(str::to_string),
+    }
+}
+
+#[test]
+fn a_test_delivery_is_accepted_as_a_test_payment_of_the_hosts_code() {
+    let cfg = base_config();
+    let settings = Settings::from_config(&cfg).unwrap();
+    let delivery =
+        crate::test_delivery::build(&settings, &test_request(Some("DCBTEST2345")), NOW).unwrap();
+    assert!(
+        delivery
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == &format!("Apikey {KEY}"))
+    );
+    // Shaped like SePay's own notification (docs/providers.md §3.1).
+    let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+    for key in [
+        "id",
+        "gateway",
+        "transactionDate",
+        "accountNumber",
+        "subAccount",
+        "code",
+        "content",
+        "transferType",
+        "description",
+        "transferAmount",
+        "referenceCode",
+        "accumulated",
+    ] {
+        assert!(body.get(key).is_some(), "{key}");
+    }
+    assert_eq!(body["transactionDate"], "2026-01-01 07:01:00");
+    let events = handle_webhook_at(&cfg, &delivery.headers, &delivery.body, NOW).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.kind, EventKind::Payment);
+    assert_eq!(e.payment_code.as_deref(), Some("DCBTEST2345"));
+    assert_eq!(e.amount.as_ref().map(|m| m.minor_units), Some(50_000));
+    assert_eq!(e.status, Some(SubscriptionStatus::Active));
+    assert!(e.test);
+    assert_eq!(e.event_id, "9000000000000000042");
+
+    // Signed with the configured key only: another plugin config refuses it.
+    let other = config(&[
+        ("webhook_api_key", "another-key"),
+        ("account_number", "0359123456"),
+        ("bank", "MBBank"),
+    ]);
+    assert!(matches!(
+        handle_webhook_at(&other, &delivery.headers, &delivery.body, NOW),
+        Err(WebhookError::BadSignature(_))
+    ));
+    // A real transfer is not a test one.
+    let real = handle_webhook_at(&cfg, &apikey(KEY), fixture().as_bytes(), NOW).unwrap();
+    assert!(!real[0].test);
+}
+
+#[test]
+fn a_test_delivery_can_be_hmac_signed_and_needs_a_code() {
+    let cfg = config(&[
+        ("hmac_secret", "whsec_a7c3b4e5f6a7b8c9d0e1f2a3b4c5d6e7"),
+        ("account_number", "0359123456"),
+        ("bank", "MBBank"),
+    ]);
+    let settings = Settings::from_config(&cfg).unwrap();
+    let delivery =
+        crate::test_delivery::build(&settings, &test_request(Some("DCBTEST2345")), NOW).unwrap();
+    assert!(
+        delivery
+            .headers
+            .iter()
+            .any(|(k, _)| k == "x-sepay-signature")
+    );
+    let events = handle_webhook_at(&cfg, &delivery.headers, &delivery.body, NOW).unwrap();
+    assert!(events[0].test && events[0].kind == EventKind::Payment);
+    assert!(matches!(
+        crate::test_delivery::build(&settings, &test_request(None), NOW),
+        Err(ProviderError::Misconfigured(_))
+    ));
+    let mut usd = test_request(Some("DCBTEST2345"));
+    usd.price.currency = "USD".into();
+    assert!(matches!(
+        crate::test_delivery::build(&settings, &usd, NOW),
+        Err(ProviderError::Misconfigured(_))
+    ));
+}
+
+#[test]
+fn the_plugin_declares_test_delivery() {
+    use docobo_plugin_sdk::Capabilities;
+    let info = crate::info();
+    assert_eq!(
+        info.capabilities & Capabilities::TEST_DELIVERY,
+        Capabilities::TEST_DELIVERY
+    );
+}

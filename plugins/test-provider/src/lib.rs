@@ -693,6 +693,7 @@ mod tests {
                 currency: "USD".into(),
             },
             billing: Billing::Monthly,
+            trial_days: None,
         };
         assert_eq!(
             create_product_with(&host, &ok, &spec).unwrap(),

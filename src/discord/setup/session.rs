@@ -247,6 +247,7 @@ mod tests {
             allowed_hosts: vec![],
             needs_products: false,
             supports_poll: false,
+            capabilities: crate::providers::Capabilities::default(),
             webhook_events: vec![],
             webhook_ack: None,
             source: PluginSource::Builtin,
