@@ -1060,6 +1060,7 @@ fn test_delivery_is_accepted_by_handle_webhook() {
             },
             billing,
             nonce: 0x1234,
+            payment_code: None,
         };
         let now = T * 1000 + 789;
         let delivery = api::test_delivery(&full_config(), &request, now).unwrap();
@@ -1097,6 +1098,7 @@ fn test_delivery_is_accepted_by_handle_webhook() {
                 },
                 billing: Billing::Monthly,
                 nonce: 1,
+                payment_code: None,
             },
             0
         )
