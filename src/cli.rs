@@ -70,4 +70,35 @@ pub enum PluginCommand {
         /// The plugin (.wasm component).
         file: PathBuf,
     },
+    /// Start a new plugin: a crate in folder NAME (its name is the plugin id), from the
+    /// template, with the SDK and the WIT contract vendored so it builds anywhere.
+    New {
+        /// The folder to create; its last part is the plugin id (e.g. `my-pay`).
+        name: PathBuf,
+    },
+    /// Pass one webhook delivery to a plugin file in the real sandbox and print the events
+    /// it yields, or why it refused the delivery. Needs no configuration.
+    Test {
+        /// The plugin (.wasm component).
+        file: PathBuf,
+        /// The delivery's raw body.
+        #[arg(long, value_name = "FILE")]
+        body: PathBuf,
+        /// A request header, `NAME:VALUE`; repeat for several (and for a header sent on
+        /// several lines).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// A setting of the plugin, `KEY=VALUE` (as an owner enters it in /setup); repeat.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// The clock the plugin sees, unix milliseconds (default: now), for a delivery
+        /// signed at a fixed time.
+        #[arg(long, value_name = "UNIX_MS")]
+        now: Option<i64>,
+    },
+    /// Check a plugin file and copy it into plugins.dir, where Docobo loads it at start.
+    Install {
+        /// The plugin (.wasm component).
+        file: PathBuf,
+    },
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Command, PluginCommand};
 use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
 use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
-use crate::{App, db, telemetry};
+use crate::{App, db, plugin_tools, telemetry};
 
 /// How long `serve` waits for blocking tasks once everything else has stopped. With
 /// [`crate::http::DRAIN_TIMEOUT`] and [`crate::app::TASKS_STOP`]: `serve` exits within 10 s
@@ -84,6 +84,14 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Inspect { file }) => {
             inspect(&file, &config.plugins.allowed_hosts)
         }
+        Command::Plugin(PluginCommand::Install { file }) => runtime()?.block_on(async {
+            let installed = plugin_tools::install_plugin(&file, &config).await?;
+            print!("{}", plugin_tools::install_report(&installed));
+            Ok(())
+        }),
+        Command::Plugin(plugin @ (PluginCommand::New { .. } | PluginCommand::Test { .. })) => {
+            plugin_author(plugin)
+        }
         Command::Serve => {
             telemetry::init(&config.log)?;
             let runtime = runtime()?;
@@ -96,6 +104,68 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             // database write in flight is a transaction, so leaving it is safe.
             runtime.shutdown_timeout(RUNTIME_STOP);
             result
+        }
+    }
+}
+
+/// `docobo plugin new` and `docobo plugin test`, which need no configuration.
+///
+/// # Errors
+/// The folder cannot be written, the file does not load, or the plugin refused the
+/// delivery (after printing why).
+pub fn plugin_author(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::New { name } => {
+            let scaffold = plugin_tools::new_plugin(&name)?;
+            println!(
+                "created plugin {:?} in {}\nnext:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  docobo plugin test {} --body fixtures/payment.json --header 'x-example-secret: {secret}' --config webhook_secret={secret} --config api_token=t\nthen edit src/lib.rs for your provider; the guide is plugins/README.md in Docobo's repository",
+                scaffold.id,
+                scaffold.dir.display(),
+                scaffold.dir.display(),
+                scaffold
+                    .artifact
+                    .strip_prefix(&scaffold.dir)
+                    .unwrap_or(&scaffold.artifact)
+                    .display(),
+                secret = plugin_tools::EXAMPLE_SECRET,
+            );
+            Ok(())
+        }
+        PluginCommand::Test {
+            file,
+            body,
+            headers,
+            config,
+            now,
+        } => {
+            let headers = headers
+                .iter()
+                .map(|h| plugin_tools::parse_header(h))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let config = config
+                .iter()
+                .map(|c| plugin_tools::parse_config(c))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let body = std::fs::read(&body)
+                .map_err(|e| anyhow::anyhow!("cannot read --body {}: {e}", body.display()))?;
+            let fetch = FetchPolicy {
+                allowed_hosts: DEFAULT_ALLOWED_HOSTS
+                    .iter()
+                    .map(|h| (*h).to_owned())
+                    .collect(),
+                allow_loopback_http: false,
+            };
+            let outcome = runtime()?.block_on(plugin_tools::test_plugin(
+                &file, &headers, &body, &config, now, fetch,
+            ))?;
+            print!("{}", plugin_tools::test_report(&outcome));
+            match outcome.result {
+                Ok(_) => Ok(()),
+                Err(_) => anyhow::bail!("the plugin refused the delivery (see above)"),
+            }
+        }
+        PluginCommand::List | PluginCommand::Inspect { .. } | PluginCommand::Install { .. } => {
+            anyhow::bail!("this plugin command needs the configuration")
         }
     }
 }

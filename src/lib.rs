@@ -42,6 +42,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod plugin_tools;
 pub mod providers;
 pub mod retention;
 pub mod roster;

@@ -17,6 +17,12 @@ fn main() -> ExitCode {
     {
         return exit(docobo::commands::inspect_without_config(file));
     }
+    // Starting and testing a plugin needs no configuration at all.
+    if let Command::Plugin(plugin @ (PluginCommand::New { .. } | PluginCommand::Test { .. })) =
+        command
+    {
+        return exit(docobo::commands::plugin_author(plugin));
+    }
     // An explicit --config must exist; the default ./docobo.toml is optional.
     let (file, required) = match &cli.config {
         Some(path) => (path.clone(), true),

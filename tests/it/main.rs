@@ -1,6 +1,7 @@
 //! Docobo's integration tests: one binary, one module per capability.
 
 mod app;
+mod authors;
 mod bot;
 mod claims;
 mod cli;
