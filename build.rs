@@ -1,7 +1,8 @@
 //! Builds the provider plugins in `plugins/` (a separate cargo workspace targeting
 //! `wasm32-wasip2`) so that a plain `cargo build` or `cargo test` has them. The built-in
-//! `polar` and `sepay` components are embedded in the binary; the test provider and the
-//! template are exposed to tests through `DOCOBO_PLUGINS_OUT`.
+//! `polar` and `sepay` components are embedded in the binary; the test provider, the
+//! template and Stripe (a plugin that ships as a `.wasm` for `plugins.dir`) are exposed to
+//! tests through `DOCOBO_PLUGINS_OUT`.
 //!
 //! The plugins get their own target directory (`target/plugins`), so the host's and the
 //! guests' artifacts never mix and guest builds stay incremental across host profiles.
@@ -14,12 +15,14 @@ const PACKAGES: &[&str] = &[
     "docobo-sepay",
     "docobo-test-provider",
     "docobo-template",
+    "docobo-stripe",
 ];
 const ARTIFACTS: &[&str] = &[
     "docobo_polar.wasm",
     "docobo_sepay.wasm",
     "docobo_test_provider.wasm",
     "docobo_template.wasm",
+    "docobo_stripe.wasm",
 ];
 const TARGET: &str = "wasm32-wasip2";
 
@@ -34,6 +37,7 @@ fn main() {
         "sepay",
         "template",
         "test-provider",
+        "stripe",
     ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
