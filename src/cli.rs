@@ -89,8 +89,9 @@ pub enum PluginCommand {
         #[arg(long = "header", value_name = "NAME:VALUE")]
         headers: Vec<String>,
         /// A setting of the plugin, `KEY=VALUE` (as an owner enters it in /setup); repeat.
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
+        /// (Not `--config`: that names Docobo's configuration file, for every command.)
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
         /// The clock the plugin sees, unix milliseconds (default: now), for a delivery
         /// signed at a fixed time.
         #[arg(long, value_name = "UNIX_MS")]

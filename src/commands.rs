@@ -118,7 +118,7 @@ pub fn plugin_author(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::New { name } => {
             let scaffold = plugin_tools::new_plugin(&name)?;
             println!(
-                "created plugin {:?} in {}\nnext:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  docobo plugin test {} --body fixtures/payment.json --header 'x-example-secret: {secret}' --config webhook_secret={secret} --config api_token=t\nthen edit src/lib.rs for your provider; the guide is plugins/README.md in Docobo's repository",
+                "created plugin {:?} in {}\nnext:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  docobo plugin test {} --body fixtures/payment.json --header 'x-example-secret: {secret}' --setting webhook_secret={secret} --setting api_token=t\nthen edit src/lib.rs for your provider; the guide is plugins/README.md in Docobo's repository",
                 scaffold.id,
                 scaffold.dir.display(),
                 scaffold.dir.display(),
@@ -135,16 +135,16 @@ pub fn plugin_author(command: PluginCommand) -> anyhow::Result<()> {
             file,
             body,
             headers,
-            config,
+            settings,
             now,
         } => {
             let headers = headers
                 .iter()
                 .map(|h| plugin_tools::parse_header(h))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let config = config
+            let config = settings
                 .iter()
-                .map(|c| plugin_tools::parse_config(c))
+                .map(|c| plugin_tools::parse_setting(c))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let body = std::fs::read(&body)
                 .map_err(|e| anyhow::anyhow!("cannot read --body {}: {e}", body.display()))?;

@@ -18,6 +18,15 @@ fn main() -> ExitCode {
         return exit(docobo::commands::inspect_without_config(file));
     }
     // Starting and testing a plugin needs no configuration at all.
+    if let Command::Plugin(PluginCommand::Test { .. }) = &command
+        && let Some(path) = &cli.config
+        && path.to_string_lossy().contains('=')
+    {
+        eprintln!(
+            "docobo: plugin test takes the plugin's settings as --setting KEY=VALUE; --config names Docobo's configuration file"
+        );
+        return ExitCode::from(2);
+    }
     if let Command::Plugin(plugin @ (PluginCommand::New { .. } | PluginCommand::Test { .. })) =
         command
     {

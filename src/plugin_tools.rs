@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::clock::Clock;
-use crate::providers::{
-    FetchPolicy, HostOptions, PluginInfo, PluginSource, ProviderError, ProviderHost,
-};
+use crate::providers::{FetchPolicy, HostOptions, PluginInfo, ProviderError, ProviderHost};
 
 /// The template's code, which `plugin new` renames.
 const TEMPLATE_LIB: &str = include_str!("../plugins/template/src/lib.rs");
@@ -253,7 +251,7 @@ cargo build --release --target wasm32-wasip2          # the component
 docobo plugin test target/wasm32-wasip2/release/{lib}.wasm \
   --body fixtures/payment.json \
   --header 'x-example-secret: {EXAMPLE_SECRET}' \
-  --config webhook_secret={EXAMPLE_SECRET} --config api_token=t
+  --setting webhook_secret={EXAMPLE_SECRET} --setting api_token=t
 docobo plugin install target/wasm32-wasip2/release/{lib}.wasm
 ```
 
@@ -276,15 +274,15 @@ pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
     Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
 }
 
-/// One `--config` as `KEY=VALUE`.
+/// One `--setting` as `KEY=VALUE`.
 ///
 /// # Errors
 /// There is no `=` or the key is empty.
-pub fn parse_config(text: &str) -> anyhow::Result<(String, String)> {
+pub fn parse_setting(text: &str) -> anyhow::Result<(String, String)> {
     let (key, value) = text
         .split_once('=')
         .filter(|(key, _)| !key.trim().is_empty())
-        .with_context(|| format!("--config {text:?}: write it as KEY=VALUE"))?;
+        .with_context(|| format!("--setting {text:?}: write it as KEY=VALUE"))?;
     Ok((key.trim().to_owned(), value.to_owned()))
 }
 
@@ -392,31 +390,31 @@ pub async fn install_plugin(file: &Path, config: &crate::Config) -> anyhow::Resu
     let (_, info) = load_alone(file, fetch.clone(), None).await?;
     anyhow::ensure!(
         !matches!(info.id.as_str(), "polar" | "sepay"),
-        "{} is a plugin with the id {:?}, which a built-in plugin has. Fix: give the plugin another id in its plugin_info",
+        "{} is a plugin with the id \"{}\", which a built-in plugin has. Fix: give the plugin another id in its plugin_info (to run your own build of a built-in instead, copy it into plugins.dir yourself: Docobo then warns at start that it replaces the built-in)",
         file.display(),
-        info.id
+        info.id.as_str()
     );
     let dir = &plugins.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create plugins.dir {}", dir.display()))?;
     let path = dir.join(format!("{}.wasm", info.id));
-    let installed = ProviderHost::load(HostOptions {
-        plugins_dir: Some(dir.clone()),
-        fetch,
-        ..HostOptions::default()
-    })
-    .await?;
-    if let Some(other) = installed.plugin(info.id.as_str()) {
-        let same_file = match &other.source {
-            PluginSource::File(file) => file.file_name() == path.file_name(),
-            PluginSource::Builtin => false,
-        };
-        anyhow::ensure!(
-            same_file,
-            "plugins.dir already has a plugin {:?} in {}. Fix: remove that file first, then install again",
-            info.id,
-            other.source
-        );
+    // Every other file in plugins.dir, on its own: two files with one id would leave
+    // which one loads to the order of the folder.
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let other = entry?.path();
+        if other.extension().is_none_or(|ext| ext != "wasm")
+            || other.file_name() == path.file_name()
+        {
+            continue;
+        }
+        if let Ok((_, other_info)) = load_alone(&other, fetch.clone(), None).await {
+            anyhow::ensure!(
+                other_info.id != info.id,
+                "plugins.dir already has a plugin \"{}\" in {}. Fix: remove that file first, then install again",
+                info.id.as_str(),
+                other.display()
+            );
+        }
     }
     let replaced = path.exists();
     let partial = dir.join(format!(".{}.wasm.partial", info.id));
@@ -463,8 +461,8 @@ pub fn install_report(installed: &Installed) -> String {
     }
     let _ = writeln!(
         out,
-        "next: restart Docobo to load it (`sudo systemctl restart docobo`, `docker restart docobo`, or stop and start `docobo serve`); owners then pick {:?} in /setup",
-        info.id
+        "next: restart Docobo to load it (`sudo systemctl restart docobo`, `docker restart docobo`, or stop and start `docobo serve`); owners then pick \"{}\" in /setup",
+        info.id.as_str()
     );
     out
 }

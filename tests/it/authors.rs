@@ -100,8 +100,8 @@ fn a_new_plugin_builds_tests_and_installs_from_a_clean_folder() {
             .arg("--body")
             .arg(&body)
             .args(["--header", &format!("X-Example-Secret: {header_secret}")])
-            .args(["--config", &format!("webhook_secret={secret}")])
-            .args(["--config", "api_token=t"])
+            .args(["--setting", &format!("webhook_secret={secret}")])
+            .args(["--setting", "api_token=t"])
             .output()
             .expect("run")
     };
@@ -119,7 +119,7 @@ fn a_new_plugin_builds_tests_and_installs_from_a_clean_folder() {
     let out = test("not-the-secret");
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("refused: bad signature"),
+        text(&out).contains("refused: my-pay: bad signature"),
         "{}",
         text(&out)
     );
@@ -197,7 +197,7 @@ fn plugin_new_refuses_names_that_cannot_be_ids_and_existing_folders() {
         "a-very-long-plugin-name-of-more-than-32",
     ] {
         let out = docobo(dir.path(), &[])
-            .args(["plugin", "new", bad])
+            .args(["plugin", "new", "--", bad])
             .output()
             .expect("run");
         assert!(!out.status.success(), "{bad}: {}", text(&out));
