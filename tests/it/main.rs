@@ -21,4 +21,5 @@ mod recovery;
 mod retention;
 mod service;
 mod store;
+mod stripe;
 mod webhooks;
