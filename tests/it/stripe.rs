@@ -533,13 +533,12 @@ async fn tampered_stripe_deliveries_are_refused_and_nothing_is_stored() {
         assert!(text.contains("signature verification failed"), "{text}");
         assert!(!text.contains(WEBHOOK_SECRET), "{text}");
     }
-    for table in ["webhook_events", "subscriptions"] {
-        let sql = if table == "webhook_events" {
-            "SELECT count(*) FROM webhook_events"
-        } else {
-            "SELECT count(*) FROM subscriptions"
-        };
-        assert_eq!(shop.app.count(sql).await, 0, "{table}");
+    for sql in [
+        "SELECT count(*) FROM webhook_events",
+        "SELECT count(*) FROM subscriptions",
+        "SELECT count(*) FROM members",
+    ] {
+        assert_eq!(shop.app.count(sql).await, 0, "{sql}");
     }
     assert!(
         !shop
