@@ -631,8 +631,8 @@ fn plugin_inspect_and_plugin_test_read_the_built_stripe_plugin() {
             .arg("--body")
             .arg(&body)
             .args(["--header", &format!("Stripe-Signature: {header}")])
-            .args(["--config", &format!("webhook_secret={WEBHOOK_SECRET}")])
-            .args(["--config", &format!("secret_key={SECRET_KEY}")]);
+            .args(["--setting", &format!("webhook_secret={WEBHOOK_SECRET}")])
+            .args(["--setting", &format!("secret_key={SECRET_KEY}")]);
         if let Some(now) = now {
             cmd.args(["--now", now]);
         }
