@@ -96,6 +96,32 @@ impl Notifier {
         self.send(dm.id, &text, guild).await
     }
 
+    /// A direct message to a member about their own payment, naming the server. Returns
+    /// whether it was sent (a member who closed their DMs is not told: logged).
+    pub async fn tell_member(
+        &self,
+        guild: &Guild,
+        member: crate::domain::UserId,
+        text: &str,
+    ) -> bool {
+        let dm = match sid::UserId::new(member.get())
+            .create_dm_channel(&self.http)
+            .await
+        {
+            Ok(dm) => dm,
+            Err(e) => {
+                tracing::warn!(guild = guild.id.get(), error = %e, "cannot open a DM to a member");
+                return false;
+            }
+        };
+        let text = if guild.name.is_empty() {
+            text.to_owned()
+        } else {
+            format!("**{}**: {text}", guild.name)
+        };
+        self.send(dm.id, &text, guild).await
+    }
+
     async fn send(&self, channel: sid::ChannelId, text: &str, guild: &Guild) -> bool {
         let message = CreateMessage::new()
             .content(truncate(text, 2000))

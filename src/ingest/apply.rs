@@ -39,6 +39,8 @@ pub struct EventResult {
     pub detail: Option<String>,
     /// Whether a subscription changed (the role may need syncing).
     pub changed: bool,
+    /// Who must hear of it though nothing changed (a refused bank transfer).
+    pub notice: Option<crate::services::Notice>,
 }
 
 impl EventResult {
@@ -116,6 +118,7 @@ struct Decision {
     guild: Option<GuildId>,
     subscription: Option<i64>,
     changed: bool,
+    notice: Option<crate::services::Notice>,
 }
 
 impl Decision {
@@ -128,6 +131,7 @@ impl Decision {
                 guild: None,
                 subscription: None,
                 changed: true,
+                notice: None,
             },
             StatusUpdate::Stale { last_event_at } => Self::new(
                 Outcome::Stale,
@@ -156,6 +160,7 @@ impl Decision {
             guild: None,
             subscription: None,
             changed: false,
+            notice: None,
         }
     }
 }
@@ -172,6 +177,7 @@ impl Ctx<'_> {
                 outcome: None,
                 detail: None,
                 changed: false,
+                notice: None,
             });
         }
         let decision = self.decide(event)?;
@@ -201,6 +207,7 @@ impl Ctx<'_> {
             outcome: Some(decision.outcome),
             detail: decision.detail,
             changed: decision.changed,
+            notice: decision.notice,
         })
     }
 
@@ -356,6 +363,7 @@ impl Ctx<'_> {
                     guild: Some(sub.guild_id),
                     subscription: Some(created.id),
                     changed: true,
+                    notice: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => Err(DbError::Conflict(format!(
@@ -440,6 +448,7 @@ impl Ctx<'_> {
                     guild: Some(guild),
                     subscription: Some(created.id),
                     changed: true,
+                    notice: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => {
@@ -580,6 +589,7 @@ impl Ctx<'_> {
             |m| format!("{} {}", m.minor_units, m.currency),
         );
         let mut why = None;
+        let mut member_text = None;
         if sub.state.status == SubscriptionStatus::Pending
             && let Some(until) = rows::payment_code_valid_until(self.tx, sub.id)?
             && event.occurred_at > until
@@ -590,6 +600,13 @@ impl Ctx<'_> {
                  again and settle it with them",
                 iso(until),
                 iso(event.occurred_at)
+            ));
+            member_text = Some(format!(
+                "Your bank transfer of {received} with the code {code} arrived after the code \
+                 expired ({}), so it did not activate your role. The server's staff have been \
+                 told and will refund or settle it with you; run /join for a fresh code before \
+                 paying again.",
+                iso(until)
             ));
         }
         if why.is_none() {
@@ -616,6 +633,15 @@ impl Ctx<'_> {
         let Some(why) = why else {
             return Ok(None);
         };
+        let member_text = member_text.unwrap_or_else(|| {
+            format!(
+                "Your bank transfer of {received} with the code {code} does not match the price \
+                 ({}), so it did not activate your role. The server's staff have been told and \
+                 will refund or settle the difference with you; pay exactly the amount /join \
+                 shows.",
+                role.price
+            )
+        });
         tracing::warn!(
             provider = %self.provider,
             event_id = %event.event_id,
@@ -625,9 +651,18 @@ impl Ctx<'_> {
             reason = %why,
             "bank transfer not applied"
         );
-        let mut decision = Decision::new(Outcome::Rejected, why);
+        let mut decision = Decision::new(Outcome::Rejected, why.clone());
         decision.guild = Some(sub.guild_id);
         decision.subscription = Some(sub.id);
+        decision.notice = Some(crate::services::Notice {
+            guild: sub.guild_id,
+            member: sub.user_id,
+            staff: format!(
+                "A bank transfer from <@{}> was not applied: {why}",
+                sub.user_id.get()
+            ),
+            member_text,
+        });
         Ok(Some(decision))
     }
 }

@@ -264,6 +264,9 @@ impl Ingest {
         if results.iter().any(|r| r.changed) {
             services.sync.wake();
         }
+        for notice in results.iter().filter_map(|r| r.notice.clone()) {
+            services.sync.notice(notice);
+        }
         let ack = services
             .providers
             .plugin(source.provider.as_str())

@@ -302,7 +302,7 @@ pub(crate) fn messages_in(discord: &FakeDiscord, channel: u64) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for_message(discord: &FakeDiscord, channel: u64, needle: &str) -> String {
+pub(crate) async fn wait_for_message(discord: &FakeDiscord, channel: u64, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(m) = messages_in(discord, channel)

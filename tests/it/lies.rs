@@ -1,5 +1,6 @@
 //! Input that lies (issue 17, item 4), end to end: a bank transfer whose payment code is
-//! past its validity, or whose amount is not the price, activates nothing and says why.
+//! past its validity, or whose amount is not the price, activates nothing and says why, to
+//! the guild's staff and to the member.
 //! The real app on loopback, the real SePay component, a fixed clock; the checkout is made by
 //! the checkout service exactly as `/join` makes it.
 
@@ -9,7 +10,10 @@ use docobo::db::{guilds, paid_roles, subscriptions};
 use docobo::domain::{Billing, GuildId, RoleId, SubscriptionStatus, UserId};
 use docobo_testkit::webhooks::{SepayTransfer, sepay_request};
 
+use docobo_testkit::discord::FakeDiscord;
+
 use crate::app::{TestApp, test_app};
+use crate::bot;
 
 const GUILD: u64 = 445_566_778_899_001_122;
 const USER: u64 = 778_899_001_122_334_455;
@@ -180,4 +184,113 @@ async fn only_the_exact_price_pays_a_transfer() {
     // A renewal of the running pass is held to the same rule.
     transfer(&app, &path, 704, &code, 100_000, T0 + 2 * HOUR).await;
     assert!(detail(&app, "704").await.1.starts_with("overpayment"));
+}
+
+/// A DM to `user` containing `needle`, waiting for it.
+async fn wait_for_dm_containing(discord: &FakeDiscord, user: u64, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + bot::WAIT;
+    loop {
+        let dms: Vec<String> = discord
+            .sent_messages()
+            .iter()
+            .filter(|m| m.recipient_id == Some(user))
+            .filter_map(|m| m.message["content"].as_str().map(str::to_owned))
+            .collect();
+        if let Some(dm) = dms.iter().find(|m| m.contains(needle)) {
+            return dm.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no DM to {user} containing {needle:?}: {dms:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_transfer_is_told_to_the_staff_and_to_the_member() {
+    let discord = bot::fake_discord().await;
+    let app = bot::start_app_at(&discord, &[], Clock::fixed(T0)).await;
+    let shop = GuildId::new(bot::GUILD).expect("guild");
+    let key = app
+        .add_guild(
+            shop,
+            "sepay",
+            &[
+                ("webhook_api_key", KEY),
+                ("account_number", "0359123456"),
+                ("bank", "MBBank"),
+            ],
+        )
+        .await;
+    let role = RoleId::new(bot::SUPPORTER).expect("role");
+    app.add_paid_role(
+        shop,
+        role,
+        (50_000, "VND"),
+        Billing::parse("30d").expect("billing"),
+        None,
+    )
+    .await;
+    app.db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE guilds SET log_channel_id = ?1, owner_id = ?2",
+                [bot::LOG_CHANNEL.cast_signed(), bot::OWNER.cast_signed()],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("log channel");
+    let (saved, paid) = app
+        .db
+        .read(move |conn| {
+            Ok((
+                guilds::get(conn, shop)?.expect("guild"),
+                paid_roles::get(conn, shop, role)?.expect("paid role"),
+            ))
+        })
+        .await
+        .expect("read the shop");
+    let buyer = UserId::new(bot::BUYER).expect("user");
+    let code = checkout::start(&app.services, &saved, &paid, buyer, "buyer")
+        .await
+        .expect("checkout")
+        .checkout
+        .payment_code
+        .expect("a payment code");
+    let path = format!("/webhooks/sepay/{key}");
+
+    // Underpaid within the validity: the staff hear why, the member what to do.
+    transfer(&app, &path, 801, &code, 40_000, T0 + HOUR).await;
+    let staff = bot::wait_for_message(&discord, bot::LOG_CHANNEL, "was not applied").await;
+    assert!(
+        staff.contains("underpayment: received 40000 VND"),
+        "{staff}"
+    );
+    assert!(staff.contains(&format!("<@{}>", bot::BUYER)), "{staff}");
+    let dm = wait_for_dm_containing(&discord, bot::BUYER, "does not match the price").await;
+    assert!(dm.contains(&code) && dm.contains("40000 VND"), "{dm}");
+
+    // Booked after the code expired: the same, with the expiry.
+    transfer(&app, &path, 802, &code, 50_000, T0 + 25 * HOUR).await;
+    let staff = bot::wait_for_message(&discord, bot::LOG_CHANNEL, "expired").await;
+    assert!(
+        staff.contains(&format!("payment code {code} expired")),
+        "{staff}"
+    );
+    let dm = wait_for_dm_containing(&discord, bot::BUYER, "arrived after the code expired").await;
+    assert!(dm.contains("run /join for a fresh code"), "{dm}");
+    assert_eq!(status(&app, &code).await, SubscriptionStatus::Pending);
+
+    // SePay's retry of the same delivery tells nobody twice.
+    let before = discord.sent_messages().len();
+    transfer(&app, &path, 802, &code, 50_000, T0 + 25 * HOUR).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        discord.sent_messages().len(),
+        before,
+        "a replay is not announced again"
+    );
+    app.stop().await;
 }
