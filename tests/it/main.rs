@@ -2,6 +2,7 @@
 
 mod app;
 mod bot;
+mod build_script;
 mod claims;
 mod cli;
 mod crash;
