@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Command, PluginCommand};
 use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
 use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
-use crate::{App, db, telemetry};
+use crate::{App, db, discord, telemetry};
 
 /// How long `serve` waits for blocking tasks once everything else has stopped. With
 /// [`crate::http::DRAIN_TIMEOUT`] and [`crate::app::TASKS_STOP`]: `serve` exits within 10 s
@@ -27,6 +27,17 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("configuration OK");
             Ok(())
         }
+        Command::Invite => runtime()?.block_on(async {
+            let url = discord::invite::fetch_url(&config.discord).await?;
+            println!("{url}");
+            println!(
+                "scopes: {}; permissions: {} ({}). Then drag the bot's role above every role it sells.",
+                discord::invite::SCOPES,
+                discord::invite::permission_names(),
+                discord::invite::PERMISSIONS.bits()
+            );
+            Ok(())
+        }),
         Command::Migrate => {
             let (_, report) = db::Db::open(&config.database.path, busy)?;
             println!(
