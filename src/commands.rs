@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Command, PluginCommand};
-use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
+use crate::config::{Config, DEFAULT_ALLOWED_HOSTS, Purpose};
 use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
 use crate::{App, db, discord, telemetry};
 
@@ -16,7 +16,22 @@ use crate::{App, db, discord, telemetry};
 /// of SIGTERM.
 const RUNTIME_STOP: Duration = Duration::from_millis(500);
 
-/// Runs a command that needs the configuration.
+/// What `command` needs from the configuration: only the commands that talk to Discord
+/// need the bot token (`check-config` checks what `serve` reads, the token included).
+#[must_use]
+pub fn purpose(command: &Command) -> Purpose {
+    match command {
+        Command::Serve | Command::Invite | Command::CheckConfig => Purpose::Discord,
+        Command::Migrate
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::ForgetGuild { .. }
+        | Command::Health { .. }
+        | Command::Plugin(_) => Purpose::Local,
+    }
+}
+
+/// Runs a command that needs the configuration (loaded for its [`purpose`]).
 ///
 /// # Errors
 /// The command failed; the error says why and how to fix it.

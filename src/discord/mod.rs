@@ -57,9 +57,9 @@ pub use status::{GatewayState, GatewayStatus};
 /// the override and call discord.com).
 ///
 /// # Errors
-/// The HTTP client cannot be built.
+/// `discord.token` is not set, or the HTTP client cannot be built.
 pub fn build_http(config: &DiscordConfig) -> anyhow::Result<Http> {
-    let token = config.token.expose_secret();
+    let token = config.bot_token()?.expose_secret();
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(config.timeout())

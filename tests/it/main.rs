@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod disk;
 mod fake_api;
+mod first_run;
 mod garbage;
 mod guilds;
 mod helpers;
