@@ -3,15 +3,17 @@
 # wasm32-wasip2 target (rustup adds rust-toolchain.toml's targets only when it installs the
 # toolchain). Run from a fresh clone of the current commit, with a stand-in rustup home:
 #
-#   1. real rustup, no network (RUSTUP_DIST_SERVER is a closed local port): the build runs
-#      `rustup target add wasm32-wasip2 --toolchain …` itself, and when that fails it stops
-#      with the fix;
+#   1. real rustup, which cannot download (RUSTUP_DIST_SERVER is a closed local port, for the
+#      whole script): the build runs `rustup target add wasm32-wasip2 --toolchain …` itself,
+#      and when that fails it stops with the fix;
 #   2. a `rustup` that installs the target from this machine's toolchain (what rustup would
 #      download) and records how it was called: `cp docobo.example.toml docobo.toml` and the
 #      README's `cargo run --release -- serve` build, install the target, and serve /health.
 #
-# The real toolchain is never changed: the stand-in is hard links to its files, and the files
-# this script changes are replaced (a new file renamed over the link), never written through.
+# The real toolchain is never changed: the stand-in is hard links to its files (a copy when
+# the temporary folder is on another file system), and the files this script changes are
+# replaced (a new file renamed over the link), never written through. rustup's own defaults
+# apply (RUSTUP_AUTO_INSTALL unset), as on a new machine.
 # Nothing reaches the internet; Discord is a closed local port (the bot retries, /health answers).
 #
 #   bash scripts/fresh-toolchain.sh [--debug] [--target-dir DIR]
@@ -57,7 +59,8 @@ trap cleanup EXIT
 echo "== a rustup home with $TOOLCHAIN but not wasm32-wasip2 ($WORK/rustup)"
 mkdir -p "$WORK/rustup/toolchains"
 cp "$REAL_RUSTUP_HOME/settings.toml" "$WORK/rustup/"
-cp -al "$REAL_TC" "$WORK/rustup/toolchains/"
+cp -al "$REAL_TC" "$WORK/rustup/toolchains/" 2>/dev/null ||
+  { rm -rf "$WORK/rustup/toolchains/$TOOLCHAIN"; cp -a "$REAL_TC" "$WORK/rustup/toolchains/"; }
 TC=$WORK/rustup/toolchains/$TOOLCHAIN
 rm -rf "$TC/lib/rustlib/wasm32-wasip2" "$TC/lib/rustlib/manifest-rust-std-wasm32-wasip2"
 grep -vx 'rust-std-wasm32-wasip2' "$TC/lib/rustlib/components" > "$WORK/components"
@@ -73,7 +76,9 @@ for proxy in cargo rustc rustdoc rustfmt cargo-fmt cargo-clippy clippy-driver; d
 done
 export RUSTUP_HOME=$WORK/rustup CARGO_HOME=$WORK/cargo
 export PATH=$WORK/cargo/bin:$PATH
-unset RUSTUP_TOOLCHAIN RUSTC CARGO CARGO_TARGET_DIR RUSTFLAGS CARGO_BUILD_TARGET
+# Nothing is downloaded: a download rustup tries fails at once, on this machine.
+export RUSTUP_DIST_SERVER=http://127.0.0.1:9
+unset RUSTUP_TOOLCHAIN RUSTUP_AUTO_INSTALL RUSTC CARGO CARGO_TARGET_DIR RUSTFLAGS CARGO_BUILD_TARGET
 if [ -n "$TARGET_DIR" ]; then export CARGO_TARGET_DIR=$TARGET_DIR; fi
 installed() { "$REAL_RUSTUP" target list --installed --toolchain "$TOOLCHAIN"; }
 installed | grep -qx wasm32-wasip2 && fail "the stand-in still lists wasm32-wasip2"
@@ -87,7 +92,7 @@ rustc --version
 
 echo "== 1. real rustup, offline: the build asks it for the target, and says what to do when it cannot"
 ln -s "$REAL_RUSTUP" "$WORK/cargo/bin/rustup"
-if RUSTUP_DIST_SERVER=http://127.0.0.1:9 cargo build --offline "${PROFILE[@]}" > "$WORK/offline.log" 2>&1; then
+if cargo build --offline "${PROFILE[@]}" > "$WORK/offline.log" 2>&1; then
   fail "the build passed without the target"
 fi
 grep -q 'installing it: rustup target add wasm32-wasip2 --toolchain '"$TOOLCHAIN" "$WORK/offline.log" ||
@@ -107,7 +112,8 @@ if [ "\$1 \$2 \$3" = "target add wasm32-wasip2" ]; then
   echo "\$@" >> "$WORK/rustup-calls"
   [ "\$4" = --toolchain ] || exit 64
   tc="\$RUSTUP_HOME/toolchains/\$5/lib/rustlib"
-  cp -al "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/" &&
+  { cp -al "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/" 2>/dev/null ||
+    cp -a "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/"; } &&
     { cat "\$tc/components"; echo rust-std-wasm32-wasip2; } > "\$tc/components.new" &&
     mv -f "\$tc/components.new" "\$tc/components" &&
     echo "info: installing component 'rust-std' for 'wasm32-wasip2' (from $REAL_TC)"
