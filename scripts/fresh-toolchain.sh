@@ -44,11 +44,12 @@ REAL_RUSTUP=$REAL_CARGO_HOME/bin/rustup
 CHANNEL=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
 HOST=$("$REAL_RUSTUP" run "$CHANNEL" rustc -vV | sed -n 's/^host: //p')
 TOOLCHAIN=$CHANNEL-$HOST
-REAL_TC=$REAL_RUSTUP_HOME/toolchains/$TOOLCHAIN
+# The toolchain's real folder: toolchains/<name> may be a symbolic link (to stable's, say).
+REAL_TC=$(realpath "$REAL_RUSTUP_HOME/toolchains/$TOOLCHAIN")
 [ -d "$REAL_TC/lib/rustlib/wasm32-wasip2/lib" ] ||
   fail "$REAL_TC has no wasm32-wasip2 target to stand in for the download"
 
-WORK=$(mktemp -d /tmp/docobo-fresh.XXXXXX)
+WORK=$(realpath "$(mktemp -d /tmp/docobo-fresh.XXXXXX)")
 SERVER=
 cleanup() {
   if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
@@ -57,14 +58,23 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== a rustup home with $TOOLCHAIN but not wasm32-wasip2 ($WORK/rustup)"
-mkdir -p "$WORK/rustup/toolchains"
-cp "$REAL_RUSTUP_HOME/settings.toml" "$WORK/rustup/"
-cp -al "$REAL_TC" "$WORK/rustup/toolchains/" 2>/dev/null ||
-  { rm -rf "$WORK/rustup/toolchains/$TOOLCHAIN"; cp -a "$REAL_TC" "$WORK/rustup/toolchains/"; }
 TC=$WORK/rustup/toolchains/$TOOLCHAIN
-rm -rf "$TC/lib/rustlib/wasm32-wasip2" "$TC/lib/rustlib/manifest-rust-std-wasm32-wasip2"
-grep -vx 'rust-std-wasm32-wasip2' "$TC/lib/rustlib/components" > "$WORK/components"
-mv -f "$WORK/components" "$TC/lib/rustlib/components"
+mkdir -p "$TC"
+cp "$REAL_RUSTUP_HOME/settings.toml" "$WORK/rustup/"
+# The folder's contents, never a link to it: folders are made anew, files are hard links.
+cp -al "$REAL_TC/." "$TC/" 2>/dev/null || { rm -rf "$TC"; mkdir -p "$TC"; cp -a "$REAL_TC/." "$TC/"; }
+# Before removing anything: the stand-in's rustlib must be its own folder, inside $WORK.
+RUSTLIB=$(realpath "$TC/lib/rustlib")
+case "$RUSTLIB" in
+  "$WORK"/*) ;;
+  *) fail "the stand-in's rustlib is $RUSTLIB, not under $WORK: refusing to remove anything" ;;
+esac
+[ "$(stat -c %d:%i "$RUSTLIB")" != "$(stat -c %d:%i "$REAL_TC/lib/rustlib")" ] ||
+  fail "the stand-in's rustlib is the real one: refusing to remove anything"
+[ ! -L "$RUSTLIB/wasm32-wasip2" ] || fail "$RUSTLIB/wasm32-wasip2 is a link: refusing to remove it"
+rm -rf "$RUSTLIB/wasm32-wasip2" "$RUSTLIB/manifest-rust-std-wasm32-wasip2"
+grep -vx 'rust-std-wasm32-wasip2' "$RUSTLIB/components" > "$WORK/components"
+mv -f "$WORK/components" "$RUSTLIB/components"
 [ -d "$REAL_TC/lib/rustlib/wasm32-wasip2/lib" ] || fail "the real toolchain lost its target"
 
 # A cargo home whose bin/ holds rustup's proxies (rustup puts it first on PATH for the
@@ -111,7 +121,8 @@ cat > "$WORK/cargo/bin/rustup" <<EOF
 if [ "\$1 \$2 \$3" = "target add wasm32-wasip2" ]; then
   echo "\$@" >> "$WORK/rustup-calls"
   [ "\$4" = --toolchain ] || exit 64
-  tc="\$RUSTUP_HOME/toolchains/\$5/lib/rustlib"
+  tc=\$(realpath "\$RUSTUP_HOME/toolchains/\$5/lib/rustlib") || exit 70
+  case "\$tc" in "$WORK"/*) ;; *) echo "refusing to install into \$tc" >&2; exit 70 ;; esac
   { cp -al "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/" 2>/dev/null ||
     cp -a "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/"; } &&
     { cat "\$tc/components"; echo rust-std-wasm32-wasip2; } > "\$tc/components.new" &&
