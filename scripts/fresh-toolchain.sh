@@ -73,8 +73,11 @@ esac
   fail "the stand-in's rustlib is the real one: refusing to remove anything"
 [ ! -L "$RUSTLIB/wasm32-wasip2" ] || fail "$RUSTLIB/wasm32-wasip2 is a link: refusing to remove it"
 rm -rf "$RUSTLIB/wasm32-wasip2" "$RUSTLIB/manifest-rust-std-wasm32-wasip2"
+# rustup's two lists of installed components: the installer's and its own.
 grep -vx 'rust-std-wasm32-wasip2' "$RUSTLIB/components" > "$WORK/components"
 mv -f "$WORK/components" "$RUSTLIB/components"
+awk -v RS= -v ORS='\n\n' '!/target = "wasm32-wasip2"/' "$RUSTLIB/multirust-config.toml" > "$WORK/config"
+mv -f "$WORK/config" "$RUSTLIB/multirust-config.toml"
 [ -d "$REAL_TC/lib/rustlib/wasm32-wasip2/lib" ] || fail "the real toolchain lost its target"
 
 # A cargo home whose bin/ holds rustup's proxies (rustup puts it first on PATH for the
@@ -127,6 +130,8 @@ if [ "\$1 \$2 \$3" = "target add wasm32-wasip2" ]; then
     cp -a "$REAL_TC/lib/rustlib/wasm32-wasip2" "$REAL_TC/lib/rustlib/manifest-rust-std-wasm32-wasip2" "\$tc/"; } &&
     { cat "\$tc/components"; echo rust-std-wasm32-wasip2; } > "\$tc/components.new" &&
     mv -f "\$tc/components.new" "\$tc/components" &&
+    { cat "\$tc/multirust-config.toml"; printf '[[components]]\\npkg = "rust-std"\\ntarget = "wasm32-wasip2"\\nis_extension = false\\n'; } > "\$tc/config.new" &&
+    mv -f "\$tc/config.new" "\$tc/multirust-config.toml" &&
     echo "info: installing component 'rust-std' for 'wasm32-wasip2' (from $REAL_TC)"
   exit
 fi
