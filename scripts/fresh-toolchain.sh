@@ -12,8 +12,12 @@
 #
 # The real toolchain is never changed: the stand-in is hard links to its files (a copy when
 # the temporary folder is on another file system), and the files this script changes are
-# replaced (a new file renamed over the link), never written through. rustup's own defaults
-# apply (RUSTUP_AUTO_INSTALL unset), as on a new machine.
+# replaced (a new file renamed over the link), never written through.
+#
+# RUSTUP_AUTO_INSTALL=0, the case the build handles: rustup 1.29 with auto-install on adds a
+# toolchain file's missing targets itself when cargo starts (it is what the stand-in showed,
+# failing to download them); with it off, as on this machine and many CI images, or an
+# older rustup, it does not.
 # Nothing reaches the internet; Discord is a closed local port (the bot retries, /health answers).
 #
 #   bash scripts/fresh-toolchain.sh [--debug] [--target-dir DIR]
@@ -91,7 +95,8 @@ export RUSTUP_HOME=$WORK/rustup CARGO_HOME=$WORK/cargo
 export PATH=$WORK/cargo/bin:$PATH
 # Nothing is downloaded: a download rustup tries fails at once, on this machine.
 export RUSTUP_DIST_SERVER=http://127.0.0.1:9
-unset RUSTUP_TOOLCHAIN RUSTUP_AUTO_INSTALL RUSTC CARGO CARGO_TARGET_DIR RUSTFLAGS CARGO_BUILD_TARGET
+export RUSTUP_AUTO_INSTALL=0
+unset RUSTUP_TOOLCHAIN RUSTC CARGO CARGO_TARGET_DIR RUSTFLAGS CARGO_BUILD_TARGET
 if [ -n "$TARGET_DIR" ]; then export CARGO_TARGET_DIR=$TARGET_DIR; fi
 installed() { "$REAL_RUSTUP" target list --installed --toolchain "$TOOLCHAIN"; }
 installed | grep -qx wasm32-wasip2 && fail "the stand-in still lists wasm32-wasip2"
