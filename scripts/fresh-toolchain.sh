@@ -84,15 +84,15 @@ awk -v RS= -v ORS='\n\n' '!/target = "wasm32-wasip2"/' "$RUSTLIB/multirust-confi
 mv -f "$WORK/config" "$RUSTLIB/multirust-config.toml"
 [ -d "$REAL_TC/lib/rustlib/wasm32-wasip2/lib" ] || fail "the real toolchain lost its target"
 
-# A cargo home whose bin/ holds rustup's proxies (rustup puts it first on PATH for the
-# programs cargo runs, build scripts included) and the registry (builds run --offline).
-mkdir -p "$WORK/cargo/bin"
-ln -s "$REAL_CARGO_HOME/registry" "$WORK/cargo/registry"
+# First on PATH (which rustup passes on unchanged to cargo and build scripts): rustup's
+# proxies, then the `rustup` each step puts there. The cargo home stays the real one, for its
+# registry (builds run --offline) at the paths a shared target directory's artifacts name.
+mkdir -p "$WORK/bin"
 for proxy in cargo rustc rustdoc rustfmt cargo-fmt cargo-clippy clippy-driver; do
-  ln -s "$REAL_RUSTUP" "$WORK/cargo/bin/$proxy"
+  ln -s "$REAL_RUSTUP" "$WORK/bin/$proxy"
 done
-export RUSTUP_HOME=$WORK/rustup CARGO_HOME=$WORK/cargo
-export PATH=$WORK/cargo/bin:$PATH
+export RUSTUP_HOME=$WORK/rustup
+export PATH=$WORK/bin:$PATH
 # Nothing is downloaded: a download rustup tries fails at once, on this machine.
 export RUSTUP_DIST_SERVER=http://127.0.0.1:9
 export RUSTUP_AUTO_INSTALL=0
@@ -109,7 +109,7 @@ rustc --version
 [ "$(rustup show active-toolchain | cut -d' ' -f1)" = "$TOOLCHAIN" ] || fail "not on $TOOLCHAIN"
 
 echo "== 1. real rustup, offline: the build asks it for the target, and says what to do when it cannot"
-ln -s "$REAL_RUSTUP" "$WORK/cargo/bin/rustup"
+ln -s "$REAL_RUSTUP" "$WORK/bin/rustup"
 if cargo build --offline "${PROFILE[@]}" > "$WORK/offline.log" 2>&1; then
   fail "the build passed without the target"
 fi
@@ -122,8 +122,8 @@ grep -E 'error|Fix:|installing' "$WORK/offline.log" | grep -v '^ *Compiling' | h
 installed | grep -qx wasm32-wasip2 && fail "installed without a network?"
 
 echo "== 2. a rustup that installs the target from this machine: the README's commands"
-rm "$WORK/cargo/bin/rustup"
-cat > "$WORK/cargo/bin/rustup" <<EOF
+rm "$WORK/bin/rustup"
+cat > "$WORK/bin/rustup" <<EOF
 #!/bin/sh
 # Stands in for rustup's download of one target; anything else goes to the real rustup.
 if [ "\$1 \$2 \$3" = "target add wasm32-wasip2" ]; then
@@ -142,7 +142,7 @@ if [ "\$1 \$2 \$3" = "target add wasm32-wasip2" ]; then
 fi
 exec "$REAL_RUSTUP" "\$@"
 EOF
-chmod +x "$WORK/cargo/bin/rustup"
+chmod +x "$WORK/bin/rustup"
 
 cp docobo.example.toml docobo.toml
 sed -i 's/^token = .*/token = "fresh-toolchain-not-a-token"/' docobo.toml
