@@ -6,9 +6,17 @@
 //!
 //! The plugins get their own target directory (`target/plugins`), so the host's and the
 //! guests' artifacts never mix and guest builds stay incremental across host profiles.
+//!
+//! The `wasm32-wasip2` target is installed first if rustup can (`build/wasm_target.rs`): on a
+//! machine that already had the pinned toolchain, rustup did not add it.
 
-use std::path::{Path, PathBuf};
+#[path = "build/wasm_target.rs"]
+mod wasm_target;
+
+use std::path::PathBuf;
 use std::process::Command;
+
+use wasm_target::TARGET;
 
 const PACKAGES: &[&str] = &[
     "docobo-polar",
@@ -24,7 +32,6 @@ const ARTIFACTS: &[&str] = &[
     "docobo_template.wasm",
     "docobo_stripe.wasm",
 ];
-const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -57,7 +64,7 @@ fn main() {
         .map_or_else(|| manifest_dir.join("target"), PathBuf::from)
         .join("plugins");
 
-    check_wasm_target();
+    ensure_wasm_target();
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -111,22 +118,18 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("cargo did not set {name}"))
 }
 
-/// Fails early, with the fix, when the wasm target is not installed.
-fn check_wasm_target() {
+/// Installs the wasm target when rustup can (see `build/wasm_target.rs`); fails early, with
+/// the fix, when it is missing and cannot be installed.
+fn ensure_wasm_target() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = sysroot {
-        let lib = sysroot.join("lib/rustlib").join(TARGET);
-        assert!(
-            Path::new(&lib).exists(),
-            "\n\nThe {TARGET} target is not installed, and Docobo's provider plugins are built \
-             for it.\nFix: rustup target add {TARGET}\n(rust-toolchain.toml lists it, so recent \
-             rustup versions install it on first use.)\n"
-        );
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    match wasm_target::ensure(&rustc, "rustup".as_ref(), toolchain.as_deref(), |note| {
+        println!("cargo:warning={note}");
+    }) {
+        Ok(wasm_target::Outcome::Installed { toolchain }) => {
+            println!("cargo:warning=installed the {TARGET} target into the {toolchain} toolchain");
+        }
+        Ok(wasm_target::Outcome::Present | wasm_target::Outcome::Unknown) => {}
+        Err(fix) => panic!("\n\n{fix}\n"),
     }
 }

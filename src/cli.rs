@@ -28,8 +28,12 @@ pub enum Command {
     Serve,
     /// Create or upgrade the database, then exit.
     Migrate,
-    /// Check the configuration, print every problem, and exit non-zero if there are any.
+    /// Check the configuration `serve` reads (the bot token included), print every problem,
+    /// and exit non-zero if there are any.
     CheckConfig,
+    /// Print the link that adds the bot to a server, with the scopes and permissions it needs.
+    /// Asks Discord which application the token belongs to.
+    Invite,
     /// Write a consistent copy of the live database to FILE (safe while serving).
     Backup {
         /// Where to write the copy; must not exist.

@@ -7,16 +7,31 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Command, PluginCommand};
-use crate::config::{Config, DEFAULT_ALLOWED_HOSTS};
+use crate::config::{Config, DEFAULT_ALLOWED_HOSTS, Purpose};
 use crate::providers::{self, FetchPolicy, PluginInfo, ProviderHost};
-use crate::{App, db, plugin_tools, telemetry};
+use crate::{App, db, discord, plugin_tools, telemetry};
 
 /// How long `serve` waits for blocking tasks once everything else has stopped. With
 /// [`crate::http::DRAIN_TIMEOUT`] and [`crate::app::TASKS_STOP`]: `serve` exits within 10 s
 /// of SIGTERM.
 const RUNTIME_STOP: Duration = Duration::from_millis(500);
 
-/// Runs a command that needs the configuration.
+/// What `command` needs from the configuration: only the commands that talk to Discord
+/// need the bot token (`check-config` checks what `serve` reads, the token included).
+#[must_use]
+pub fn purpose(command: &Command) -> Purpose {
+    match command {
+        Command::Serve | Command::Invite | Command::CheckConfig => Purpose::Discord,
+        Command::Migrate
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::ForgetGuild { .. }
+        | Command::Health { .. }
+        | Command::Plugin(_) => Purpose::Local,
+    }
+}
+
+/// Runs a command that needs the configuration (loaded for its [`purpose`]).
 ///
 /// # Errors
 /// The command failed; the error says why and how to fix it.
@@ -27,6 +42,17 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("configuration OK");
             Ok(())
         }
+        Command::Invite => runtime()?.block_on(async {
+            let url = discord::invite::fetch_url(&config.discord).await?;
+            println!("{url}");
+            println!(
+                "scopes: {}; permissions: {} ({}). Then drag the bot's role above every role it sells.",
+                discord::invite::SCOPES,
+                discord::invite::permission_names(),
+                discord::invite::PERMISSIONS.bits()
+            );
+            Ok(())
+        }),
         Command::Migrate => {
             let (_, report) = db::Db::open(&config.database.path, busy)?;
             println!(

@@ -37,7 +37,8 @@ fn main() -> ExitCode {
         Some(path) => (path.clone(), true),
         None => (PathBuf::from("docobo.toml"), false),
     };
-    match Config::load(Some(&file), required, std::env::vars()) {
+    let purpose = docobo::commands::purpose(&command);
+    match Config::load_for(purpose, Some(&file), required, std::env::vars()) {
         Ok(config) => exit(docobo::commands::run(command, config)),
         Err(e) => {
             eprintln!("docobo: {e}");

@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 
 use secrecy::SecretString;
 
+use super::Purpose;
 use super::keys::{Key, Kind};
 use super::reader::{Reader, Reported};
 use super::sources::RawValue;
@@ -46,9 +47,12 @@ pub(super) struct Hosts(pub(super) &'static [&'static str]);
 /// IP addresses or networks (`10.0.0.0/8`); none by default.
 pub(super) struct Networks;
 
-/// A secret: required as a `SecretString`, optional as an `Option<SecretString>`. Its value
-/// never appears in a problem.
+/// An optional secret (`Option<SecretString>`). Its value never appears in a problem.
 pub(super) struct Secret;
+
+/// A secret only the commands that talk to Discord need (the bot token): required when the
+/// configuration is loaded for [`Purpose::Discord`], optional otherwise.
+pub(super) struct DiscordSecret;
 
 impl<T: From<String>> Getter<T> for Text {
     const KIND: Kind = Kind::Text;
@@ -186,23 +190,6 @@ impl Getter<Vec<ipnet::IpNet>> for Networks {
     }
 }
 
-impl Getter<SecretString> for Secret {
-    const KIND: Kind = Kind::Secret;
-
-    fn read(&self, r: &mut Reader, key: &Key) -> Result<SecretString, Reported> {
-        match r.string(key)? {
-            Some(s) if !s.trim().is_empty() => Ok(SecretString::from(s.trim().to_owned())),
-            _ => {
-                let (name, section, env_name) = (key.name, key.section, key.env_name());
-                Err(r.problem(
-                    key,
-                    format!("is required. Fix: set {name} in [{section}] of docobo.toml, or the environment variable {env_name}, or {env_name}_FILE naming a file that holds it"),
-                ))
-            }
-        }
-    }
-}
-
 impl Getter<Option<SecretString>> for Secret {
     const KIND: Kind = Kind::Secret;
 
@@ -211,5 +198,21 @@ impl Getter<Option<SecretString>> for Secret {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .map(SecretString::from))
+    }
+}
+
+impl Getter<Option<SecretString>> for DiscordSecret {
+    const KIND: Kind = Kind::Secret;
+
+    fn read(&self, r: &mut Reader, key: &Key) -> Result<Option<SecretString>, Reported> {
+        let value = Secret.read(r, key)?;
+        if value.is_some() || r.purpose() != Purpose::Discord {
+            return Ok(value);
+        }
+        let (name, section, env_name) = (key.name, key.section, key.env_name());
+        Err(r.problem(
+            key,
+            format!("is required to talk to Discord (`docobo serve`, `docobo invite`, and `docobo check-config`, which checks what `serve` reads; the other commands run without it). Fix: set {name} in [{section}] of docobo.toml, or the environment variable {env_name}, or {env_name}_FILE naming a file that holds it"),
+        ))
     }
 }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use super::getters::{Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, Text, Whole};
+use super::getters::{
+    DiscordSecret, Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, Text, Whole,
+};
 use super::reader::{Reader, Reported};
 use super::{DEFAULT_ALLOWED_HOSTS, LogFormat};
 use crate::db::Synchronous;
@@ -71,9 +73,9 @@ const fn kind_of<T, G: Getter<T>>(_: &G) -> Kind {
 /// `settings! { pub struct Name in section { /// doc  RANK key: Type = getter, … } … }`.
 ///
 /// The getter (see `getters.rs`) gives the default and the checks; the field's type picks
-/// what it yields (`Secret` is required as `SecretString`, optional as
-/// `Option<SecretString>`). RANK is where the key's problems are listed: the order
-/// `check-config` has always printed them in. A new key takes the next free number.
+/// what it yields (`Text` as a `String` or a `PathBuf`, `Whole` as any integer type). RANK is
+/// where the key's problems are listed: the order `check-config` has always printed them in.
+/// A new key takes the next free number.
 macro_rules! settings {
     ($(
         $(#[$meta:meta])*
@@ -177,8 +179,9 @@ settings! {
 
     #[derive(Debug, Clone)]
     pub struct DiscordConfig in discord {
-        /// The bot token.
-        6 token: SecretString = Secret,
+        /// The bot token. Only the commands that talk to Discord need it (`serve`, `invite`,
+        /// and `check-config`, which checks what `serve` reads): see [`super::Purpose`].
+        6 token: Option<SecretString> = DiscordSecret,
         /// Ask for the privileged GUILD_MEMBERS intent (instant re-grant when a member rejoins).
         7 guild_members_intent: bool = Flag(false),
         /// Where Discord's API is reached instead of `https://discord.com` (a local fake in

@@ -2,7 +2,13 @@
 //! variables, then `DOCOBO_…_FILE` files for secrets (Docker/systemd secrets).
 //!
 //! Environment names are `DOCOBO_<SECTION>__<KEY>` in upper case, e.g.
-//! `DOCOBO_SERVER__PORT=8080` or `DOCOBO_DISCORD__TOKEN_FILE=/run/secrets/token`.
+//! `DOCOBO_SERVER__PORT=8080` or `DOCOBO_DISCORD__TOKEN_FILE=/run/secrets/token`; a name with
+//! two underscores that is no setting (`DOCOBO_SERVER__PROT`) is refused with the closest one.
+//! Other `DOCOBO_` variables (`DOCOBO_CONFIG`, a script's `DOCOBO_BIN`) are not settings and
+//! are ignored, except a setting's name with one underscore (`DOCOBO_SERVER_PORT`), refused
+//! with the right name.
+//!
+//! `discord.token` is required only for the commands that talk to Discord ([`Purpose`]).
 //!
 //! Loading never stops at the first problem: every problem is collected and reported at once,
 //! each with where the value came from and how to fix it. Secrets are [`SecretString`]s, whose
@@ -49,6 +55,18 @@ pub struct Config {
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["api.polar.sh", "sandbox-api.polar.sh", "my.sepay.vn"];
 
 impl DiscordConfig {
+    /// The bot token.
+    ///
+    /// # Errors
+    /// It is not set: only a configuration loaded for [`Purpose::Local`] can lack it.
+    pub fn bot_token(&self) -> anyhow::Result<&SecretString> {
+        self.token.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "discord.token is not set. Fix: set it in [discord] of docobo.toml, or DOCOBO_DISCORD__TOKEN, or DOCOBO_DISCORD__TOKEN_FILE naming a file that holds it"
+            )
+        })
+    }
+
     /// How long one REST call to Discord may take (`discord.timeout_ms`).
     #[must_use]
     pub fn timeout(&self) -> std::time::Duration {
@@ -61,6 +79,18 @@ impl SubscriptionsConfig {
     pub fn grace_ms(self) -> i64 {
         i64::from(self.grace_period_hours) * 3_600_000
     }
+}
+
+/// What the command about to run needs from the configuration, beyond what every command
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// It talks to Discord (`serve`, `invite`), or checks what `serve` reads
+    /// (`check-config`): `discord.token` is required.
+    Discord,
+    /// It works on this machine only (`migrate`, `backup`, `restore`, `forget-guild`,
+    /// `health`, `plugin list`): `discord.token` may be missing.
+    Local,
 }
 
 /// How log lines are written.
@@ -120,7 +150,8 @@ pub fn keys() -> Vec<String> {
 }
 
 impl Config {
-    /// Loads the configuration.
+    /// Loads the configuration for a command that talks to Discord ([`Purpose::Discord`]):
+    /// `discord.token` is required.
     ///
     /// `file`: the TOML file, if any (a missing file is an error only when `file_required`).
     /// `env`: the process environment (passed in so tests need not mutate the real one).
@@ -132,8 +163,22 @@ impl Config {
         file_required: bool,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Self::load_for(Purpose::Discord, file, file_required, env)
+    }
+
+    /// Loads the configuration for `purpose`: as [`Config::load`], but for
+    /// [`Purpose::Local`] a missing `discord.token` is no problem.
+    ///
+    /// # Errors
+    /// Every problem found, at once.
+    pub fn load_for(
+        purpose: Purpose,
+        file: Option<&Path>,
+        file_required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let (raw, problems) = sources::read(file, file_required, env);
-        let mut reader = reader::Reader::new(raw, problems);
+        let mut reader = reader::Reader::new(raw, problems, purpose);
         let config = Self::read(&mut reader);
         let problems = reader.finish();
         match config {

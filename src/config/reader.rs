@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::SecretString;
 
-use super::ConfigProblem;
 use super::keys::{KEYS, Key, PROVIDERS_RANK};
 use super::sources::{RawValue, Raws};
+use super::{ConfigProblem, Purpose};
 
 /// The rank of problems found while reading the file and the environment (listed first).
 const SOURCE_RANK: u8 = 0;
@@ -31,6 +31,8 @@ fn expected_text(found: &toml::Value) -> String {
 /// Reads typed values out of the raw layers, collecting problems.
 pub(super) struct Reader {
     raw: Raws,
+    /// What the command needs (some keys are required only for some commands).
+    purpose: Purpose,
     used: BTreeSet<(String, String)>,
     /// Each problem with the rank of the key it is about.
     problems: Vec<(u8, ConfigProblem)>,
@@ -38,9 +40,10 @@ pub(super) struct Reader {
 
 impl Reader {
     /// `problems`: those found while reading the file and the environment.
-    pub(super) fn new(raw: Raws, problems: Vec<ConfigProblem>) -> Self {
+    pub(super) fn new(raw: Raws, problems: Vec<ConfigProblem>, purpose: Purpose) -> Self {
         Self {
             raw,
+            purpose,
             used: BTreeSet::new(),
             problems: problems.into_iter().map(|p| (SOURCE_RANK, p)).collect(),
         }
@@ -52,6 +55,10 @@ impl Reader {
         // A stable sort: one key's problems keep the order they were found in.
         self.problems.sort_by_key(|(rank, _)| *rank);
         self.problems.into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub(super) fn purpose(&self) -> Purpose {
+        self.purpose
     }
 
     pub(super) fn take(&mut self, key: &Key) -> Option<RawValue> {
@@ -203,8 +210,14 @@ impl Reader {
             .map(|((s, k), raw)| (format!("{s}.{k}"), raw.origin.clone()))
             .collect();
         for (key, origin) in unknown {
+            // Named as it was given: `server.port` in the file, `DOCOBO_SERVER__PORT` in the
+            // environment.
+            let from_env = origin.starts_with("env ");
             let hint = closest_key(&key)
-                .map(|k| format!(" Did you mean {k}?"))
+                .map(|k| {
+                    let name = if from_env { k.env_name() } else { k.id() };
+                    format!(" Did you mean {name}?")
+                })
                 .unwrap_or_default();
             self.problems.push((
                 UNKNOWN_RANK,
@@ -219,10 +232,9 @@ impl Reader {
 }
 
 /// The known key closest to a misspelt one (by edit distance over `section.key`).
-fn closest_key(wrong: &str) -> Option<String> {
+fn closest_key(wrong: &str) -> Option<&'static Key> {
     KEYS.iter()
-        .map(Key::id)
-        .map(|known| (strsim::damerau_levenshtein(wrong, &known), known))
+        .map(|known| (strsim::damerau_levenshtein(wrong, &known.id()), known))
         .filter(|(distance, _)| *distance <= 3)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, known)| known)

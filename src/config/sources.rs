@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::ConfigProblem;
-use super::keys::is_secret;
-
-/// Environment variables with the `DOCOBO_` prefix that are not settings.
-const NON_SETTING_ENV: &[&str] = &["DOCOBO_CONFIG"];
+use super::keys::{KEYS, Kind, is_secret};
 
 /// Every raw value by `(section, key)`.
 pub(super) type Raws = BTreeMap<(String, String), Raw>;
@@ -93,6 +90,24 @@ fn read_file(path: &Path, required: bool, raw: &mut Raws, problems: &mut Vec<Con
     }
 }
 
+/// The setting `rest` (a variable's name after `DOCOBO_`) names with one underscore between
+/// its section and key instead of two (`SERVER_PORT`, `DISCORD_TOKEN_FILE`), as the variable
+/// it should be (`DOCOBO_SERVER__PORT`).
+fn one_underscore_setting(rest: &str) -> Option<String> {
+    KEYS.iter().find_map(|key| {
+        let env_name = key.env_name();
+        let two = env_name.strip_prefix("DOCOBO_")?;
+        let one = two.replacen("__", "_", 1);
+        if rest.eq_ignore_ascii_case(&one) {
+            Some(env_name)
+        } else if key.kind == Kind::Secret && rest.eq_ignore_ascii_case(&format!("{one}_FILE")) {
+            Some(format!("{env_name}_FILE"))
+        } else {
+            None
+        }
+    })
+}
+
 fn read_env(
     env: impl IntoIterator<Item = (String, String)>,
     raw: &mut Raws,
@@ -101,18 +116,20 @@ fn read_env(
     // `_FILE` variables are applied after plain ones, so they win (file < env < _FILE).
     let mut files = Vec::new();
     for (name, value) in env {
-        if NON_SETTING_ENV.contains(&name.as_str()) {
-            continue;
-        }
         let Some(rest) = name.strip_prefix("DOCOBO_") else {
             continue;
         };
+        // Settings have two underscores between section and key. Any other `DOCOBO_…`
+        // variable belongs to someone else (`DOCOBO_CONFIG`, a script's `DOCOBO_BIN`, the
+        // tests' `DOCOBO_PLUGINS_OUT`), unless it is a setting's name with one underscore.
         let Some((section, key)) = rest.split_once("__") else {
-            problems.push(ConfigProblem {
-                key: name.clone(),
-                origin: Some(format!("env {name}")),
-                message: "is not a Docobo setting. Fix: settings are named DOCOBO_<SECTION>__<KEY> (two underscores), e.g. DOCOBO_SERVER__PORT".into(),
-            });
+            if let Some(setting) = one_underscore_setting(rest) {
+                problems.push(ConfigProblem {
+                    key: name.clone(),
+                    origin: Some(format!("env {name}")),
+                    message: format!("is not a Docobo setting: settings take two underscores between the section and the key. Did you mean {setting}? Fix: rename it {setting}"),
+                });
+            }
             continue;
         };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());

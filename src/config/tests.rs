@@ -84,7 +84,15 @@ fn the_file_overrides_defaults_env_overrides_the_file_and_file_secrets_override_
         only_file.server.public_url.as_deref(),
         Some("https://pay.example.org")
     );
-    assert_eq!(only_file.discord.token.expose_secret(), "from-file");
+    assert_eq!(
+        only_file
+            .discord
+            .token
+            .as_ref()
+            .expect("token")
+            .expose_secret(),
+        "from-file"
+    );
 
     let with_env = Config::load(
         Some(&file),
@@ -101,7 +109,15 @@ fn the_file_overrides_defaults_env_overrides_the_file_and_file_secrets_override_
         "127.0.0.1",
         "untouched keys keep the file's value"
     );
-    assert_eq!(with_env.discord.token.expose_secret(), "from-env");
+    assert_eq!(
+        with_env
+            .discord
+            .token
+            .as_ref()
+            .expect("token")
+            .expose_secret(),
+        "from-env"
+    );
 
     let secret_path = secret.display().to_string();
     let with_file_secret = Config::load(
@@ -114,7 +130,12 @@ fn the_file_overrides_defaults_env_overrides_the_file_and_file_secrets_override_
     )
     .expect("valid");
     assert_eq!(
-        with_file_secret.discord.token.expose_secret(),
+        with_file_secret
+            .discord
+            .token
+            .as_ref()
+            .expect("token")
+            .expose_secret(),
         "from-secret-file"
     );
 }
@@ -133,6 +154,8 @@ fn every_problem_is_reported_at_once_with_a_fix() {
         env(&[
             ("DOCOBO_DATABASE__BUSY_TIMEOUT_MS", "soon"),
             ("DOCOBO_DISCORD__GUILD_MEMBERS_INTENT", "maybe"),
+            ("DOCOBO_SERVER_PORT", "8080"),
+            // Not a setting (one underscore, and no setting's name): someone else's.
             ("DOCOBO_NONSENSE", "1"),
         ]),
     )
@@ -146,7 +169,7 @@ fn every_problem_is_reported_at_once_with_a_fix() {
         "database.busy_timeout_ms",
         "discord.guild_members_intent",
         "discord.token",
-        "DOCOBO_NONSENSE",
+        "DOCOBO_SERVER_PORT",
     ] {
         assert!(keys.contains(&want), "missing {want} in {keys:?}");
     }
@@ -242,4 +265,165 @@ fn the_example_file_documents_every_key_and_loads() {
     let config = Config::load(Some(&example), true, env(&[("DOCOBO_DISCORD__TOKEN", "t")]))
         .expect("the example loads once the token is filled");
     assert_eq!(config.server.port, 3000);
+}
+
+#[test]
+fn only_the_commands_that_talk_to_discord_need_the_token() {
+    let local = Config::load_for(Purpose::Local, None, false, env(&[])).expect("no token needed");
+    assert!(local.discord.token.is_none());
+    assert!(
+        local
+            .discord
+            .bot_token()
+            .expect_err("no token")
+            .to_string()
+            .contains("DOCOBO_DISCORD__TOKEN")
+    );
+    let with = Config::load_for(
+        Purpose::Local,
+        None,
+        false,
+        env(&[("DOCOBO_DISCORD__TOKEN", "t0k")]),
+    )
+    .expect("valid");
+    assert_eq!(
+        with.discord.bot_token().expect("token").expose_secret(),
+        "t0k"
+    );
+
+    for purpose_discord in [
+        Config::load(None, false, env(&[])),
+        Config::load_for(Purpose::Discord, None, false, env(&[])),
+    ] {
+        let err = purpose_discord.expect_err("the token is required");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let problem = &err.problems[0];
+        assert_eq!(problem.key, "discord.token");
+        for want in [
+            "docobo serve",
+            "docobo invite",
+            "DOCOBO_DISCORD__TOKEN_FILE",
+            "Fix:",
+        ] {
+            assert!(problem.message.contains(want), "{want:?} not in {problem}");
+        }
+    }
+    // A blank token is no token.
+    let blank = Config::load(None, false, env(&[("DOCOBO_DISCORD__TOKEN", "  ")]));
+    assert!(blank.is_err());
+    // Without the token, every other problem is still found, for either purpose.
+    for purpose in [Purpose::Local, Purpose::Discord] {
+        let err = Config::load_for(
+            purpose,
+            None,
+            false,
+            env(&[("DOCOBO_SERVER__PORT", "eighty")]),
+        )
+        .expect_err("bad port");
+        assert!(err.problems.iter().any(|p| p.key == "server.port"), "{err}");
+        assert_eq!(
+            err.problems.iter().any(|p| p.key == "discord.token"),
+            purpose == Purpose::Discord,
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn variables_that_only_share_the_prefix_are_not_settings() {
+    let config = Config::load(
+        None,
+        false,
+        env(&[
+            ("DOCOBO_DISCORD__TOKEN", "t"),
+            // Scripts', tests' and benchmarks' own variables, and the CLI's.
+            ("DOCOBO_BIN", "/usr/local/bin/docobo"),
+            ("DOCOBO_PLUGINS_OUT", "/tmp/out"),
+            ("DOCOBO_TEST_MOUNTS", "1"),
+            ("DOCOBO_BENCH_PHASE_SECONDS", "30"),
+            ("DOCOBO_DISCORD_OPENAPI", "/tmp/openapi.json"),
+            ("DOCOBO_CONFIG", "/etc/docobo.toml"),
+            ("DOCOBO_", "x"),
+            ("DOCOBO_NONSENSE", "1"),
+        ]),
+    )
+    .expect("none of them is a setting");
+    assert_eq!(config.server.port, 3000);
+    assert_eq!(config.plugins.dir, PathBuf::from("data/plugins"));
+}
+
+#[test]
+fn a_misspelt_setting_in_the_environment_is_refused_with_the_right_name() {
+    let err = Config::load(
+        None,
+        false,
+        env(&[
+            ("DOCOBO_DISCORD__TOKEN", "t"),
+            ("DOCOBO_SERVER__PROT", "8080"),
+            ("DOCOBO_DATABSE__PATH", "x.db"),
+            ("DOCOBO_SERVER__PORTT_FILE", "/nonexistent"),
+        ]),
+    )
+    .expect_err("misspelt");
+    let text = err.to_string();
+    assert_eq!(err.problems.len(), 3, "{text}");
+    let prot = err
+        .problems
+        .iter()
+        .find(|p| p.key == "server.prot")
+        .expect("server.prot");
+    assert_eq!(prot.origin.as_deref(), Some("env DOCOBO_SERVER__PROT"));
+    assert!(
+        prot.message.contains("Did you mean DOCOBO_SERVER__PORT?"),
+        "{prot}"
+    );
+    assert!(
+        text.contains("Did you mean DOCOBO_DATABASE__PATH?"),
+        "{text}"
+    );
+    // Only secrets come from files, whatever the spelling.
+    assert!(
+        text.contains("only secrets can be read from a _FILE variable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_setting_written_with_one_underscore_is_refused_with_the_right_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = write(&dir, "token", "t");
+    let token = token.display().to_string();
+    let err = Config::load(
+        None,
+        false,
+        env(&[
+            ("DOCOBO_DISCORD__TOKEN", "t"),
+            ("DOCOBO_SERVER_PORT", "8080"),
+            ("DOCOBO_discord_guild_members_intent", "true"),
+            ("DOCOBO_DISCORD_TOKEN_FILE", &token),
+        ]),
+    )
+    .expect_err("one underscore");
+    let text = err.to_string();
+    assert_eq!(err.problems.len(), 3, "{text}");
+    for (name, right) in [
+        ("DOCOBO_SERVER_PORT", "DOCOBO_SERVER__PORT"),
+        (
+            "DOCOBO_discord_guild_members_intent",
+            "DOCOBO_DISCORD__GUILD_MEMBERS_INTENT",
+        ),
+        ("DOCOBO_DISCORD_TOKEN_FILE", "DOCOBO_DISCORD__TOKEN_FILE"),
+    ] {
+        let problem = err
+            .problems
+            .iter()
+            .find(|p| p.key == name)
+            .unwrap_or_else(|| panic!("{name} not refused: {text}"));
+        assert!(
+            problem
+                .message
+                .contains(&format!("Did you mean {right}? Fix: rename it {right}")),
+            "{problem}"
+        );
+    }
 }

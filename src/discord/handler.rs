@@ -3,6 +3,7 @@
 //! commands, and their replies sent ([`reply::send`]).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serenity::all::{
     Command, Context, EventHandler, Guild, GuildMemberUpdateEvent, Interaction, Member, Ready,
@@ -16,7 +17,7 @@ use super::directory::GuildSnapshot;
 use super::interaction::{self, Actor, Picked};
 use super::reply::{self, Outcome, Reply, Target};
 use super::roles::role_info;
-use super::{Bot, GatewayState, member, setup, ui};
+use super::{Bot, GatewayState, invite, member, setup, ui};
 use crate::domain::{GuildId, RoleId, UserId};
 use crate::roster;
 
@@ -68,6 +69,14 @@ impl EventHandler for Handler {
             bot = ready.user.id.get(),
             "connected to Discord"
         );
+        if !self.bot.invite_logged.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                url = %invite::url(ready.application.id.get()),
+                scopes = invite::SCOPES,
+                permissions = %invite::permission_names(),
+                "to add the bot to a server, open this link (then drag its role above the roles it sells)"
+            );
+        }
         for UnavailableGuild { id, .. } in &ready.guilds {
             if let Some(guild) = ids(*id) {
                 self.register_guild(guild, None, None).await;

@@ -4,6 +4,7 @@
 //! - [`directory`]: guild roles and the bot's place in the hierarchy.
 //! - [`roles`]: `RoleManager` (`grant_role` / `revoke_role`) with typed errors.
 //! - [`notify`]: log-channel lines and messages to owners.
+//! - [`invite`]: the link that adds the bot to a server (scopes and permissions).
 //! - `handler`: gateway events, and interactions dispatched to the commands: `setup`,
 //!   `member` (`/join`, `/status`, `/help`).
 //! - `interaction`, `custom_id`: what arrives, translated and typed once.
@@ -21,6 +22,7 @@ pub mod directory;
 mod error;
 mod handler;
 mod interaction;
+pub mod invite;
 mod member;
 pub mod notify;
 mod reply;
@@ -30,6 +32,7 @@ pub mod status;
 pub(crate) mod ui;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -54,9 +57,9 @@ pub use status::{GatewayState, GatewayStatus};
 /// the override and call discord.com).
 ///
 /// # Errors
-/// The HTTP client cannot be built.
+/// `discord.token` is not set, or the HTTP client cannot be built.
 pub fn build_http(config: &DiscordConfig) -> anyhow::Result<Http> {
-    let token = config.token.expose_secret();
+    let token = config.bot_token()?.expose_secret();
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(config.timeout())
@@ -86,6 +89,8 @@ pub struct Bot {
     pub gateway: GatewayStatus,
     /// `/setup` conversations in progress, per (guild, admin).
     sessions: setup::Sessions,
+    /// The invite link was logged (at the first READY, not at every reconnect or shard).
+    invite_logged: AtomicBool,
 }
 
 impl Bot {
@@ -103,6 +108,7 @@ impl Bot {
             roles,
             gateway,
             sessions: setup::Sessions::default(),
+            invite_logged: AtomicBool::new(false),
         })
     }
 }

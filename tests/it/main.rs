@@ -3,11 +3,13 @@
 mod app;
 mod authors;
 mod bot;
+mod build_script;
 mod claims;
 mod cli;
 mod crash;
 mod disk;
 mod fake_api;
+mod first_run;
 mod garbage;
 mod guilds;
 mod helpers;

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use serenity::http::DiscordJsonError;
-use serenity::model::application::Command;
+use serenity::model::application::{Command, CurrentApplicationInfo};
 use serenity::model::channel::{Message, PrivateChannel};
 use serenity::model::event::{Event, GatewayEvent};
 use serenity::model::gateway::{BotGateway, Gateway};
@@ -26,6 +26,8 @@ pub enum PayloadKind {
     /// A gateway frame, as `GatewayEvent`; a dispatch must not come out as `Event::Unknown`.
     GatewayFrame,
     CurrentUser,
+    /// `GET /oauth2/applications/@me` (`docobo invite` asks it for the application id).
+    CurrentApplication,
     Member,
     Members,
     Roles,
@@ -55,6 +57,7 @@ impl PayloadKind {
             "get_gateway" => Self::Gateway,
             "get_bot_gateway" => Self::BotGateway,
             "get_my_user" => Self::CurrentUser,
+            "get_my_oauth2_application" => Self::CurrentApplication,
             "get_guild_member" => Self::Member,
             "list_guild_members" => Self::Members,
             "list_guild_roles" => Self::Roles,
@@ -94,6 +97,7 @@ pub fn parse_with_serenity(kind: PayloadKind, value: &Value) -> Result<(), Strin
             _ => Ok(()),
         },
         PayloadKind::CurrentUser => de::<CurrentUser>(value).map(drop),
+        PayloadKind::CurrentApplication => de::<CurrentApplicationInfo>(value).map(drop),
         PayloadKind::Member => de::<Member>(value).map(drop),
         PayloadKind::Members => de::<Vec<Member>>(value).map(drop),
         PayloadKind::Roles => de::<Vec<Role>>(value).map(drop),
@@ -342,6 +346,11 @@ pub fn sample_payloads() -> Vec<SamplePayload> {
         "GET /users/@me",
         PayloadKind::CurrentUser,
         payloads::current_user(&model.bot),
+    );
+    push(
+        "GET /oauth2/applications/@me",
+        PayloadKind::CurrentApplication,
+        payloads::current_application(model.application_id, &model.bot),
     );
     push("GET member", PayloadKind::Member, payloads::member(member));
     push(

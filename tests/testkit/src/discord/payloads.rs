@@ -151,6 +151,22 @@ pub(crate) fn current_user(u: &User) -> Value {
     v
 }
 
+/// The bot's application (`GET /oauth2/applications/@me`), with the fields serenity's
+/// `CurrentApplicationInfo` requires.
+pub(crate) fn current_application(id: u64, bot: &User) -> Value {
+    json!({
+        "id": id.to_string(),
+        "name": bot.username,
+        "icon": null,
+        "description": "",
+        "bot_public": true,
+        "bot_require_code_grant": false,
+        "verify_key": "0".repeat(64),
+        "flags": 0,
+        "bot": user(bot),
+    })
+}
+
 pub(crate) fn role(r: &Role) -> Value {
     json!({
         "id": r.id.to_string(),

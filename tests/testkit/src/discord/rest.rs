@@ -361,6 +361,10 @@ fn route(
         ("GET", ["users", "@me"]) => {
             Ok(Answer::Json(200, payloads::current_user(&state.model.bot)))
         }
+        ("GET", ["oauth2", "applications", "@me"]) => Ok(Answer::Json(
+            200,
+            payloads::current_application(state.model.application_id, &state.model.bot),
+        )),
         (_, ["applications", app, "commands"]) => {
             commands(state, method, snowflake(app)?, None, body)
         }
