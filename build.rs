@@ -7,8 +7,8 @@
 //! The plugins get their own target directory (`target/plugins`), so the host's and the
 //! guests' artifacts never mix and guest builds stay incremental across host profiles.
 //!
-//! The `wasm32-wasip2` target is installed first if rustup can (`build/wasm_target.rs`): on a
-//! machine that already had the pinned toolchain, rustup did not add it.
+//! The `wasm32-wasip2` target is installed first if rustup can (`build/wasm_target.rs`): a
+//! pinned toolchain that was already installed may lack it.
 
 #[path = "build/wasm_target.rs"]
 mod wasm_target;

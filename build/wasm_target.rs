@@ -2,11 +2,13 @@
 //! rustup. Used by `build.rs`; `tests/it/build_script.rs` runs it against fake `rustc` and
 //! `rustup` programs.
 //!
-//! `rust-toolchain.toml` lists the target, but rustup adds a toolchain file's targets only
-//! when it installs the toolchain: on a machine that already has the toolchain, the target is
-//! missing and the README's `cargo run` would fail. So when the toolchain is rustup's (cargo
-//! was started through rustup, which sets `RUSTUP_TOOLCHAIN`), the build adds the target to
-//! it, as `rust-toolchain.toml` asks; otherwise it stops with the fix.
+//! `rust-toolchain.toml` lists the target, and rustup installs it with the toolchain. A
+//! toolchain that was already installed may lack it: rustup adds the missing targets of a
+//! toolchain file when cargo starts only with auto-install on (rustup 1.29 does; not with
+//! `RUSTUP_AUTO_INSTALL=0`, nor older versions), and the README's `cargo run` would fail. So
+//! when the toolchain is rustup's (cargo was started through rustup, which sets
+//! `RUSTUP_TOOLCHAIN`), the build adds the target to it, as `rust-toolchain.toml` asks;
+//! otherwise it stops with the fix.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -52,7 +54,7 @@ pub fn ensure(
         ));
     };
     note(&format!(
-        "the {TARGET} target is missing from the {toolchain} toolchain (rustup adds the targets of rust-toolchain.toml only when it installs a toolchain); installing it: rustup target add {TARGET} --toolchain {toolchain}"
+        "the {TARGET} target (listed in rust-toolchain.toml) is missing from the {toolchain} toolchain; installing it: rustup target add {TARGET} --toolchain {toolchain}"
     ));
     let status = Command::new(rustup)
         .args(["target", "add", TARGET, "--toolchain", toolchain])
