@@ -77,23 +77,7 @@ impl Notifier {
             );
             return false;
         };
-        let dm = match sid::UserId::new(owner.get())
-            .create_dm_channel(&self.http)
-            .await
-        {
-            Ok(dm) => dm,
-            Err(e) => {
-                tracing::warn!(guild = guild.id.get(), error = %e, "cannot open a DM to the owner");
-                return false;
-            }
-        };
-        // A guild seen only in READY has no name yet: then the DM does without it.
-        let text = if guild.name.is_empty() {
-            text.to_owned()
-        } else {
-            format!("**{}**: {text}", guild.name)
-        };
-        self.send(dm.id, &text, guild).await
+        self.direct(guild, owner.get(), text).await
     }
 
     /// A direct message to a member about their own payment, naming the server. Returns
@@ -104,13 +88,16 @@ impl Notifier {
         member: crate::domain::UserId,
         text: &str,
     ) -> bool {
-        let dm = match sid::UserId::new(member.get())
-            .create_dm_channel(&self.http)
-            .await
-        {
+        self.direct(guild, member.get(), text).await
+    }
+
+    /// A direct message to `user`, naming the server when its name is known (a guild seen
+    /// only in READY has none yet).
+    async fn direct(&self, guild: &Guild, user: u64, text: &str) -> bool {
+        let dm = match sid::UserId::new(user).create_dm_channel(&self.http).await {
             Ok(dm) => dm,
             Err(e) => {
-                tracing::warn!(guild = guild.id.get(), error = %e, "cannot open a DM to a member");
+                tracing::warn!(guild = guild.id.get(), error = %e, "cannot open a DM");
                 return false;
             }
         };
