@@ -7,7 +7,7 @@
 use docobo::checkout;
 use docobo::clock::Clock;
 use docobo::db::{guilds, paid_roles, subscriptions};
-use docobo::domain::{Billing, GuildId, RoleId, SubscriptionStatus, UserId};
+use docobo::domain::{GuildId, RoleId, SubscriptionStatus, UserId};
 use docobo_testkit::webhooks::{SepayTransfer, sepay_request};
 
 use docobo_testkit::discord::FakeDiscord;
@@ -39,27 +39,11 @@ fn vietnam_time(ms: i64) -> String {
 /// checkout made at the app's clock. Returns the app, the webhook path and the code.
 async fn shop() -> (TestApp, String, String) {
     let app = test_app().clock(Clock::fixed(T0)).start().await;
-    let key = app
-        .add_guild(
-            guild(),
-            "sepay",
-            &[
-                ("webhook_api_key", KEY),
-                ("account_number", "0359123456"),
-                ("bank", "MBBank"),
-            ],
-        )
+    let (path, _) = app
+        .add_sepay_pass(guild(), RoleId::new(ROLE).expect("role"), KEY)
         .await;
-    app.add_paid_role(
-        guild(),
-        RoleId::new(ROLE).expect("role"),
-        (50_000, "VND"),
-        Billing::parse("30d").expect("billing"),
-        None,
-    )
-    .await;
     let code = join(&app).await;
-    (app, format!("/webhooks/sepay/{key}"), code)
+    (app, path, code)
 }
 
 /// What `/join` does: the checkout service, at the app's clock.
@@ -212,26 +196,8 @@ async fn a_refused_transfer_is_told_to_the_staff_and_to_the_member() {
     let discord = bot::fake_discord().await;
     let app = bot::start_app_at(&discord, &[], Clock::fixed(T0)).await;
     let shop = GuildId::new(bot::GUILD).expect("guild");
-    let key = app
-        .add_guild(
-            shop,
-            "sepay",
-            &[
-                ("webhook_api_key", KEY),
-                ("account_number", "0359123456"),
-                ("bank", "MBBank"),
-            ],
-        )
-        .await;
     let role = RoleId::new(bot::SUPPORTER).expect("role");
-    app.add_paid_role(
-        shop,
-        role,
-        (50_000, "VND"),
-        Billing::parse("30d").expect("billing"),
-        None,
-    )
-    .await;
+    let (path, _) = app.add_sepay_pass(shop, role, KEY).await;
     app.db
         .call(move |conn| {
             conn.execute(
@@ -259,7 +225,6 @@ async fn a_refused_transfer_is_told_to_the_staff_and_to_the_member() {
         .checkout
         .payment_code
         .expect("a payment code");
-    let path = format!("/webhooks/sepay/{key}");
 
     // Underpaid within the validity: the staff hear why, the member what to do.
     transfer(&app, &path, 801, &code, 40_000, T0 + HOUR).await;

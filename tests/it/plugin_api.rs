@@ -195,28 +195,10 @@ async fn the_sepay_plugin_built_against_0_1_0_activates_a_pass_from_the_plugins_
         .await;
     let info = app.services.providers.plugin("sepay").expect("loaded");
     assert_eq!(info.api_version, "0.1.0");
-    let key = app
-        .add_guild(
-            guild(),
-            "sepay",
-            &[
-                ("webhook_api_key", KEY),
-                ("account_number", "0359123456"),
-                ("bank", "MBBank"),
-            ],
-        )
-        .await;
-    let paid_role = app
-        .add_paid_role(
-            guild(),
-            RoleId::new(SUPPORTER).expect("role"),
-            (50_000, "VND"),
-            Billing::parse("30d").expect("billing"),
-            None,
-        )
+    let (path, paid_role) = app
+        .add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
         .await;
     pending_checkout(&app, paid_role, "DCB12345").await;
-    let path = format!("/webhooks/sepay/{key}");
     let today = jiff::Zoned::now()
         .with_time_zone(jiff::tz::TimeZone::fixed(jiff::tz::offset(7)))
         .strftime("%Y-%m-%d %H:%M:%S")
@@ -521,25 +503,8 @@ async fn a_sepay_test_delivery_grants_the_role_and_is_stored_as_a_test() {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let key = app
-        .add_guild(
-            guild(),
-            "sepay",
-            &[
-                ("webhook_api_key", KEY),
-                ("account_number", "0359123456"),
-                ("bank", "MBBank"),
-            ],
-        )
-        .await;
-    let paid_role = app
-        .add_paid_role(
-            guild(),
-            RoleId::new(SUPPORTER).expect("role"),
-            (50_000, "VND"),
-            Billing::parse("30d").expect("billing"),
-            None,
-        )
+    let (path, paid_role) = app
+        .add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
         .await;
     pending_checkout(&app, paid_role, "DCBTEST2345").await;
     let delivery = app
@@ -565,10 +530,7 @@ async fn a_sepay_test_delivery_grants_the_role_and_is_stored_as_a_test() {
         )
         .await
         .expect("signed");
-    let mut request = app
-        .client
-        .post(app.url(&format!("/webhooks/sepay/{key}")))
-        .body(delivery.body);
+    let mut request = app.client.post(app.url(&path)).body(delivery.body);
     for (name, value) in delivery.headers {
         request = request.header(name, value);
     }

@@ -325,6 +325,41 @@ impl TestApp {
             .map_or(key, |g| g.webhook_key)
     }
 
+    /// A guild selling `role` as a 30-day pass for 50 000 VND through SePay (account
+    /// 0359123456 at `MBBank`, webhooks authenticated with `api_key`). Returns the guild's
+    /// webhook path and the paid role's row id.
+    ///
+    /// # Panics
+    /// If the database refuses.
+    pub async fn add_sepay_pass(
+        &self,
+        guild: GuildId,
+        role: RoleId,
+        api_key: &str,
+    ) -> (String, i64) {
+        let key = self
+            .add_guild(
+                guild,
+                "sepay",
+                &[
+                    ("webhook_api_key", api_key),
+                    ("account_number", "0359123456"),
+                    ("bank", "MBBank"),
+                ],
+            )
+            .await;
+        let paid_role = self
+            .add_paid_role(
+                guild,
+                role,
+                (50_000, "VND"),
+                Billing::parse("30d").expect("billing"),
+                None,
+            )
+            .await;
+        (format!("/webhooks/sepay/{key}"), paid_role)
+    }
+
     /// Puts `role` on sale in `guild` at `price` (minor units, currency code); returns the
     /// paid role's id.
     ///
