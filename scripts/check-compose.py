@@ -44,7 +44,7 @@ def interpolate(value):
 
 
 def main():
-    docobo = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/docobo")
+    docobo = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/docobo")
     compose = os.path.join(ROOT, "compose.yaml")
     env = dict(os.environ, **PLACEHOLDERS)
 
