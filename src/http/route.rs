@@ -84,8 +84,11 @@ impl Route {
             ["login"] if get || post => Self::Dashboard(Page::Login),
             ["logout"] if post => Self::Dashboard(Page::Logout),
             ["guilds", id] if get => Self::Dashboard(Page::Guild((*id).to_owned())),
+            ["guilds", id, "members"] if get => Self::Dashboard(Page::Members((*id).to_owned())),
             ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
-            [] | ["guilds" | "assets", _] => Self::WrongMethod("GET, HEAD"),
+            [] | ["guilds" | "assets", _] | ["guilds", _, "members"] => {
+                Self::WrongMethod("GET, HEAD")
+            }
             ["login"] => Self::WrongMethod("GET, HEAD, POST"),
             ["logout"] => Self::WrongMethod("POST"),
             _ => Self::NotFound,

@@ -24,6 +24,9 @@ pub enum Page {
     Logout,
     /// `GET /dashboard/guilds/{id}`: a server's overview.
     Guild(String),
+    /// `GET /dashboard/guilds/{id}/members?q=&role=&status=&provider=&before=`: a server's
+    /// subscriptions, filtered, newest first, 50 a page.
+    Members(String),
     /// `GET /dashboard/assets/{name}`.
     Asset(String),
 }

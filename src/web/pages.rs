@@ -46,10 +46,29 @@ struct GuildsPage<'a> {
 struct OverviewPage<'a> {
     operator: bool,
     csrf: &'a str,
+    id: u64,
     name: &'a str,
     provider: &'a str,
     active: usize,
     roles: &'a [data::RoleLine],
+}
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage<'a> {
+    operator: bool,
+    csrf: &'a str,
+    guild: u64,
+    name: &'a str,
+    q: &'a str,
+    role: Option<i64>,
+    roles: &'a [(i64, String)],
+    status: &'a str,
+    statuses: &'a [&'static str],
+    provider: &'a str,
+    rows: &'a [data::MemberRow],
+    /// The next page's URL, filters kept.
+    next: Option<String>,
 }
 
 #[derive(Template)]
@@ -72,6 +91,7 @@ pub async fn serve(services: &Services, page: Page, req: &mut Request, res: &mut
         Page::Logout => logout(services, req, res).await,
         Page::Home => home(services, req, res).await,
         Page::Guild(id) => guild(services, &id, req, res).await,
+        Page::Members(id) => members(services, &id, req, res).await,
     }
 }
 
@@ -293,9 +313,16 @@ fn store_failed(res: &mut Response, e: &crate::db::DbError) {
     );
 }
 
-async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response) {
+/// The session and the guild of a guild page, or the refusal already rendered.
+fn guild_session(
+    services: &Services,
+    id: &str,
+    req: &Request,
+    res: &mut Response,
+) -> Option<(Session, GuildId)> {
     let Some((_, session)) = session(services, req) else {
-        return to_login(res);
+        to_login(res);
+        return None;
     };
     let Some(guild) = id
         .parse::<u64>()
@@ -303,16 +330,25 @@ async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response)
         .and_then(|g| GuildId::new(g).ok())
         .filter(|g| g.get().to_string() == id)
     else {
-        return problem(res, StatusCode::NOT_FOUND, "Not found", "No such server.");
+        problem(res, StatusCode::NOT_FOUND, "Not found", "No such server.");
+        return None;
     };
     if !session.scope.sees(guild) {
-        return problem(
+        problem(
             res,
             StatusCode::FORBIDDEN,
             "Another server",
             "This session is for another server: run /dashboard in that server.",
         );
+        return None;
     }
+    Some((session, guild))
+}
+
+async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response) {
+    let Some((session, guild)) = guild_session(services, id, req, res) else {
+        return;
+    };
     match data::overview(services, guild).await {
         Ok(Some(o)) => html(
             res,
@@ -320,6 +356,7 @@ async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response)
             &OverviewPage {
                 operator: matches!(session.scope, Scope::Operator),
                 csrf: &session.csrf,
+                id: o.id,
                 name: &o.name,
                 provider: &o.provider,
                 active: o.active,
@@ -329,4 +366,75 @@ async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response)
         Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
         Err(e) => store_failed(res, &e),
     }
+}
+
+/// The statuses the members filter offers.
+const STATUSES: &[&str] = &[
+    "active", "trialing", "past_due", "canceled", "paused", "pending", "expired", "refunded",
+    "revoked",
+];
+
+async fn members(services: &Services, id: &str, req: &Request, res: &mut Response) {
+    let Some((session, guild)) = guild_session(services, id, req, res) else {
+        return;
+    };
+    let text = |name: &str| {
+        req.query::<String>(name)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let (q, status, provider) = (text("q"), text("status"), text("provider"));
+    let role = text("role").and_then(|r| r.parse::<i64>().ok());
+    let filter = data::MemberFilter {
+        search: q.clone(),
+        paid_role: role,
+        status: status
+            .as_deref()
+            .and_then(|s| crate::domain::SubscriptionStatus::parse(s).ok()),
+        provider: provider.clone(),
+        before: text("before").and_then(|b| b.parse::<i64>().ok()),
+    };
+    let (page, roles, overview) = match tokio::try_join!(
+        data::members(services, guild, filter),
+        data::role_choices(services, guild),
+        data::guild_name(services, guild),
+    ) {
+        Ok(found) => found,
+        Err(e) => return store_failed(res, &e),
+    };
+    let next = page.next.map(|before| {
+        let mut url = url::Url::parse("http://x/").unwrap_or_else(|_| unreachable!("a valid URL"));
+        url.set_path(&format!("/dashboard/guilds/{}/members", guild.get()));
+        {
+            let mut query = url.query_pairs_mut();
+            for (k, v) in [("q", &q), ("status", &status), ("provider", &provider)] {
+                if let Some(v) = v {
+                    query.append_pair(k, v);
+                }
+            }
+            if let Some(role) = role {
+                query.append_pair("role", &role.to_string());
+            }
+            query.append_pair("before", &before.to_string());
+        }
+        format!("{}?{}", url.path(), url.query().unwrap_or_default())
+    });
+    html(
+        res,
+        StatusCode::OK,
+        &MembersPage {
+            operator: matches!(session.scope, Scope::Operator),
+            csrf: &session.csrf,
+            guild: guild.get(),
+            name: overview.as_deref().unwrap_or("Server"),
+            q: q.as_deref().unwrap_or(""),
+            role,
+            roles: &roles,
+            status: status.as_deref().unwrap_or(""),
+            statuses: STATUSES,
+            provider: provider.as_deref().unwrap_or(""),
+            rows: &page.rows,
+            next,
+        },
+    );
 }

@@ -307,6 +307,145 @@ async fn the_operator_logs_in_with_the_admin_token_and_sees_every_server() {
     );
 }
 
+/// `n` subscriptions to `paid_role` in `guild` for users from 10 000, every third one
+/// canceled and ended, members named `fan{i}`; plus `tests` test purchases.
+pub(crate) async fn seed_subscriptions(
+    app: &TestApp,
+    guild: u64,
+    paid_role: i64,
+    n: u64,
+    tests: u64,
+) {
+    use docobo::db::{members, subscriptions};
+    use docobo::domain::{ProviderId, Scope, SubscriptionState, SubscriptionStatus, UserId};
+    let guild = GuildId::new(guild).expect("guild");
+    let now = now_ms();
+    app.db
+        .call(move |conn| {
+            for i in 0..n + tests {
+                let user = UserId::new(10_000 + i).expect("user");
+                members::upsert(conn, guild, user, Some(&format!("fan{i}")))?;
+                let (status, period_end) = if i % 3 == 2 {
+                    (SubscriptionStatus::Canceled, now - 1_000)
+                } else {
+                    (SubscriptionStatus::Active, now + 86_400_000)
+                };
+                let sub = subscriptions::insert(
+                    conn,
+                    &subscriptions::NewSubscription {
+                        guild_id: guild,
+                        user_id: user,
+                        paid_role_id: paid_role,
+                        provider: ProviderId::parse("polar").expect("provider"),
+                        scope: Scope::Guild(guild),
+                        external_id: Some(format!("sub_seed_{i}")),
+                        state: SubscriptionState {
+                            status,
+                            period_end: Some(period_end),
+                            last_event_at: Some(now),
+                        },
+                        payment_code: None,
+                    },
+                )?;
+                if i >= n {
+                    subscriptions::set_test(conn, sub.id)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .expect("seed");
+}
+
+fn rows_of(page: &str) -> Vec<String> {
+    page.split("<tr><td>")
+        .skip(1)
+        .map(|row| row.split("</td>").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The "Older" link's URL.
+fn next_of(page: &str) -> Option<String> {
+    let older = page.rfind("rel=\"next\"")?;
+    let start = page[..older].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..].split('"').next()?.replace("&amp;", "&"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_list_pages_filters_and_searches_within_the_session_s_server() {
+    let token = "docobo_admin_members_token_0123456789";
+    let hash = docobo::web::auth::hash_token(token);
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[("DOCOBO_DASHBOARD__ADMIN_TOKEN_HASH", &hash)]).await;
+    polar_shop(&app, "production").await;
+    let paid_role: i64 = app
+        .count("SELECT id FROM paid_roles ORDER BY id LIMIT 1")
+        .await;
+    seed_subscriptions(&app, GUILD, paid_role, 120, 5).await;
+    let link = login_link(&discord, OWNER, PUBLIC_URL).await;
+    let login = post_form(&app, "/dashboard/login", &[("link", &link)], None).await;
+    let cookie = session_cookie(&login, true);
+    let list = format!("/dashboard/guilds/{GUILD}/members");
+
+    // Keyset pages of 50, newest first, every subscription once, test purchases left out.
+    let mut seen = Vec::new();
+    let mut path = list.clone();
+    let mut pages = 0;
+    loop {
+        let page = get(&app, &path, Some(&cookie)).await;
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        let body = page.text().await.expect("body");
+        let rows = rows_of(&body);
+        assert!(rows.len() <= 50, "{}", rows.len());
+        seen.extend(rows);
+        pages += 1;
+        match next_of(&body) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 120, "{seen:?}");
+    assert!(seen[0].starts_with("fan119 "), "newest first: {}", seen[0]);
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 120);
+    for test in 120..125 {
+        let name = format!("fan{test} ");
+        assert!(
+            !seen.iter().any(|r| r.starts_with(&name)),
+            "test purchase {name}listed"
+        );
+    }
+
+    // Filters: status, and search by name prefix or exact user id; wildcards are literal.
+    let canceled = get(&app, &format!("{list}?status=canceled"), Some(&cookie)).await;
+    let body = canceled.text().await.expect("body");
+    assert_eq!(rows_of(&body).len(), 40, "every third of 120");
+    assert!(!body.contains("<td>active</td>"));
+    let by_name = get(&app, &format!("{list}?q=fan11"), Some(&cookie)).await;
+    let rows = rows_of(&by_name.text().await.expect("body"));
+    assert_eq!(rows.len(), 11, "fan11 and fan110..fan119: {rows:?}");
+    let by_id = get(&app, &format!("{list}?q=10007"), Some(&cookie)).await;
+    let rows = rows_of(&by_id.text().await.expect("body"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("fan7 "), "{rows:?}");
+    let wildcard = get(&app, &format!("{list}?q=%25"), Some(&cookie)).await;
+    assert_eq!(rows_of(&wildcard.text().await.expect("body")).len(), 0);
+
+    // Another server's list is refused to this session; the operator sees it.
+    let other = get(
+        &app,
+        &format!("/dashboard/guilds/{OTHER_GUILD}/members"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    let operator = post_form(&app, "/dashboard/login", &[("token", token)], None).await;
+    let operator = session_cookie(&operator, true);
+    let page = get(&app, &list, Some(&operator)).await;
+    assert_eq!(rows_of(&page.text().await.expect("body")).len(), 50);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_assets_are_served_from_the_binary() {
     let discord = fake_discord().await;
