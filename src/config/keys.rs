@@ -221,6 +221,13 @@ settings! {
         24 call_timeout_ms: u32 = Whole { default: 15_000, range: 100..=120_000 },
     }
 
+    #[derive(Debug, Clone, Copy)]
+    pub struct DoctorConfig in doctor {
+        /// How long the role of an owner's test purchase (`/doctor` → Test purchase) stays
+        /// on them before it is removed again, in minutes.
+        65 test_purchase_minutes: u32 = Whole { default: 5, range: 1..=1440 },
+    }
+
     #[derive(Debug, Clone)]
     pub struct LogConfig in log {
         /// A tracing filter (`info`, `docobo=debug,info`); `RUST_LOG` wins when set.
