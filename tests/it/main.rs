@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod crash;
 mod disk;
+mod doctor;
 mod fake_api;
 mod first_run;
 mod garbage;
