@@ -79,6 +79,11 @@ impl App {
         .await?;
         let credentials =
             CredentialBox::load(config.secrets.key.as_ref(), &config.secrets.key_path)?;
+        let logins = Arc::new(crate::web::Logins::new(
+            clock.clone(),
+            i64::from(config.dashboard.session_hours) * 3_600_000,
+            config.dashboard.admin_token_hash,
+        ));
         let services = Services {
             db,
             providers,
@@ -88,6 +93,7 @@ impl App {
             metrics: Metrics::new(),
             grace_ms: config.subscriptions.grace_ms(),
             public_url: config.server.public_url.clone(),
+            logins,
         };
         let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;

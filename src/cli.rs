@@ -60,6 +60,14 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Make the operator's dashboard admin token: prints a new random token (keep it, it logs
+    /// you in at /dashboard/login) and the hash for `dashboard.admin_token_hash`. With
+    /// `--stdin`, hashes a token read from standard input instead. Needs no configuration.
+    HashToken {
+        /// Read the token from standard input instead of making one.
+        #[arg(long)]
+        stdin: bool,
+    },
     /// Provider plugins: list the loaded ones, or inspect a file.
     #[command(subcommand)]
     Plugin(PluginCommand),

@@ -27,8 +27,31 @@ pub fn purpose(command: &Command) -> Purpose {
         | Command::Restore { .. }
         | Command::ForgetGuild { .. }
         | Command::Health { .. }
+        | Command::HashToken { .. }
         | Command::Plugin(_) => Purpose::Local,
     }
+}
+
+/// `docobo hash-token`: a new admin token and its hash, or the hash of a token on stdin.
+///
+/// # Errors
+/// Standard input cannot be read, or holds no token.
+pub fn hash_token(stdin: bool) -> anyhow::Result<()> {
+    if stdin {
+        let mut token = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)?;
+        if token.trim().len() < 16 {
+            anyhow::bail!(
+                "the token on standard input is shorter than 16 characters: use a long random one, or run `docobo hash-token` without --stdin to make one"
+            );
+        }
+        println!("{}", crate::web::auth::hash_token(&token));
+        return Ok(());
+    }
+    let (token, hash) = crate::web::auth::new_admin_token();
+    println!("admin token (keep it secret; it logs in at /dashboard/login): {token}");
+    println!("put this in docobo.toml:\n[dashboard]\nadmin_token_hash = \"{hash}\"");
+    Ok(())
 }
 
 /// Runs a command that needs the configuration (loaded for its [`purpose`]).
@@ -118,6 +141,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Plugin(plugin @ (PluginCommand::New { .. } | PluginCommand::Test { .. })) => {
             plugin_author(plugin)
         }
+        Command::HashToken { stdin } => hash_token(stdin),
         Command::Serve => {
             telemetry::init(&config.log)?;
             let runtime = runtime()?;

@@ -9,7 +9,8 @@
 //! Below them, [`domain`] (pure) and [`db`] (the only module that opens SQLite).
 //!
 //! Edges:
-//! - [`http`]: the salvo server: `/webhooks` (→ [`ingest`]), `/health`, `/metrics`.
+//! - [`http`]: the salvo server: `/webhooks` (→ [`ingest`]), `/health`, `/metrics`, and the
+//!   owner's dashboard under `/dashboard` ([`web`]: logins, pages, embedded assets).
 //! - [`discord`]: the bot: commands and gateway events (→ [`checkout`], [`shop`],
 //!   [`roster`]), replies as values, [`discord::RoleManager`] and [`discord::Notifier`].
 //! - [`sync`]: the role-sync worker and the drift sweep (Discord only through `RoleManager`).
@@ -55,6 +56,7 @@ pub mod shutdown;
 pub mod subscriptions;
 pub mod sync;
 pub mod telemetry;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

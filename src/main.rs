@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     {
         return exit(docobo::commands::plugin_author(plugin));
     }
+    if let Command::HashToken { stdin } = command {
+        return exit(docobo::commands::hash_token(stdin));
+    }
     // An explicit --config must exist; the default ./docobo.toml is optional.
     let (file, required) = match &cli.config {
         Some(path) => (path.clone(), true),

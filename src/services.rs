@@ -80,6 +80,8 @@ pub struct Services {
     pub grace_ms: i64,
     /// Where providers reach this server (webhook URLs), when configured.
     pub public_url: Option<String>,
+    /// Dashboard login links and sessions (in memory).
+    pub logins: Arc<crate::web::Logins>,
 }
 
 impl Services {

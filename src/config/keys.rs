@@ -222,10 +222,21 @@ settings! {
     }
 
     #[derive(Debug, Clone, Copy)]
+    pub struct DashboardConfig in dashboard {
+        /// The SHA-256 (64 hex digits) of the operator's admin token, printed by
+        /// `docobo hash-token`: the operator logs in to `/dashboard` with the token and sees
+        /// every server. Unset: no operator login (owners still log in through `/dashboard`
+        /// in Discord).
+        65 admin_token_hash: Option<[u8; 32]> = Parsed("", token_hash),
+        /// How long a dashboard session lasts, in hours (a restart also ends every session).
+        66 session_hours: u32 = Whole { default: 12, range: 1..=720 },
+    }
+
+    #[derive(Debug, Clone, Copy)]
     pub struct DoctorConfig in doctor {
         /// How long the role of an owner's test purchase (`/doctor` → Test purchase) stays
         /// on them before it is removed again, in minutes.
-        65 test_purchase_minutes: u32 = Whole { default: 5, range: 1..=1440 },
+        67 test_purchase_minutes: u32 = Whole { default: 5, range: 1..=1440 },
     }
 
     #[derive(Debug, Clone)]
@@ -234,6 +245,19 @@ settings! {
         25 level: String = Text("info"),
         26 format: LogFormat = Parsed("auto", log_format),
     }
+}
+
+fn token_hash(text: &str) -> Result<Option<[u8; 32]>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    crate::web::auth::parse_token_hash(text)
+        .map(Some)
+        .ok_or_else(|| {
+            "is not a token hash (64 hex digits). Fix: run `docobo hash-token` and paste the hash \
+         it prints (never the token itself)"
+                .to_owned()
+        })
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {

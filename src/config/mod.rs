@@ -32,8 +32,8 @@ use std::path::Path;
 use secrecy::SecretString;
 
 pub use keys::{
-    DatabaseConfig, DiscordConfig, DoctorConfig, LogConfig, PluginsConfig, SecretsConfig,
-    ServerConfig, SubscriptionsConfig,
+    DashboardConfig, DatabaseConfig, DiscordConfig, DoctorConfig, LogConfig, PluginsConfig,
+    SecretsConfig, ServerConfig, SubscriptionsConfig,
 };
 
 /// The whole configuration, validated. Passed by value into [`crate::app::App::build`].
@@ -49,6 +49,7 @@ pub struct Config {
     /// `POST /webhooks/{provider}` without a guild key. Every value is treated as a secret.
     pub providers: BTreeMap<String, Vec<(String, SecretString)>>,
     pub log: LogConfig,
+    pub dashboard: DashboardConfig,
     pub doctor: DoctorConfig,
 }
 
@@ -198,6 +199,7 @@ impl Config {
         let secrets = SecretsConfig::read(r);
         let providers = r.provider_credentials();
         let log = LogConfig::read(r);
+        let dashboard = DashboardConfig::read(r);
         let doctor = DoctorConfig::read(r);
         Some(Self {
             server: server?,
@@ -208,6 +210,7 @@ impl Config {
             secrets: secrets?,
             providers: providers?,
             log: log?,
+            dashboard: dashboard?,
             doctor: doctor?,
         })
     }

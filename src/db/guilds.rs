@@ -64,6 +64,15 @@ fn to_guild(
     })
 }
 
+/// Every guild, by name (the operator's dashboard).
+pub fn all(conn: &Connection) -> Result<Vec<Guild>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM guilds ORDER BY name, guild_id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.map(|r| to_guild(r?)).collect()
+}
+
 /// Inserts a new guild.
 ///
 /// # Errors

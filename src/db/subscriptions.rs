@@ -359,6 +359,15 @@ pub fn for_member(
     )
 }
 
+/// A guild's subscriptions, test purchases left out (what the dashboard counts).
+pub fn for_guild(conn: &Connection, guild: GuildId) -> Result<Vec<Subscription>, DbError> {
+    many(
+        conn,
+        &format!("SELECT {COLUMNS} FROM subscriptions WHERE guild_id = ?1 AND test = 0"),
+        params![guild.as_i64()],
+    )
+}
+
 /// Every subscription that gives (or gave) one member one paid role: together they decide
 /// whether the member should hold it.
 pub fn for_holding(

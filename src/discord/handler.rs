@@ -292,6 +292,7 @@ async fn run_command<'a>(bot: &'a Bot, actor: &Actor, name: &str) -> Outcome<'a>
         "join" => member::join(bot, actor).await,
         "status" => member::status(bot, actor).await,
         "help" => Ok(member::help(actor)),
+        "dashboard" => super::dashboard::link(bot, actor),
         "doctor" => doctor::command(bot, actor),
         other => {
             tracing::warn!(command = other, "unknown command");

@@ -257,7 +257,8 @@ pub(super) fn help(actor: &Actor) -> Reply<'static> {
             "\n\n**For admins**\n\
              - /setup: pick the roles to sell, their prices and the payment provider, and enter its credentials. Run it again to change anything.\n\
              - Docobo's role must be above the roles it sells and have Manage Roles.\n\
-             - Pick a log channel at the end of /setup to see purchases, renewals and problems.",
+             - Pick a log channel at the end of /setup to see purchases, renewals and problems.\n\
+             - /dashboard: a one-time link to this server's web dashboard.",
         );
     }
     Reply::private(text)

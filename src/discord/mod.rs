@@ -16,6 +16,7 @@
 //! most); calls to payment providers happen after a deferral (`Reply::Deferred`).
 
 mod custom_id;
+mod dashboard;
 #[doc(hidden)]
 pub mod decode;
 pub mod directory;

@@ -23,6 +23,10 @@ pub fn commands() -> Vec<CreateCommand> {
         CreateCommand::new("status")
             .description("Your paid roles here: status, renewal or end date")
             .contexts(vec![InteractionContext::Guild]),
+        CreateCommand::new("dashboard")
+            .description("A one-time link to this server's web dashboard (Manage Server)")
+            .default_member_permissions(Permissions::MANAGE_GUILD)
+            .contexts(vec![InteractionContext::Guild]),
         CreateCommand::new("doctor")
             .description("Check everything a sale needs, and make a test purchase (Manage Server)")
             .default_member_permissions(Permissions::MANAGE_GUILD)

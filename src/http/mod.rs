@@ -99,6 +99,9 @@ impl Dispatch {
                 .handle(req, depot, res, provider, key)
                 .await;
             }
+            route::Route::Dashboard(page) => {
+                crate::web::serve(&self.state.services, page, req, res).await;
+            }
             route::Route::WrongMethod(allowed) => {
                 res.status_code(StatusCode::METHOD_NOT_ALLOWED);
                 res.add_header("allow", allowed, true).ok();

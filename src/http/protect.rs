@@ -350,11 +350,17 @@ impl SecurityHeaders {
         ctrl: &mut FlowCtrl,
     ) {
         ctrl.call_next(req, depot, res).await;
-        for (name, value) in [
-            (
+        // The dashboard sets its own policy (its scripts, styles and forms); everything
+        // else gets none at all.
+        if !res.headers().contains_key("content-security-policy") {
+            res.add_header(
                 "content-security-policy",
                 "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            ),
+                true,
+            )
+            .ok();
+        }
+        for (name, value) in [
             ("cross-origin-opener-policy", "same-origin"),
             ("cross-origin-resource-policy", "same-origin"),
             ("origin-agent-cluster", "?1"),

@@ -43,6 +43,8 @@ pub enum Route {
         provider: String,
         key: Option<String>,
     },
+    /// `/dashboard/…`: the owner's web dashboard.
+    Dashboard(crate::web::Page),
     /// A known path with another method: 405.
     WrongMethod(&'static str),
     NotFound,
@@ -68,6 +70,24 @@ impl Route {
                     key: rest.first().map(|k| (*k).to_owned()),
                 }
             }
+            ["dashboard", rest @ ..] => Self::dashboard(method, rest),
+            _ => Self::NotFound,
+        }
+    }
+
+    fn dashboard(method: &Method, rest: &[&str]) -> Self {
+        use crate::web::Page;
+        let get = *method == Method::GET || *method == Method::HEAD;
+        let post = *method == Method::POST;
+        match rest {
+            [] if get => Self::Dashboard(Page::Home),
+            ["login"] if get || post => Self::Dashboard(Page::Login),
+            ["logout"] if post => Self::Dashboard(Page::Logout),
+            ["guilds", id] if get => Self::Dashboard(Page::Guild((*id).to_owned())),
+            ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
+            [] | ["guilds" | "assets", _] => Self::WrongMethod("GET, HEAD"),
+            ["login"] => Self::WrongMethod("GET, HEAD, POST"),
+            ["logout"] => Self::WrongMethod("POST"),
             _ => Self::NotFound,
         }
     }

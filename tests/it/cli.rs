@@ -273,6 +273,64 @@ fn version_is_printed() {
 }
 
 #[test]
+fn hash_token_makes_a_token_whose_hash_the_config_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = docobo(dir.path(), &[])
+        .arg("hash-token")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let token = text
+        .split_whitespace()
+        .find(|w| w.starts_with("docobo_admin_"))
+        .expect("a token")
+        .to_owned();
+    let hash = text
+        .split('"')
+        .nth(1)
+        .expect("the hash in quotes")
+        .to_owned();
+    assert_eq!(hash, docobo::web::auth::hash_token(&token));
+
+    // The same hash from the token on stdin.
+    let mut child = docobo(dir.path(), &[])
+        .args(["hash-token", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        format!("{token}\n").as_bytes(),
+    )
+    .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash);
+
+    // The config takes the hash, and refuses the token itself with the fix.
+    let ok = docobo(dir.path(), &[("DOCOBO_DASHBOARD__ADMIN_TOKEN_HASH", &hash)])
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(ok.status.success(), "{ok:?}");
+    let bad = docobo(
+        dir.path(),
+        &[("DOCOBO_DASHBOARD__ADMIN_TOKEN_HASH", &token)],
+    )
+    .arg("migrate")
+    .output()
+    .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("dashboard.admin_token_hash") && err.contains("hash-token"),
+        "{err}"
+    );
+    assert!(!err.contains(&token), "the token is not echoed: {err}");
+}
+
+#[test]
 fn plugin_inspect_describes_a_component_without_any_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wasm = docobo::providers::built_plugin("docobo_test_provider");

@@ -3,10 +3,12 @@
 mod app;
 mod authors;
 mod bot;
+mod browser;
 mod build_script;
 mod claims;
 mod cli;
 mod crash;
+mod dashboard;
 mod disk;
 mod doctor;
 mod fake_api;

@@ -283,6 +283,11 @@ mod checkout_and_shop {
             metrics: Metrics::new(),
             grace_ms: 0,
             public_url: None,
+            logins: std::sync::Arc::new(docobo::web::Logins::new(
+                Clock::fixed(NOW),
+                3_600_000,
+                None,
+            )),
         }
     }
 

@@ -1,0 +1,29 @@
+//! The owner's web dashboard, served by the same binary under `/dashboard`: server-rendered
+//! askama templates, assets embedded with rust-embed (no JavaScript build step).
+//!
+//! - [`auth`]: login links from `/dashboard` in Discord, the operator's admin token,
+//!   sessions and their CSRF tokens (in memory).
+//! - [`data`]: what the pages show, read from the store.
+//! - `pages`: the HTTP edge: one function per page, templates, cookies.
+
+pub mod auth;
+pub mod data;
+mod pages;
+
+pub use auth::{Logins, Scope};
+pub use pages::serve;
+
+/// A dashboard page, as [`crate::http::route::Route::of`] reads the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// `GET /dashboard`: the operator's server list, or the session's own server.
+    Home,
+    /// `GET /dashboard/login[?link=…]`, `POST /dashboard/login` (a link or the admin token).
+    Login,
+    /// `POST /dashboard/logout`.
+    Logout,
+    /// `GET /dashboard/guilds/{id}`: a server's overview.
+    Guild(String),
+    /// `GET /dashboard/assets/{name}`.
+    Asset(String),
+}

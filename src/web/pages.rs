@@ -1,0 +1,332 @@
+//! The dashboard's HTTP edge: sessions from the cookie, CSRF on every POST, one function per
+//! page rendering an askama template. Pages are refused without a session (GETs are sent to
+//! the login page), and a guild session sees only its own guild.
+
+use askama::Template;
+use rust_embed::RustEmbed;
+use salvo::http::cookie::{Cookie, SameSite};
+use salvo::prelude::*;
+
+use super::auth::{LoginError, Session, csrf_matches};
+use super::{Page, Scope, data};
+use crate::domain::GuildId;
+use crate::services::Services;
+
+/// The session cookie. `Path=/dashboard`, `HttpOnly`, `SameSite=Strict`, `Secure` when the
+/// public URL is https.
+const COOKIE: &str = "docobo_session";
+
+/// The dashboard's own content security policy (the rest of the server sends `default-src
+/// 'none'`): only this origin's scripts, styles and forms; no inline script.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+#[derive(RustEmbed)]
+#[folder = "src/web/assets/"]
+struct Assets;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    problem: Option<&'a str>,
+    link: Option<&'a str>,
+    guild_name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "guilds.html")]
+struct GuildsPage<'a> {
+    operator: bool,
+    csrf: &'a str,
+    guilds: &'a [data::GuildLine],
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage<'a> {
+    operator: bool,
+    csrf: &'a str,
+    name: &'a str,
+    provider: &'a str,
+    active: usize,
+    roles: &'a [data::RoleLine],
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemPage<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
+/// Serves one dashboard page.
+pub async fn serve(services: &Services, page: Page, req: &mut Request, res: &mut Response) {
+    res.add_header("content-security-policy", CSP, true).ok();
+    res.add_header("cache-control", "no-store", true).ok();
+    match page {
+        Page::Asset(name) => asset(&name, res),
+        Page::Login if req.method() == salvo::http::Method::POST => {
+            login(services, req, res).await;
+        }
+        Page::Login => login_page(services, req, res).await,
+        Page::Logout => logout(services, req, res).await,
+        Page::Home => home(services, req, res).await,
+        Page::Guild(id) => guild(services, &id, req, res).await,
+    }
+}
+
+fn session(services: &Services, req: &Request) -> Option<(String, Session)> {
+    let id = req.cookie(COOKIE)?.value().to_owned();
+    let session = services.logins.session(&id)?;
+    Some((id, session))
+}
+
+fn html(res: &mut Response, status: StatusCode, page: &impl Template) {
+    match page.render() {
+        Ok(body) => {
+            res.status_code(status);
+            res.render(Text::Html(body));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a dashboard template failed to render");
+            res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
+            res.render(Text::Plain(
+                "the page could not be rendered; the log says why",
+            ));
+        }
+    }
+}
+
+fn problem(res: &mut Response, status: StatusCode, title: &str, text: &str) {
+    html(res, status, &ProblemPage { title, text });
+}
+
+fn to_login(res: &mut Response) {
+    res.render(Redirect::other("/dashboard/login"));
+}
+
+fn asset(name: &str, res: &mut Response) {
+    let Some(file) = Assets::get(name) else {
+        res.status_code(StatusCode::NOT_FOUND);
+        return;
+    };
+    let kind = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "text/plain; charset=utf-8",
+    };
+    res.add_header("content-type", kind, true).ok();
+    // Names carry their version (htmx-2.0.11.min.js); the stylesheet changes with releases.
+    res.add_header("cache-control", "public, max-age=3600", true)
+        .ok();
+    res.write_body(file.data.into_owned()).ok();
+}
+
+async fn login_page(services: &Services, req: &Request, res: &mut Response) {
+    let Some(link) = req.query::<String>("link") else {
+        return html(
+            res,
+            StatusCode::OK,
+            &LoginPage {
+                problem: None,
+                link: None,
+                guild_name: "",
+            },
+        );
+    };
+    // Checked, not spent: chat apps fetch links to preview them, so a GET must not log in.
+    match services.logins.check_link(&link) {
+        Ok(Scope::Guild { guild, .. }) => {
+            let name = data::guild_name(services, guild)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "your server".to_owned());
+            html(
+                res,
+                StatusCode::OK,
+                &LoginPage {
+                    problem: None,
+                    link: Some(&link),
+                    guild_name: &name,
+                },
+            );
+        }
+        Ok(Scope::Operator) => to_login(res),
+        Err(e) => refused_login(res, e),
+    }
+}
+
+fn refused_login(res: &mut Response, e: LoginError) {
+    let text = e.to_string();
+    html(
+        res,
+        StatusCode::FORBIDDEN,
+        &LoginPage {
+            problem: Some(&text),
+            link: None,
+            guild_name: "",
+        },
+    );
+}
+
+/// Whether a POST comes from a page of this server (login CSRF; the session cookie is
+/// `SameSite=Strict` for the rest). Browsers say where a request comes from in
+/// `Sec-Fetch-Site`; older ones only in `Origin`, which is `null` under this server's
+/// `Referrer-Policy: no-referrer`, so only a real other origin there is refused. Clients that
+/// send neither (scripts, curl) are not browsers carrying someone's cookie.
+fn same_origin(req: &Request) -> bool {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match header("origin") {
+        None | Some("null") => true,
+        Some(origin) => origin.split_once("://").map(|(_, rest)| rest) == header("host"),
+    }
+}
+
+fn cross_site(res: &mut Response) {
+    problem(
+        res,
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form was sent from another site.",
+    );
+}
+
+async fn login(services: &Services, req: &mut Request, res: &mut Response) {
+    if !same_origin(req) {
+        return cross_site(res);
+    }
+    let link = req.form::<String>("link").await;
+    let token = req.form::<String>("token").await;
+    let opened = match (link, token) {
+        (Some(link), _) => services.logins.redeem_link(&link),
+        (None, Some(token)) => services.logins.login_operator(&token),
+        (None, None) => Err(LoginError::BadLink),
+    };
+    match opened {
+        Ok((id, session)) => {
+            let secure = services
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+            let cookie = Cookie::build((COOKIE, id))
+                .path("/dashboard")
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .secure(secure)
+                .build();
+            res.add_cookie(cookie);
+            let to = match session.scope {
+                Scope::Guild { guild, .. } => format!("/dashboard/guilds/{}", guild.get()),
+                Scope::Operator => "/dashboard".to_owned(),
+            };
+            res.render(Redirect::other(to));
+        }
+        Err(e) => refused_login(res, e),
+    }
+}
+
+async fn logout(services: &Services, req: &mut Request, res: &mut Response) {
+    let Some((id, session)) = session(services, req) else {
+        return problem(
+            res,
+            StatusCode::FORBIDDEN,
+            "Not logged in",
+            "There is no session to end.",
+        );
+    };
+    if !same_origin(req) {
+        return cross_site(res);
+    }
+    let csrf = req.form::<String>("csrf").await;
+    if !csrf_matches(&session.csrf, csrf.as_deref()) {
+        return problem(
+            res,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form is missing its security token: reload the page and try again.",
+        );
+    }
+    services.logins.end(&id);
+    res.remove_cookie(COOKIE);
+    to_login(res);
+}
+
+async fn home(services: &Services, req: &Request, res: &mut Response) {
+    let Some((_, session)) = session(services, req) else {
+        return to_login(res);
+    };
+    match session.scope {
+        Scope::Guild { guild, .. } => {
+            res.render(Redirect::other(format!(
+                "/dashboard/guilds/{}",
+                guild.get()
+            )));
+        }
+        Scope::Operator => match data::guilds(services).await {
+            Ok(guilds) => html(
+                res,
+                StatusCode::OK,
+                &GuildsPage {
+                    operator: true,
+                    csrf: &session.csrf,
+                    guilds: &guilds,
+                },
+            ),
+            Err(e) => store_failed(res, &e),
+        },
+    }
+}
+
+fn store_failed(res: &mut Response, e: &crate::db::DbError) {
+    tracing::error!(error = %e, "the dashboard could not read the database");
+    problem(
+        res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Database unavailable",
+        "The database could not be read; the operator's log says why.",
+    );
+}
+
+async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response) {
+    let Some((_, session)) = session(services, req) else {
+        return to_login(res);
+    };
+    let Some(guild) = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|g| GuildId::new(g).ok())
+        .filter(|g| g.get().to_string() == id)
+    else {
+        return problem(res, StatusCode::NOT_FOUND, "Not found", "No such server.");
+    };
+    if !session.scope.sees(guild) {
+        return problem(
+            res,
+            StatusCode::FORBIDDEN,
+            "Another server",
+            "This session is for another server: run /dashboard in that server.",
+        );
+    }
+    match data::overview(services, guild).await {
+        Ok(Some(o)) => html(
+            res,
+            StatusCode::OK,
+            &OverviewPage {
+                operator: matches!(session.scope, Scope::Operator),
+                csrf: &session.csrf,
+                name: &o.name,
+                provider: &o.provider,
+                active: o.active,
+                roles: &o.roles,
+            },
+        ),
+        Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+        Err(e) => store_failed(res, &e),
+    }
+}

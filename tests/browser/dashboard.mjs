@@ -1,0 +1,73 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core), driven by
+// tests/it/browser.rs, which starts Docobo and the fake Discord and passes:
+//   node dashboard.mjs <base URL> <login link path> <screenshot folder>
+// Prints one JSON line with what it saw; the Rust test asserts on it. Exits non-zero on any
+// failure, with the reason on stderr.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, linkPath, shots] = process.argv.slice(2);
+if (!base || !linkPath || !shots) {
+  console.error("usage: node dashboard.mjs <base URL> <login link path> <screenshot folder>");
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+const seen = { consoleErrors: [] };
+try {
+  // A phone-sized viewport: the pages must work there.
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") seen.consoleErrors.push(m.text());
+  });
+  page.on("pageerror", (e) => seen.consoleErrors.push(String(e)));
+
+  await page.goto(base + linkPath);
+  await page.screenshot({ path: join(shots, "login-link.png"), fullPage: true });
+  seen.continueVisible = await page.getByRole("button", { name: "Continue" }).isVisible();
+  // Keyboard only: the Continue button is reachable with Tab and works with Enter.
+  await page.keyboard.press("Tab");
+  seen.focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+  await Promise.all([page.waitForURL("**/dashboard/guilds/**"), page.keyboard.press("Enter")]);
+  seen.overviewUrl = new URL(page.url()).pathname;
+  seen.heading = await page.locator("h1").innerText();
+  seen.overviewText = await page.locator("main").innerText();
+  seen.htmxLoaded = await page.evaluate(() => typeof window.htmx === "object");
+  seen.stylesApplied = await page.evaluate(
+    () => getComputedStyle(document.querySelector("table") ?? document.body).borderCollapse,
+  );
+  seen.horizontalOverflow = await page.evaluate(
+    () => document.documentElement.scrollWidth > window.innerWidth,
+  );
+  await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
+
+  await Promise.all([
+    page.waitForURL("**/dashboard/login"),
+    page.getByRole("button", { name: "Log out" }).click(),
+  ]);
+  seen.afterLogout = new URL(page.url()).pathname;
+  // The session is gone: the overview sends back to the login page.
+  await page.goto(base + seen.overviewUrl);
+  seen.afterLogoutRevisit = new URL(page.url()).pathname;
+  await page.screenshot({ path: join(shots, "login.png"), fullPage: true });
+  console.log(JSON.stringify(seen));
+} catch (e) {
+  console.error(`browser test failed: ${e?.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

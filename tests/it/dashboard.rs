@@ -1,0 +1,332 @@
+//! The web dashboard over real HTTP: the login link from `/dashboard` at the fake Discord,
+//! the operator's admin token, sessions, CSRF, and every refusal.
+
+use docobo::clock::Clock;
+use docobo::domain::{Billing, GuildId, RoleId};
+use docobo_testkit::app::TestApp;
+use docobo_testkit::discord::SlashCommand;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+
+use crate::bot::{
+    GUILD, MEMBER, OWNER, POLAR_SECRET, PRODUCT, PUBLIC_URL, SUPPORTER, WAIT, buy, fake_discord,
+    now_ms, start_app, start_app_at,
+};
+
+const OTHER_GUILD: u64 = 2_000;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A Polar shop selling Supporter in `environment`; returns the webhook path.
+pub(crate) async fn polar_shop(app: &TestApp, environment: &str) -> String {
+    let guild = GuildId::new(GUILD).expect("guild");
+    let key = app
+        .add_guild(
+            guild,
+            "polar",
+            &[
+                ("access_token", "polar_oat_dashboard"),
+                ("webhook_secret", POLAR_SECRET),
+                ("environment", environment),
+            ],
+        )
+        .await;
+    app.add_paid_role(
+        guild,
+        RoleId::new(SUPPORTER).expect("role"),
+        (499, "USD"),
+        Billing::Monthly,
+        Some(PRODUCT),
+    )
+    .await;
+    format!("/webhooks/polar/{key}")
+}
+
+/// The token in the link `/dashboard` replied with to `user`.
+pub(crate) async fn login_link(
+    discord: &docobo_testkit::discord::FakeDiscord,
+    user: u64,
+    public_url: &str,
+) -> String {
+    let reply = discord
+        .run_slash_command(&SlashCommand::new(GUILD, user, "dashboard"), WAIT)
+        .await
+        .expect("/dashboard answers");
+    assert!(reply.is_ephemeral(), "{reply:?}");
+    let content = reply.content().expect("a message");
+    let prefix = format!("{public_url}/dashboard/login?link=");
+    let start = content
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no login link in {content}"))
+        + prefix.len();
+    content[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    form: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client().post(app.url(path)).form(form);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.expect("send")
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = client().get(app.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.expect("send")
+}
+
+fn location(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `docobo_session=…` from a login's `Set-Cookie`, after checking its attributes.
+fn session_cookie(response: &reqwest::Response, secure: bool) -> String {
+    let set = response
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/dashboard"] {
+        assert!(set.contains(attribute), "{attribute} missing: {set}");
+    }
+    assert_eq!(set.contains("Secure"), secure, "{set}");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a CSRF field") + marker.len();
+    page[start..].chars().take_while(|c| *c != '"').collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_logs_in_with_the_link_from_slash_dashboard_and_sees_only_their_server() {
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[]).await;
+    let webhook = polar_shop(&app, "production").await;
+    buy(&app, &webhook, "evt_dashboard_1").await;
+    let link = login_link(&discord, OWNER, PUBLIC_URL).await;
+
+    // The link's page asks to continue and does not spend it (chat apps fetch links to
+    // preview them).
+    for _ in 0..2 {
+        let page = get(&app, &format!("/dashboard/login?link={link}"), None).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = page.text().await.expect("body");
+        assert!(body.contains("Continue"), "{body}");
+    }
+    let login = post_form(&app, "/dashboard/login", &[("link", &link)], None).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&login), format!("/dashboard/guilds/{GUILD}"));
+    // The public URL is https, so the cookie is Secure.
+    let cookie = session_cookie(&login, true);
+
+    let overview = get(&app, &format!("/dashboard/guilds/{GUILD}"), Some(&cookie)).await;
+    assert_eq!(overview.status(), StatusCode::OK);
+    let csp = overview
+        .headers()
+        .get(CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let body = overview.text().await.expect("body");
+    assert!(body.contains("4.99 USD / month"), "{body}");
+    assert!(
+        body.contains("Members with access: <strong>1</strong>"),
+        "{body}"
+    );
+
+    // Another server, the operator's list: not for this session.
+    let other = get(
+        &app,
+        &format!("/dashboard/guilds/{OTHER_GUILD}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    let home = get(&app, "/dashboard", Some(&cookie)).await;
+    assert_eq!(location(&home), format!("/dashboard/guilds/{GUILD}"));
+
+    // The link works once.
+    let again = post_form(&app, "/dashboard/login", &[("link", &link)], None).await;
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    assert!(again.text().await.expect("body").contains("already used"));
+
+    // Logging out needs the form's CSRF token, then ends the session.
+    let refused = post_form(&app, "/dashboard/logout", &[], Some(&cookie)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let wrong = post_form(
+        &app,
+        "/dashboard/logout",
+        &[("csrf", "0000")],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let still = get(&app, &format!("/dashboard/guilds/{GUILD}"), Some(&cookie)).await;
+    assert_eq!(
+        still.status(),
+        StatusCode::OK,
+        "a refused logout keeps the session"
+    );
+    let csrf = csrf_of(&still.text().await.expect("body"));
+    let out = post_form(&app, "/dashboard/logout", &[("csrf", &csrf)], Some(&cookie)).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = get(&app, &format!("/dashboard/guilds/{GUILD}"), Some(&cookie)).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&after), "/dashboard/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_logins_are_refused_without_a_valid_session_or_link() {
+    let discord = fake_discord().await;
+    let clock = Clock::fixed(now_ms());
+    let app = start_app_at(&discord, &[], clock).await;
+    polar_shop(&app, "production").await;
+
+    // No session: pages send to the login page, and show nothing.
+    for path in ["/dashboard", &format!("/dashboard/guilds/{GUILD}")] {
+        let response = get(&app, path, None).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/dashboard/login");
+    }
+    let forged = get(&app, "/dashboard/guilds/1", Some("docobo_session=ffff")).await;
+    assert_eq!(location(&forged), "/dashboard/login");
+
+    // A member without Manage Server gets no link.
+    let reply = discord
+        .run_slash_command(&SlashCommand::new(GUILD, MEMBER, "dashboard"), WAIT)
+        .await
+        .expect("/dashboard answers");
+    let text = reply.content().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("Manage Server") && !text.contains("link="),
+        "{text}"
+    );
+
+    // A link edited to another guild, and one past its ten minutes.
+    let link = login_link(&discord, OWNER, PUBLIC_URL).await;
+    let edited = link.replacen(&format!(".{GUILD}."), &format!(".{OTHER_GUILD}."), 1);
+    assert_ne!(edited, link);
+    let response = post_form(&app, "/dashboard/login", &[("link", &edited)], None).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+    let from_elsewhere = client()
+        .post(app.url("/dashboard/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("link", &link)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        from_elsewhere.status(),
+        StatusCode::FORBIDDEN,
+        "cross-site login"
+    );
+    app.advance(10 * 60 * 1000);
+    let expired = post_form(&app, "/dashboard/login", &[("link", &link)], None).await;
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
+    assert!(expired.text().await.expect("body").contains("expired"));
+
+    // Without an admin token hash configured, the operator login is off.
+    let operator = post_form(
+        &app,
+        "/dashboard/login",
+        &[("token", "anything-at-all")],
+        None,
+    )
+    .await;
+    assert_eq!(operator.status(), StatusCode::FORBIDDEN);
+    assert!(operator.text().await.expect("body").contains("hash-token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_logs_in_with_the_admin_token_and_sees_every_server() {
+    let token = "docobo_admin_test_token_0123456789abcdef";
+    let hash = docobo::web::auth::hash_token(token);
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[("DOCOBO_DASHBOARD__ADMIN_TOKEN_HASH", &hash)]).await;
+    // A sandbox purchase is a test purchase: it grants the role but is not counted.
+    let webhook = polar_shop(&app, "sandbox").await;
+    buy(&app, &webhook, "evt_dashboard_sandbox").await;
+
+    let wrong = post_form(
+        &app,
+        "/dashboard/login",
+        &[("token", "docobo_admin_wrong")],
+        None,
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert!(wrong.headers().get(SET_COOKIE).is_none());
+
+    let login = post_form(&app, "/dashboard/login", &[("token", token)], None).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&login), "/dashboard");
+    let cookie = session_cookie(&login, true);
+    let list = get(&app, "/dashboard", Some(&cookie)).await;
+    assert_eq!(list.status(), StatusCode::OK);
+    let body = list.text().await.expect("body");
+    assert!(
+        body.contains(&format!("/dashboard/guilds/{GUILD}")),
+        "{body}"
+    );
+    assert!(body.contains("<td class=\"num\">0</td>"), "{body}");
+    let overview = get(&app, &format!("/dashboard/guilds/{GUILD}"), Some(&cookie)).await;
+    assert_eq!(overview.status(), StatusCode::OK);
+    let body = overview.text().await.expect("body");
+    assert!(
+        body.contains("Members with access: <strong>0</strong>"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assets_are_served_from_the_binary() {
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[]).await;
+    let script = get(&app, "/dashboard/assets/htmx-2.0.11.min.js", None).await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(
+        script
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.text().await.expect("body").contains("htmx"));
+    let missing = get(&app, "/dashboard/assets/nope.js", None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let wrong_method = client()
+        .delete(app.url("/dashboard"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
