@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, OpenOptions, Synchronous};
 use crate::discord::{self, Bot, Directory, GatewayStatus, Notifier, RoleManager};
+use crate::doctor::Doctor;
 use crate::http;
 use crate::ingest::Ingest;
 use crate::ingest::poll::Poller;
@@ -33,6 +34,8 @@ pub struct App {
     gateway: GatewayStatus,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// `/doctor`'s service (it posts test deliveries to `addr`).
+    doctor: Doctor,
     /// Held until the app is dropped: `docobo restore` (and a second server) refuse while it is.
     _serving: crate::db::ServerLock,
 }
@@ -95,7 +98,9 @@ impl App {
         let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;
         let addr = listener.local_addr()?;
+        let doctor = Doctor::new(services.clone(), addr, config.doctor.test_purchase_minutes)?;
         Ok(Self {
+            doctor,
             config,
             services,
             credentials,
@@ -151,11 +156,17 @@ impl App {
             self.config.discord.timeout(),
         );
         let notifier = Notifier::new(Arc::clone(&self.discord_http));
+        let doctor = self.doctor.clone();
+        let test_purchases = tokio::spawn(doctor.clone().run(
+            Duration::from_secs(u64::from(settings.sweep_interval_secs)),
+            shutdown.clone(),
+        ));
         let bot = Bot::new(
             services.clone(),
             Arc::clone(&self.discord_http),
             roles.clone(),
             self.gateway.clone(),
+            doctor.clone(),
         );
         let gateway = tokio::spawn(discord::run_gateway(
             Arc::clone(&bot),
@@ -222,6 +233,7 @@ impl App {
         let sweep_ended = finish("sweep", sweep, stop_by).await;
         let poll_ended = finish("poll", poll, stop_by).await;
         let prune_ended = finish("pruning", prune, stop_by).await;
+        let test_purchases_ended = finish("test purchases", test_purchases, stop_by).await;
         server_ended?;
         if let Some(ended) = bot_ended? {
             ended?;
@@ -230,6 +242,7 @@ impl App {
         sweep_ended?;
         poll_ended?;
         prune_ended?;
+        test_purchases_ended?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -23,6 +23,7 @@
 //! - [`roster`]: guilds and members as Discord reports them.
 //! - [`subscriptions`]: the one writer of subscription state.
 //! - [`accounts`]: provider credentials (the only place that opens them).
+//! - [`doctor`]: a guild's health checks (`/doctor`) and the owner's test purchase.
 //!
 //! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
 //! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
@@ -39,6 +40,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod discord;
+pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod ingest;

@@ -14,7 +14,8 @@ pub struct WebhookLabels {
     pub provider: String,
     /// A fixed name: `applied`, `duplicate`, `ignored`, `stale`, `refused`, `rejected`,
     /// `bad_signature`, `malformed`, `error`, `too_large`, `bad_request`, `slow_body`,
-    /// `throttled`, `unknown_provider`, `unknown_key`.
+    /// `throttled`, `unknown_provider`, `unknown_key`, and `test` for a verified delivery whose
+    /// every event is a test (a provider's test mode, an owner's test purchase).
     pub outcome: String,
 }
 

@@ -232,6 +232,13 @@ settings! {
         66 session_hours: u32 = Whole { default: 12, range: 1..=720 },
     }
 
+    #[derive(Debug, Clone, Copy)]
+    pub struct DoctorConfig in doctor {
+        /// How long the role of an owner's test purchase (`/doctor` → Test purchase) stays
+        /// on them before it is removed again, in minutes.
+        67 test_purchase_minutes: u32 = Whole { default: 5, range: 1..=1440 },
+    }
+
     #[derive(Debug, Clone)]
     pub struct LogConfig in log {
         /// A tracing filter (`info`, `docobo=debug,info`); `RUST_LOG` wins when set.

@@ -32,8 +32,8 @@ use std::path::Path;
 use secrecy::SecretString;
 
 pub use keys::{
-    DashboardConfig, DatabaseConfig, DiscordConfig, LogConfig, PluginsConfig, SecretsConfig,
-    ServerConfig, SubscriptionsConfig,
+    DashboardConfig, DatabaseConfig, DiscordConfig, DoctorConfig, LogConfig, PluginsConfig,
+    SecretsConfig, ServerConfig, SubscriptionsConfig,
 };
 
 /// The whole configuration, validated. Passed by value into [`crate::app::App::build`].
@@ -50,6 +50,7 @@ pub struct Config {
     pub providers: BTreeMap<String, Vec<(String, SecretString)>>,
     pub log: LogConfig,
     pub dashboard: DashboardConfig,
+    pub doctor: DoctorConfig,
 }
 
 /// The hosts the built-in plugins need.
@@ -199,6 +200,7 @@ impl Config {
         let providers = r.provider_credentials();
         let log = LogConfig::read(r);
         let dashboard = DashboardConfig::read(r);
+        let doctor = DoctorConfig::read(r);
         Some(Self {
             server: server?,
             database: database?,
@@ -209,6 +211,7 @@ impl Config {
             providers: providers?,
             log: log?,
             dashboard: dashboard?,
+            doctor: doctor?,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! and return domain types, so one transaction can span several of them.
 
 mod backup;
+pub mod doctor;
 pub mod guilds;
 mod lock;
 pub mod members;

@@ -14,6 +14,8 @@ pub(super) enum CustomId {
     Setup(SetupId),
     /// `join:role`: the role picked in `/join`.
     JoinRole,
+    /// `doctor:test`: `/doctor`'s Test purchase button.
+    DoctorTest,
 }
 
 /// The `/setup` steps' ids.
@@ -36,6 +38,9 @@ impl CustomId {
     pub(super) fn parse(text: &str) -> Option<Self> {
         if text == "join:role" {
             return Some(Self::JoinRole);
+        }
+        if text == "doctor:test" {
+            return Some(Self::DoctorTest);
         }
         let step = text.strip_prefix("setup:")?;
         let id = match step {
@@ -70,6 +75,7 @@ impl fmt::Display for CustomId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::JoinRole => f.write_str("join:role"),
+            Self::DoctorTest => f.write_str("doctor:test"),
             Self::Setup(SetupId::Roles) => f.write_str("setup:roles"),
             Self::Setup(SetupId::Prices(page)) => write!(f, "setup:prices:{page}"),
             Self::Setup(SetupId::Provider) => f.write_str("setup:provider"),
@@ -132,6 +138,7 @@ mod tests {
             ("setup:creds:3", CustomId::Setup(SetupId::Creds(3))),
             ("setup:log", CustomId::Setup(SetupId::Log)),
             ("join:role", CustomId::JoinRole),
+            ("doctor:test", CustomId::DoctorTest),
         ] {
             assert_eq!(CustomId::parse(wire), Some(id.clone()), "{wire}");
             assert_eq!(id.to_string(), wire);
@@ -155,6 +162,8 @@ mod tests {
             "setup:creds",
             "setup:unknown:1",
             "join:role:1",
+            "doctor:",
+            "doctor:test:1",
             "join:",
             "other:roles",
             "SETUP:roles",

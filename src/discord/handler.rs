@@ -17,7 +17,7 @@ use super::directory::GuildSnapshot;
 use super::interaction::{self, Actor, Picked};
 use super::reply::{self, Outcome, Reply, Target};
 use super::roles::role_info;
-use super::{Bot, GatewayState, invite, member, setup, ui};
+use super::{Bot, GatewayState, doctor, invite, member, setup, ui};
 use crate::domain::{GuildId, RoleId, UserId};
 use crate::roster;
 
@@ -263,6 +263,7 @@ async fn dispatch(bot: &Bot, interaction: Interaction) {
                     tracing::warn!(?picked, "unexpected /join component");
                     Ok(Reply::Nothing)
                 }
+                (CustomId::DoctorTest, _) => doctor::test_purchase(bot, &actor),
             };
             let to = Target::new(component.id, &component.token, &actor);
             reply::send(bot, &to, outcome).await;
@@ -292,6 +293,7 @@ async fn run_command<'a>(bot: &'a Bot, actor: &Actor, name: &str) -> Outcome<'a>
         "status" => member::status(bot, actor).await,
         "help" => Ok(member::help(actor)),
         "dashboard" => super::dashboard::link(bot, actor),
+        "doctor" => doctor::command(bot, actor),
         other => {
             tracing::warn!(command = other, "unknown command");
             Ok(Reply::Nothing)

@@ -6,7 +6,7 @@
 //! - [`notify`]: log-channel lines and messages to owners.
 //! - [`invite`]: the link that adds the bot to a server (scopes and permissions).
 //! - `handler`: gateway events, and interactions dispatched to the commands: `setup`,
-//!   `member` (`/join`, `/status`, `/help`).
+//!   `member` (`/join`, `/status`, `/help`), `doctor` (`/doctor` and its test purchase).
 //! - `interaction`, `custom_id`: what arrives, translated and typed once.
 //! - `reply`: the commands' answers as values (`reply::Reply`), and the one adapter that
 //!   sends them; `error`: `error::BotError`, what a person is told and what is logged.
@@ -20,6 +20,7 @@ mod dashboard;
 #[doc(hidden)]
 pub mod decode;
 pub mod directory;
+mod doctor;
 mod error;
 mod handler;
 mod interaction;
@@ -44,6 +45,7 @@ use serenity::http::{Http, HttpBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DiscordConfig;
+use crate::doctor::Doctor;
 use crate::services::Services;
 
 pub use directory::Directory;
@@ -88,6 +90,8 @@ pub struct Bot {
     pub roles: RoleManager,
     pub notifier: Notifier,
     pub gateway: GatewayStatus,
+    /// `/doctor`'s checks and test purchases.
+    pub doctor: Doctor,
     /// `/setup` conversations in progress, per (guild, admin).
     sessions: setup::Sessions,
     /// The invite link was logged (at the first READY, not at every reconnect or shard).
@@ -101,8 +105,10 @@ impl Bot {
         http: Arc<Http>,
         roles: RoleManager,
         gateway: GatewayStatus,
+        doctor: Doctor,
     ) -> Arc<Self> {
         Arc::new(Self {
+            doctor,
             services,
             notifier: Notifier::new(Arc::clone(&http)),
             http,

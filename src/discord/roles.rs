@@ -115,6 +115,12 @@ impl RoleManager {
         })
     }
 
+    /// How long one Discord call may take (`discord.timeout_ms`).
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     #[must_use]
     pub fn directory(&self) -> &Directory {
         &self.directory

@@ -27,6 +27,10 @@ pub fn commands() -> Vec<CreateCommand> {
             .description("A one-time link to this server's web dashboard (Manage Server)")
             .default_member_permissions(Permissions::MANAGE_GUILD)
             .contexts(vec![InteractionContext::Guild]),
+        CreateCommand::new("doctor")
+            .description("Check everything a sale needs, and make a test purchase (Manage Server)")
+            .default_member_permissions(Permissions::MANAGE_GUILD)
+            .contexts(vec![InteractionContext::Guild]),
         CreateCommand::new("help")
             .description("What this bot does and how to use it")
             .contexts(vec![InteractionContext::Guild]),

@@ -124,7 +124,13 @@ impl Webhook {
         let (status, body, outcome) = match self.process(req, ip, &provider, key).await {
             Ok(delivered) => {
                 let (status, body) = ack(&delivered);
-                (status, body, delivered.outcome)
+                // Test deliveries are counted apart from real ones.
+                let outcome = if delivered.test {
+                    "test"
+                } else {
+                    delivered.outcome
+                };
+                (status, body, outcome)
             }
             Err(WebhookError::Throttled(wait, what)) => {
                 self.count(&provider, "throttled", started);

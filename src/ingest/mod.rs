@@ -98,6 +98,9 @@ pub struct Delivered {
     /// The success body the provider expects, if any (JSON).
     pub ack: Option<String>,
     pub results: Vec<EventResult>,
+    /// Every event came from a provider's test mode or an owner's test purchase: counted
+    /// apart from real deliveries.
+    pub test: bool,
 }
 
 /// The ingest service. Cheap to clone.
@@ -243,6 +246,7 @@ impl Ingest {
     ) -> Result<Delivered, IngestError> {
         let services = &self.services;
         let (provider, scope, now) = (source.provider.clone(), source.scope, services.now());
+        let test = !events.is_empty() && events.iter().all(|e| e.test);
         let started = Instant::now();
         let applied = services
             .db
@@ -275,6 +279,7 @@ impl Ingest {
             outcome,
             ack,
             results,
+            test,
         })
     }
 

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod disk;
+mod doctor;
 mod fake_api;
 mod first_run;
 mod garbage;

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use serenity::http::DiscordJsonError;
 use serenity::model::application::{Command, CurrentApplicationInfo};
-use serenity::model::channel::{Message, PrivateChannel};
+use serenity::model::channel::{Channel, Message, PrivateChannel};
 use serenity::model::event::{Event, GatewayEvent};
 use serenity::model::gateway::{BotGateway, Gateway};
 use serenity::model::guild::{Member, Role};
@@ -16,7 +16,8 @@ use serenity::model::user::CurrentUser;
 use super::faults::rate_limit_response;
 use super::interactions::{APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT};
 use super::model::{
-    GuildSpec, INTENT_GUILD_MEMBERS, INTENT_GUILDS, MANAGE_ROLES, MemberSpec, Model, RoleSpec,
+    ChannelOverwrite, GuildSpec, INTENT_GUILD_MEMBERS, INTENT_GUILDS, MANAGE_ROLES, MemberSpec,
+    Model, RoleSpec,
 };
 use super::payloads::{self, ApiError, InteractionBase};
 
@@ -35,6 +36,8 @@ pub enum PayloadKind {
     Commands,
     Message,
     PrivateChannel,
+    /// `GET /channels/{id}`.
+    Channel,
     Gateway,
     BotGateway,
     /// A Discord error body (`DiscordJsonError`, which requires `code`).
@@ -73,6 +76,7 @@ impl PayloadKind {
             | "update_webhook_message"
             | "create_message" => Self::Message,
             "create_dm" => Self::PrivateChannel,
+            "get_channel" => Self::Channel,
             _ => return None,
         })
     }
@@ -105,6 +109,7 @@ pub fn parse_with_serenity(kind: PayloadKind, value: &Value) -> Result<(), Strin
         PayloadKind::Commands => de::<Vec<Command>>(value).map(drop),
         PayloadKind::Message => de::<Message>(value).map(drop),
         PayloadKind::PrivateChannel => de::<PrivateChannel>(value).map(drop),
+        PayloadKind::Channel => de::<Channel>(value).map(drop),
         PayloadKind::Gateway => de::<Gateway>(value).map(drop),
         PayloadKind::BotGateway => de::<BotGateway>(value).map(drop),
         PayloadKind::Error => de::<DiscordJsonError>(value).map(drop),
@@ -139,7 +144,9 @@ pub fn sample_payloads() -> Vec<SamplePayload> {
             .role(RoleSpec::new(ROLE, "Supporter", 1, 0))
             .role(RoleSpec::new(3001, "Docobo", 2, MANAGE_ROLES).managed())
             .member(MemberSpec::new(USER, "buyer").roles(&[ROLE]))
-            .bot_roles(&[3001]),
+            .bot_roles(&[3001])
+            .overwrite(ChannelOverwrite::role(GUILD, 0, 1 << 11))
+            .overwrite(ChannelOverwrite::member(1000, 1 << 11, 0)),
         &joined,
     );
     let mut out = Vec::new();
@@ -153,6 +160,11 @@ pub fn sample_payloads() -> Vec<SamplePayload> {
     let frame = |event: &str, d: Value| payloads::dispatch_frame(7, event, d);
 
     push("HELLO", PayloadKind::GatewayFrame, payloads::hello(41_250));
+    push(
+        "GET /channels/{id}",
+        PayloadKind::Channel,
+        payloads::text_channel(guild),
+    );
     push(
         "HEARTBEAT_ACK",
         PayloadKind::GatewayFrame,

@@ -107,6 +107,43 @@ pub struct GuildSpec {
     pub members: Vec<MemberSpec>,
     /// The bot member's roles.
     pub bot_roles: Vec<u64>,
+    /// The text channel's permission overwrites.
+    pub overwrites: Vec<ChannelOverwrite>,
+}
+
+/// A permission overwrite on a guild's text channel (`GET /channels/{id}`, `GUILD_CREATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelOverwrite {
+    /// A role id (the guild id for `@everyone`) or a user id.
+    pub id: u64,
+    /// Whether `id` is a member (type 1) rather than a role (type 0).
+    pub member: bool,
+    pub allow: u64,
+    pub deny: u64,
+}
+
+impl ChannelOverwrite {
+    /// An overwrite for a role (`@everyone`'s id is the guild's).
+    #[must_use]
+    pub fn role(id: u64, allow: u64, deny: u64) -> Self {
+        Self {
+            id,
+            member: false,
+            allow,
+            deny,
+        }
+    }
+
+    /// An overwrite for a member.
+    #[must_use]
+    pub fn member(id: u64, allow: u64, deny: u64) -> Self {
+        Self {
+            id,
+            member: true,
+            allow,
+            deny,
+        }
+    }
 }
 
 impl GuildSpec {
@@ -122,6 +159,7 @@ impl GuildSpec {
             everyone_permissions: DEFAULT_EVERYONE,
             members: Vec::new(),
             bot_roles: Vec::new(),
+            overwrites: Vec::new(),
         }
     }
 
@@ -152,6 +190,13 @@ impl GuildSpec {
     #[must_use]
     pub fn channel(mut self, channel_id: u64) -> Self {
         self.channel_id = channel_id;
+        self
+    }
+
+    /// Adds a permission overwrite to the text channel.
+    #[must_use]
+    pub fn overwrite(mut self, overwrite: ChannelOverwrite) -> Self {
+        self.overwrites.push(overwrite);
         self
     }
 }
@@ -186,6 +231,7 @@ pub(crate) struct Guild {
     pub name: String,
     pub owner_id: u64,
     pub channel_id: u64,
+    pub overwrites: Vec<ChannelOverwrite>,
     pub roles: BTreeMap<u64, Role>,
     pub members: BTreeMap<u64, Member>,
 }
@@ -334,6 +380,7 @@ impl Model {
                 name: spec.name.clone(),
                 owner_id: spec.owner_id,
                 channel_id: spec.channel_id,
+                overwrites: spec.overwrites.clone(),
                 roles,
                 members,
             },

@@ -208,14 +208,26 @@ pub(crate) fn interaction_member(g: &Guild, m: &Member) -> Value {
     v
 }
 
-fn text_channel(g: &Guild) -> Value {
+pub(crate) fn text_channel(g: &Guild) -> Value {
+    let overwrites: Vec<Value> = g
+        .overwrites
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id.to_string(),
+                "type": u8::from(o.member),
+                "allow": o.allow.to_string(),
+                "deny": o.deny.to_string(),
+            })
+        })
+        .collect();
     json!({
         "id": g.channel_id.to_string(),
         "type": 0,
         "guild_id": g.id.to_string(),
         "name": "general",
         "position": 0,
-        "permission_overwrites": [],
+        "permission_overwrites": overwrites,
         "nsfw": false,
         "topic": null,
         "last_message_id": null,

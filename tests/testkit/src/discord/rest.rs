@@ -409,6 +409,17 @@ fn route(
             Ok(Answer::Json(200, Value::Array(roles)))
         }
         ("POST", ["users", "@me", "channels"]) => create_dm(state, body),
+        ("GET", ["channels", channel]) => {
+            let channel = snowflake(channel)?;
+            let guild = state
+                .model
+                .guild_of_channel(channel)
+                .ok_or_else(ApiError::not_found)?;
+            Ok(Answer::Json(
+                200,
+                payloads::text_channel(state.model.guild(guild)?),
+            ))
+        }
         ("POST", ["channels", channel, "messages"]) => {
             create_message(state, snowflake(channel)?, body)
         }
