@@ -32,8 +32,8 @@ use std::path::Path;
 use secrecy::SecretString;
 
 pub use keys::{
-    DatabaseConfig, DiscordConfig, LogConfig, PluginsConfig, SecretsConfig, ServerConfig,
-    SubscriptionsConfig,
+    AlertsConfig, DatabaseConfig, DiscordConfig, LogConfig, PluginsConfig, SecretsConfig,
+    ServerConfig, SubscriptionsConfig,
 };
 
 /// The whole configuration, validated. Passed by value into [`crate::app::App::build`].
@@ -49,6 +49,7 @@ pub struct Config {
     /// `POST /webhooks/{provider}` without a guild key. Every value is treated as a secret.
     pub providers: BTreeMap<String, Vec<(String, SecretString)>>,
     pub log: LogConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// The hosts the built-in plugins need.
@@ -197,6 +198,7 @@ impl Config {
         let secrets = SecretsConfig::read(r);
         let providers = r.provider_credentials();
         let log = LogConfig::read(r);
+        let alerts = AlertsConfig::read(r);
         Some(Self {
             server: server?,
             database: database?,
@@ -206,6 +208,7 @@ impl Config {
             secrets: secrets?,
             providers: providers?,
             log: log?,
+            alerts: alerts?,
         })
     }
 }
