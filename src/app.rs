@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::ProviderAccounts;
+use crate::alerts::watch::Settings as AlertSettings;
+use crate::alerts::{AlertSender, Alerts};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, OpenOptions, Synchronous};
@@ -76,13 +78,20 @@ impl App {
         .await?;
         let credentials =
             CredentialBox::load(config.secrets.key.as_ref(), &config.secrets.key_path)?;
+        let metrics = Metrics::new();
+        let alerts = Alerts::new(
+            clock.clone(),
+            Arc::clone(&metrics),
+            &AlertSettings::from_config(&config.alerts),
+        );
         let services = Services {
             db,
             providers,
             accounts: ProviderAccounts::from_config(&config, credentials.clone()),
             sync: SyncTrigger::default(),
             clock,
-            metrics: Metrics::new(),
+            metrics,
+            alerts,
             grace_ms: config.subscriptions.grace_ms(),
             public_url: config.server.public_url.clone(),
         };
@@ -145,6 +154,11 @@ impl App {
             self.config.discord.timeout(),
         );
         let notifier = Notifier::new(Arc::clone(&self.discord_http));
+        let alert_sender = AlertSender::new(
+            services.clone(),
+            notifier.clone(),
+            self.config.alerts.operator_webhook_url.clone(),
+        )?;
         let bot = Bot::new(
             services.clone(),
             Arc::clone(&self.discord_http),
@@ -159,6 +173,7 @@ impl App {
         let sync = tokio::spawn(
             RoleSync::new(services.clone(), roles.clone(), notifier.clone()).run(shutdown.clone()),
         );
+        let alerts = tokio::spawn(alert_sender.run(shutdown.clone()));
         let sweep = tokio::spawn(Sweeper::new(services.clone(), roles, notifier).run(
             Duration::from_secs(u64::from(settings.sweep_interval_secs)),
             shutdown.clone(),
@@ -216,6 +231,7 @@ impl App {
         let sweep_ended = finish("sweep", sweep, stop_by).await;
         let poll_ended = finish("poll", poll, stop_by).await;
         let prune_ended = finish("pruning", prune, stop_by).await;
+        let alerts_ended = finish("alerts", alerts, stop_by).await;
         server_ended?;
         if let Some(ended) = bot_ended? {
             ended?;
@@ -224,6 +240,7 @@ impl App {
         sweep_ended?;
         poll_ended?;
         prune_ended?;
+        alerts_ended?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -30,6 +30,7 @@
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 
 pub mod accounts;
+pub mod alerts;
 pub mod app;
 pub mod checkout;
 pub mod cli;
