@@ -19,6 +19,7 @@
 
 use rusqlite::Connection;
 
+use crate::alerts::{Alert, AlertKind, Target};
 use crate::db::paid_roles::PaidRole;
 use crate::db::webhook_events::{self, NewWebhookEvent, Outcome};
 use crate::db::{DbError, guilds, paid_roles, subscriptions as rows};
@@ -39,8 +40,9 @@ pub struct EventResult {
     pub detail: Option<String>,
     /// Whether a subscription changed (the role may need syncing).
     pub changed: bool,
-    /// Who must hear of it though nothing changed (a refused bank transfer).
-    pub notice: Option<crate::services::Notice>,
+    /// Who must hear of it though nothing changed (a refused bank transfer): raised once the
+    /// delivery is committed.
+    pub alert: Option<Alert>,
 }
 
 impl EventResult {
@@ -118,7 +120,7 @@ struct Decision {
     guild: Option<GuildId>,
     subscription: Option<i64>,
     changed: bool,
-    notice: Option<crate::services::Notice>,
+    alert: Option<Alert>,
 }
 
 impl Decision {
@@ -131,7 +133,7 @@ impl Decision {
                 guild: None,
                 subscription: None,
                 changed: true,
-                notice: None,
+                alert: None,
             },
             StatusUpdate::Stale { last_event_at } => Self::new(
                 Outcome::Stale,
@@ -160,7 +162,7 @@ impl Decision {
             guild: None,
             subscription: None,
             changed: false,
-            notice: None,
+            alert: None,
         }
     }
 }
@@ -177,7 +179,7 @@ impl Ctx<'_> {
                 outcome: None,
                 detail: None,
                 changed: false,
-                notice: None,
+                alert: None,
             });
         }
         let decision = self.decide(event)?;
@@ -207,7 +209,7 @@ impl Ctx<'_> {
             outcome: Some(decision.outcome),
             detail: decision.detail,
             changed: decision.changed,
-            notice: decision.notice,
+            alert: decision.alert,
         })
     }
 
@@ -363,7 +365,7 @@ impl Ctx<'_> {
                     guild: Some(sub.guild_id),
                     subscription: Some(created.id),
                     changed: true,
-                    notice: None,
+                    alert: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => Err(DbError::Conflict(format!(
@@ -448,7 +450,7 @@ impl Ctx<'_> {
                     guild: Some(guild),
                     subscription: Some(created.id),
                     changed: true,
-                    notice: None,
+                    alert: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => {
@@ -527,18 +529,12 @@ impl Ctx<'_> {
     /// A bank transfer carrying a payment code from a `/join` checkout.
     fn apply_transfer(&self, event: &ProviderEvent, code: &str) -> Result<Decision, DbError> {
         let Some(sub) = rows::by_payment_code(self.tx, code)? else {
-            return Ok(Decision::new(
-                Outcome::Rejected,
-                format!("no checkout has payment code {code}"),
-            ));
+            return Ok(self.unmatched(event, code, "no checkout has payment code {code}"));
         };
         // A guild's transfers pay only the checkouts made with its own credentials; the
         // operator's may pay any (the codes are Docobo's, unique across guilds).
         if matches!(self.scope, Scope::Guild(_)) && sub.scope != self.scope {
-            return Ok(Decision::new(
-                Outcome::Rejected,
-                "payment code belongs to another guild",
-            ));
+            return Ok(self.unmatched(event, code, "payment code belongs to another guild"));
         }
         let Some(role) = paid_roles::by_id(self.tx, sub.paid_role_id)? else {
             return Ok(Decision::new(
@@ -571,6 +567,39 @@ impl Ctx<'_> {
         Ok(decision)
     }
 
+    /// A transfer whose payment code matches no checkout of this scope (`why`, with `{code}`
+    /// for the code): recorded as rejected, and the staff are told (the member is unknown).
+    fn unmatched(&self, event: &ProviderEvent, code: &str, why: &str) -> Decision {
+        let why = why.replace("{code}", code);
+        let received = event.amount.as_ref().map_or_else(
+            || "no amount".to_owned(),
+            |m| format!("{} {}", m.minor_units, m.currency),
+        );
+        tracing::warn!(provider = %self.provider, event_id = %event.event_id, payment_code = code, reason = %why, "bank transfer matched no checkout");
+        let target = self.scope.guild().map_or(Target::Operator, Target::Guild);
+        let mut decision = Decision::new(Outcome::Rejected, why);
+        decision.alert = Some(
+            Alert::new(
+                AlertKind::TransferUnmatched,
+                target,
+                format!(
+                    "A bank transfer of {received} ({} transaction {}) carries the payment code \
+                     {code}, which no checkout of this server has. Nothing was granted. Likely \
+                     cause: the member mistyped the code, or paid with an old code or another \
+                     shop's.",
+                    self.provider, event.event_id
+                ),
+                format!(
+                    "find transaction {} in {}, ask its sender (the bank shows their name) to run \
+                     /join and pay with the code it shows, and refund this transfer.",
+                    event.event_id, self.provider
+                ),
+            )
+            .about(code.to_owned()),
+        );
+        decision
+    }
+
     /// Why a transfer carrying a known code does not pay: a pending checkout whose code
     /// was no longer valid when the bank booked the transfer, or an amount other than the
     /// price (over- and under-payments alike: the amount must be exactly the price, in its
@@ -590,6 +619,7 @@ impl Ctx<'_> {
         );
         let mut why = None;
         let mut member_text = None;
+        let mut kind = AlertKind::TransferWrongAmount;
         if sub.state.status == SubscriptionStatus::Pending
             && let Some(until) = rows::payment_code_valid_until(self.tx, sub.id)?
             && event.occurred_at > until
@@ -601,6 +631,7 @@ impl Ctx<'_> {
                 iso(until),
                 iso(event.occurred_at)
             ));
+            kind = AlertKind::TransferExpired;
             member_text = Some(format!(
                 "Your bank transfer of {received} with the code {code} arrived after the code \
                  expired ({}), so it did not activate your role. The server's staff have been \
@@ -654,15 +685,20 @@ impl Ctx<'_> {
         let mut decision = Decision::new(Outcome::Rejected, why.clone());
         decision.guild = Some(sub.guild_id);
         decision.subscription = Some(sub.id);
-        decision.notice = Some(crate::services::Notice {
-            guild: sub.guild_id,
-            member: sub.user_id,
-            staff: format!(
-                "A bank transfer from <@{}> was not applied: {why}",
-                sub.user_id.get()
-            ),
-            member_text,
-        });
+        let who = format!("<@{}>", sub.user_id.get());
+        decision.alert = Some(
+            Alert::new(
+                kind,
+                Target::Guild(sub.guild_id),
+                format!("A bank transfer from {who} was not applied: {why}"),
+                format!(
+                    "refund the transfer from your bank, or settle it with {who} (they were told \
+                     by DM what happened and what to do)."
+                ),
+            )
+            .about(who)
+            .tell_member(sub.user_id, member_text),
+        );
         Ok(Some(decision))
     }
 }
