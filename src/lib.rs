@@ -22,6 +22,8 @@
 //! - [`roster`]: guilds and members as Discord reports them.
 //! - [`subscriptions`]: the one writer of subscription state.
 //! - [`accounts`]: provider credentials (the only place that opens them).
+//! - [`alerts`]: problems told to whoever can fix them, once and then summarised (its sender
+//!   task posts them to Discord).
 //!
 //! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
 //! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
