@@ -210,9 +210,9 @@ fn failure_text(error: &RoleError, desired: bool, role: RoleId, user: UserId) ->
     }
 }
 
-/// The alert for a failed sync: the owner's to fix, except Discord's own errors (5xx,
-/// timeouts: the staff learn that roles are late) and rate limits (the operator's: the bot
-/// as a whole is too busy).
+/// The alert for a failed sync: the owner's to fix, except Discord's own errors (5xx: the
+/// staff learn that roles are late; no answer: the operator, as a message would not get
+/// through either) and rate limits (the operator's: the bot as a whole is too busy).
 fn failure_alert(error: &RoleError, text: &str, guild: GuildId, user: UserId) -> Alert {
     let (cause, fix) = text.trim_end_matches('.').split_once(". Fix: ").map_or(
         (text, "the role is changed by itself once it is fixed."),
@@ -224,6 +224,14 @@ fn failure_alert(error: &RoleError, text: &str, guild: GuildId, user: UserId) ->
             Target::Operator,
             format!("Discord rate-limited a role change in guild {guild}: {e}. Role changes are retried with backoff, so they are late."),
             "nothing, if it is rare; if it goes on, the bot makes too many calls (many guilds, or another program with the same bot token): stop that program, or spread the load.",
+        ),
+        // No answer at all (a timeout, the network): a message through Discord would hang
+        // the same way, so the operator hears of it (their webhook, or the log).
+        RoleError::DiscordApi(e) if e.status.is_none() => Alert::new(
+            AlertKind::RoleDiscordError,
+            Target::Operator,
+            format!("Discord did not answer a role change in guild {guild} twice in a row ({e})."),
+            "check this machine's network and discordstatus.com; Docobo retries with backoff and the roles land when Discord answers.",
         ),
         RoleError::DiscordApi(e) => Alert::new(
             AlertKind::RoleDiscordError,
