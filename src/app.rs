@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::ProviderAccounts;
+use crate::alerts::watch::Settings as AlertSettings;
+use crate::alerts::{AlertSender, Alerts};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, OpenOptions, Synchronous};
@@ -84,13 +86,20 @@ impl App {
             i64::from(config.dashboard.session_hours) * 3_600_000,
             config.dashboard.admin_token_hash,
         ));
+        let metrics = Metrics::new();
+        let alerts = Alerts::new(
+            clock.clone(),
+            Arc::clone(&metrics),
+            &AlertSettings::from_config(&config.alerts),
+        );
         let services = Services {
             db,
             providers,
             accounts: ProviderAccounts::from_config(&config, credentials.clone()),
             sync: SyncTrigger::default(),
             clock,
-            metrics: Metrics::new(),
+            metrics,
+            alerts,
             grace_ms: config.subscriptions.grace_ms(),
             public_url: config.server.public_url.clone(),
             logins,
@@ -161,6 +170,11 @@ impl App {
             Duration::from_secs(u64::from(settings.sweep_interval_secs)),
             shutdown.clone(),
         ));
+        let alert_sender = AlertSender::new(
+            services.clone(),
+            notifier.clone(),
+            self.config.alerts.operator_webhook_url.clone(),
+        )?;
         let bot = Bot::new(
             services.clone(),
             Arc::clone(&self.discord_http),
@@ -176,6 +190,7 @@ impl App {
         let sync = tokio::spawn(
             RoleSync::new(services.clone(), roles.clone(), notifier.clone()).run(shutdown.clone()),
         );
+        let alerts = tokio::spawn(alert_sender.run(shutdown.clone()));
         let sweep = tokio::spawn(Sweeper::new(services.clone(), roles, notifier).run(
             Duration::from_secs(u64::from(settings.sweep_interval_secs)),
             shutdown.clone(),
@@ -234,6 +249,7 @@ impl App {
         let poll_ended = finish("poll", poll, stop_by).await;
         let prune_ended = finish("pruning", prune, stop_by).await;
         let test_purchases_ended = finish("test purchases", test_purchases, stop_by).await;
+        let alerts_ended = finish("alerts", alerts, stop_by).await;
         server_ended?;
         if let Some(ended) = bot_ended? {
             ended?;
@@ -243,6 +259,7 @@ impl App {
         poll_ended?;
         prune_ended?;
         test_purchases_ended?;
+        alerts_ended?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -133,10 +133,27 @@ pub fn decide(
 }
 
 /// Creates the checkout through the guild's provider; for a bank transfer, reserves its code.
+/// A failure is also told to the guild's staff (and to the operator when it is theirs to
+/// fix): a member who could not pay is a sale lost.
 ///
 /// # Errors
 /// See [`CheckoutError`].
 pub async fn start(
+    services: &Services,
+    guild: &Guild,
+    paid: &PaidRole,
+    user: UserId,
+    username: &str,
+) -> Result<Started, CheckoutError> {
+    let started = create(services, guild, paid, user, username).await;
+    if let Err(e) = &started {
+        let provider = guild.provider.as_ref().map(ProviderId::as_str);
+        crate::alerts::checkout_failed(services, guild.id, provider, e);
+    }
+    started
+}
+
+async fn create(
     services: &Services,
     guild: &Guild,
     paid: &PaidRole,

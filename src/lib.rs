@@ -24,6 +24,8 @@
 //! - [`subscriptions`]: the one writer of subscription state.
 //! - [`accounts`]: provider credentials (the only place that opens them).
 //! - [`doctor`]: a guild's health checks (`/doctor`) and the owner's test purchase.
+//! - [`alerts`]: problems told to whoever can fix them, once and then summarised (its sender
+//!   task posts them to Discord).
 //!
 //! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
 //! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
@@ -32,6 +34,7 @@
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 
 pub mod accounts;
+pub mod alerts;
 pub mod app;
 pub mod checkout;
 pub mod cli;

@@ -31,6 +31,12 @@ pub struct PluginLabels {
     pub call: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// An [`crate::alerts::AlertKind`]'s name.
+    pub kind: String,
+}
+
 /// Docobo's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +49,10 @@ pub struct Metrics {
     pub webhook_store_seconds: Histogram,
     pub db_errors: Counter,
     pub rate_limited: Counter,
+    /// Every alert raised, sent or summarised (`crate::alerts`).
+    pub alerts: Family<AlertLabels, Counter>,
+    /// Alerts that reached nobody (no log channel or owner, DMs closed, the webhook refused).
+    pub alerts_undelivered: Family<AlertLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -98,6 +108,18 @@ impl Metrics {
             "Requests refused by the per-IP rate limit",
             rate_limited.clone(),
         );
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts raised by kind, including repeats only counted into a summary",
+            alerts.clone(),
+        );
+        let alerts_undelivered = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts_undelivered",
+            "Alert messages that reached nobody (no log channel or owner, DMs closed, the operator's webhook refused)",
+            alerts_undelivered.clone(),
+        );
         Arc::new(Self {
             registry,
             webhooks,
@@ -107,6 +129,8 @@ impl Metrics {
             webhook_store_seconds,
             db_errors,
             rate_limited,
+            alerts,
+            alerts_undelivered,
         })
     }
 
@@ -138,6 +162,24 @@ impl Metrics {
                 call: call.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Counts an alert of `kind`.
+    pub fn alert(&self, kind: &str) {
+        self.alerts
+            .get_or_create(&AlertLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an alert message that reached nobody.
+    pub fn alert_undelivered(&self, kind: &str) {
+        self.alerts_undelivered
+            .get_or_create(&AlertLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// The `OpenMetrics` text exposition.

@@ -50,6 +50,10 @@ pub(super) struct Networks;
 /// An optional secret (`Option<SecretString>`). Its value never appears in a problem.
 pub(super) struct Secret;
 
+/// An optional secret URL (a Discord webhook's holds its token): https, or plain http to a
+/// loopback address (tests). Neither the value nor any part of it appears in a problem.
+pub(super) struct SecretUrl;
+
 /// A secret only the commands that talk to Discord need (the bot token): required when the
 /// configuration is loaded for [`Purpose::Discord`], optional otherwise.
 pub(super) struct DiscordSecret;
@@ -198,6 +202,35 @@ impl Getter<Option<SecretString>> for Secret {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .map(SecretString::from))
+    }
+}
+
+impl Getter<Option<SecretString>> for SecretUrl {
+    const KIND: Kind = Kind::Secret;
+
+    fn read(&self, r: &mut Reader, key: &Key) -> Result<Option<SecretString>, Reported> {
+        let Some(value) = Secret.read(r, key)? else {
+            return Ok(None);
+        };
+        let ok = url::Url::parse(secrecy::ExposeSecret::expose_secret(&value)).is_ok_and(|u| {
+            let loopback = match u.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            u.host().is_some() && (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+        });
+        if ok {
+            Ok(Some(value))
+        } else {
+            Err(r.problem(
+                key,
+                "is not an https URL (the value is a secret and is not shown). Fix: paste the \
+                 webhook URL Discord shows (https://discord.com/api/webhooks/…), or leave it unset"
+                    .to_owned(),
+            ))
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use super::getters::{
-    DiscordSecret, Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, Text, Whole,
+    DiscordSecret, Flag, Getter, Hosts, HttpUrl, Networks, Parsed, Secret, SecretUrl, Text, Whole,
 };
 use super::reader::{Reader, Reported};
 use super::{DEFAULT_ALLOWED_HOSTS, LogFormat};
@@ -240,6 +240,24 @@ settings! {
     }
 
     #[derive(Debug, Clone)]
+    pub struct AlertsConfig in alerts {
+        /// A Discord webhook URL (Server Settings → Integrations → Webhooks → Copy Webhook
+        /// URL) that gets the operator's alerts; unset: they are only logged and counted. A
+        /// secret (whoever has it can post there): https, or http to loopback for tests.
+        70 operator_webhook_url: Option<SecretString> = SecretUrl,
+        /// After an alert is sent, repeats of the same alert to the same people within this
+        /// many minutes are counted and sent as one summary when the time is up.
+        71 window_minutes: u32 = Whole { default: 60, range: 1..=10_080 },
+        /// Deliveries to one guild's webhook URL refused for their signature, within the
+        /// window, before the guild's staff are told (a wrong secret in `/setup`).
+        72 bad_signatures: u32 = Whole { default: 3, range: 1..=1_000 },
+        /// Hours without a verified delivery from a provider, while it has active card
+        /// subscriptions, before the operator is told its webhooks may have stopped; 0
+        /// turns the check off.
+        73 provider_silence_hours: u32 = Whole { default: 48, range: 0..=8_760 },
+    }
+
+    #[derive(Debug, Clone)]
     pub struct LogConfig in log {
         /// A tracing filter (`info`, `docobo=debug,info`); `RUST_LOG` wins when set.
         25 level: String = Text("info"),
@@ -314,7 +332,8 @@ mod tests {
         assert!(is_secret("discord", "token"));
         assert!(is_secret("secrets", "key"));
         assert!(is_secret("server", "metrics_token"));
+        assert!(is_secret("alerts", "operator_webhook_url"));
         assert!(!is_secret("server", "port"));
-        assert_eq!(KEYS.iter().filter(|k| k.kind == Kind::Secret).count(), 3);
+        assert_eq!(KEYS.iter().filter(|k| k.kind == Kind::Secret).count(), 4);
     }
 }

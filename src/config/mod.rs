@@ -32,8 +32,8 @@ use std::path::Path;
 use secrecy::SecretString;
 
 pub use keys::{
-    DashboardConfig, DatabaseConfig, DiscordConfig, DoctorConfig, LogConfig, PluginsConfig,
-    SecretsConfig, ServerConfig, SubscriptionsConfig,
+    AlertsConfig, DashboardConfig, DatabaseConfig, DiscordConfig, DoctorConfig, LogConfig,
+    PluginsConfig, SecretsConfig, ServerConfig, SubscriptionsConfig,
 };
 
 /// The whole configuration, validated. Passed by value into [`crate::app::App::build`].
@@ -51,6 +51,7 @@ pub struct Config {
     pub log: LogConfig,
     pub dashboard: DashboardConfig,
     pub doctor: DoctorConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// The hosts the built-in plugins need.
@@ -201,6 +202,7 @@ impl Config {
         let log = LogConfig::read(r);
         let dashboard = DashboardConfig::read(r);
         let doctor = DoctorConfig::read(r);
+        let alerts = AlertsConfig::read(r);
         Some(Self {
             server: server?,
             database: database?,
@@ -212,6 +214,7 @@ impl Config {
             log: log?,
             dashboard: dashboard?,
             doctor: doctor?,
+            alerts: alerts?,
         })
     }
 }

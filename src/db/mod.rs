@@ -356,6 +356,13 @@ impl Db {
         }
     }
 
+    /// While the database cannot be written at all (a full disk, a read-only file system):
+    /// why and what to do, as the writer last saw it. No write is tried.
+    #[must_use]
+    pub fn unwritable(&self) -> Option<(String, &'static str)> {
+        self.health.failure()
+    }
+
     /// A consistent copy of the live database at `dest` (see [`backup_to`]).
     pub async fn backup(&self, dest: PathBuf) -> Result<(), DbError> {
         let source = Arc::clone(&self.path);

@@ -522,6 +522,18 @@ pub fn members_to_check(conn: &Connection) -> Result<Vec<(GuildId, UserId)>, DbE
     .collect()
 }
 
+/// Per provider, its subscriptions that are running and renew through its webhooks (not
+/// bank-transfer passes, which only arrive when someone pays; not test ones).
+pub fn renewing_by_provider(conn: &Connection) -> Result<Vec<(String, i64)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT provider, count(*) FROM subscriptions
+         WHERE status IN ('active', 'trialing', 'past_due') AND payment_code IS NULL AND test = 0
+         GROUP BY provider",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Records what the log channel was told about a subscription.
 pub fn set_announced(conn: &Connection, id: i64, announced: &str) -> Result<(), DbError> {
     conn.prepare_cached("UPDATE subscriptions SET announced = ?2 WHERE id = ?1")?

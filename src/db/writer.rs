@@ -79,6 +79,8 @@ struct WriteState {
     /// Between the first failure and a success [`RECOVERED_AFTER`] after the last one: a
     /// nearly full disk fails some writes and not others, and is not healthy meanwhile.
     failing: bool,
+    /// What to do about the last failure (see [`unwritable_fix`]).
+    last_fix: &'static str,
 }
 
 /// How long writes must succeed, after the last failure, for the database to count as
@@ -115,6 +117,7 @@ impl WriteHealth {
                     );
                 }
                 state.last_error = Some((now, reason));
+                state.last_fix = unwritable_fix(e);
             }
         }
     }
@@ -131,6 +134,16 @@ impl WriteHealth {
             let at = state.last_ok?;
             (at.elapsed() <= within).then_some(Ok(()))
         }
+    }
+
+    /// While writes are failing: why, and what to do.
+    pub(super) fn failure(&self) -> Option<(String, &'static str)> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.failing {
+            return None;
+        }
+        let (_, why) = state.last_error.as_ref()?;
+        Some((why.clone(), state.last_fix))
     }
 
     /// Whether writes are failing (see [`WriteState::failing`]).

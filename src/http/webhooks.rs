@@ -159,6 +159,17 @@ impl Webhook {
         let metrics = &self.state.services.metrics;
         let known = self.state.services.providers.plugin(provider).is_some();
         metrics.webhook(if known { provider } else { "unknown" }, outcome);
+        // A delivery the plugin verified says the provider is alive; a 500 counts toward
+        // the error rate.
+        let verified = matches!(
+            outcome,
+            "applied" | "duplicate" | "ignored" | "stale" | "refused" | "rejected" | "malformed"
+        );
+        self.state.services.alerts.delivery(
+            known.then_some(provider),
+            outcome == "error",
+            verified,
+        );
         metrics
             .webhook_ack_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -17,13 +17,16 @@
 //! Only ids, statuses and amounts are stored: never the raw body (it carries names and
 //! emails).
 
+mod transfer;
+
 use rusqlite::Connection;
 
+use crate::alerts::Alert;
 use crate::db::paid_roles::PaidRole;
 use crate::db::webhook_events::{self, NewWebhookEvent, Outcome};
 use crate::db::{DbError, guilds, paid_roles, subscriptions as rows};
 use crate::domain::{
-    Billing, Claim, DisputeStatus, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
+    Claim, DisputeStatus, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
     SubscriptionStatus, Transition, UnixMillis, UserId,
 };
 use crate::subscriptions::{self, CreateSubscription, StatusUpdate, SubscriptionError};
@@ -39,8 +42,9 @@ pub struct EventResult {
     pub detail: Option<String>,
     /// Whether a subscription changed (the role may need syncing).
     pub changed: bool,
-    /// Who must hear of it though nothing changed (a refused bank transfer).
-    pub notice: Option<crate::services::Notice>,
+    /// Who must hear of it though nothing changed (a refused bank transfer): raised once the
+    /// delivery is committed.
+    pub alert: Option<Alert>,
 }
 
 impl EventResult {
@@ -118,7 +122,7 @@ struct Decision {
     guild: Option<GuildId>,
     subscription: Option<i64>,
     changed: bool,
-    notice: Option<crate::services::Notice>,
+    alert: Option<Alert>,
 }
 
 impl Decision {
@@ -131,7 +135,7 @@ impl Decision {
                 guild: None,
                 subscription: None,
                 changed: true,
-                notice: None,
+                alert: None,
             },
             StatusUpdate::Stale { last_event_at } => Self::new(
                 Outcome::Stale,
@@ -160,7 +164,7 @@ impl Decision {
             guild: None,
             subscription: None,
             changed: false,
-            notice: None,
+            alert: None,
         }
     }
 }
@@ -177,7 +181,7 @@ impl Ctx<'_> {
                 outcome: None,
                 detail: None,
                 changed: false,
-                notice: None,
+                alert: None,
             });
         }
         let decision = self.decide(event)?;
@@ -207,7 +211,7 @@ impl Ctx<'_> {
             outcome: Some(decision.outcome),
             detail: decision.detail,
             changed: decision.changed,
-            notice: decision.notice,
+            alert: decision.alert,
         })
     }
 
@@ -363,7 +367,7 @@ impl Ctx<'_> {
                     guild: Some(sub.guild_id),
                     subscription: Some(created.id),
                     changed: true,
-                    notice: None,
+                    alert: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => Err(DbError::Conflict(format!(
@@ -448,7 +452,7 @@ impl Ctx<'_> {
                     guild: Some(guild),
                     subscription: Some(created.id),
                     changed: true,
-                    notice: None,
+                    alert: None,
                 })
             }
             Err(SubscriptionError::Validation(e)) => {
@@ -523,153 +527,4 @@ impl Ctx<'_> {
         };
         Ok(Ok((guild, user, paid_role)))
     }
-
-    /// A bank transfer carrying a payment code from a `/join` checkout.
-    fn apply_transfer(&self, event: &ProviderEvent, code: &str) -> Result<Decision, DbError> {
-        let Some(sub) = rows::by_payment_code(self.tx, code)? else {
-            return Ok(Decision::new(
-                Outcome::Rejected,
-                format!("no checkout has payment code {code}"),
-            ));
-        };
-        // A guild's transfers pay only the checkouts made with its own credentials; the
-        // operator's may pay any (the codes are Docobo's, unique across guilds).
-        if matches!(self.scope, Scope::Guild(_)) && sub.scope != self.scope {
-            return Ok(Decision::new(
-                Outcome::Rejected,
-                "payment code belongs to another guild",
-            ));
-        }
-        let Some(role) = paid_roles::by_id(self.tx, sub.paid_role_id)? else {
-            return Ok(Decision::new(
-                Outcome::Rejected,
-                "the paid role no longer exists",
-            ));
-        };
-        if let Some(refused) = self.refuse_transfer(event, code, &sub, &role)? {
-            return Ok(refused);
-        }
-        let transition = match role.billing {
-            Billing::Days(_) => sub.state.extend_pass(
-                event.occurred_at,
-                role.billing.pass_length_ms().unwrap_or(30 * DAY),
-            ),
-            Billing::Monthly => sub.state.extend_pass(event.occurred_at, 30 * DAY),
-            Billing::Yearly => sub.state.extend_pass(event.occurred_at, 365 * DAY),
-            Billing::OneTime => sub.state.apply(StatusChange {
-                status: SubscriptionStatus::Active,
-                period_end: None,
-                occurred_at: event.occurred_at,
-            }),
-        };
-        let decision = self.store_transition(&sub, transition)?;
-        // An owner's test purchase (or a provider's test mode) paid it: a test subscription,
-        // whose role is granted all the same.
-        if event.test && decision.changed {
-            rows::set_test(self.tx, sub.id)?;
-        }
-        Ok(decision)
-    }
-
-    /// Why a transfer carrying a known code does not pay: a pending checkout whose code
-    /// was no longer valid when the bank booked the transfer, or an amount other than the
-    /// price (over- and under-payments alike: the amount must be exactly the price, in its
-    /// currency). Recorded as rejected with the reason and logged for the owner, who refunds
-    /// it or settles it with the member; nothing changes.
-    fn refuse_transfer(
-        &self,
-        event: &ProviderEvent,
-        code: &str,
-        sub: &rows::Subscription,
-        role: &PaidRole,
-    ) -> Result<Option<Decision>, DbError> {
-        let paid = event.amount.as_ref();
-        let received = paid.map_or_else(
-            || "no amount".to_owned(),
-            |m| format!("{} {}", m.minor_units, m.currency),
-        );
-        let mut why = None;
-        let mut member_text = None;
-        if sub.state.status == SubscriptionStatus::Pending
-            && let Some(until) = rows::payment_code_valid_until(self.tx, sub.id)?
-            && event.occurred_at > until
-        {
-            why = Some(format!(
-                "payment code {code} expired at {} (unix ms {until}); the transfer of {received} \
-                 was booked at {}. Nothing was granted: refund it, or have the member run /join \
-                 again and settle it with them",
-                iso(until),
-                iso(event.occurred_at)
-            ));
-            member_text = Some(format!(
-                "Your bank transfer of {received} with the code {code} arrived after the code \
-                 expired ({}), so it did not activate your role. The server's staff have been \
-                 told and will refund or settle it with you; run /join for a fresh code before \
-                 paying again.",
-                iso(until)
-            ));
-        }
-        if why.is_none() {
-            let price = role.price;
-            why = match paid {
-                Some(m) if m.currency.eq_ignore_ascii_case(price.currency().as_str()) => {
-                    match m.minor_units.cmp(&price.minor_units()) {
-                        std::cmp::Ordering::Equal => None,
-                        std::cmp::Ordering::Less => Some(format!(
-                            "underpayment: received {received}, the price is exactly {price}. \
-                             Nothing was granted: refund it or settle the difference with the member"
-                        )),
-                        std::cmp::Ordering::Greater => Some(format!(
-                            "overpayment: received {received}, the price is exactly {price}. \
-                             Nothing was granted: refund it, or settle it with the member"
-                        )),
-                    }
-                }
-                _ => Some(format!(
-                    "wrong currency or no amount: received {received}, the price is exactly {price}"
-                )),
-            };
-        }
-        let Some(why) = why else {
-            return Ok(None);
-        };
-        let member_text = member_text.unwrap_or_else(|| {
-            format!(
-                "Your bank transfer of {received} with the code {code} does not match the price \
-                 ({}), so it did not activate your role. The server's staff have been told and \
-                 will refund or settle the difference with you; pay exactly the amount /join \
-                 shows.",
-                role.price
-            )
-        });
-        tracing::warn!(
-            provider = %self.provider,
-            event_id = %event.event_id,
-            guild = sub.guild_id.get(),
-            user = sub.user_id.get(),
-            payment_code = code,
-            reason = %why,
-            "bank transfer not applied"
-        );
-        let mut decision = Decision::new(Outcome::Rejected, why.clone());
-        decision.guild = Some(sub.guild_id);
-        decision.subscription = Some(sub.id);
-        decision.notice = Some(crate::services::Notice {
-            guild: sub.guild_id,
-            member: sub.user_id,
-            staff: format!(
-                "A bank transfer from <@{}> was not applied: {why}",
-                sub.user_id.get()
-            ),
-            member_text,
-        });
-        Ok(Some(decision))
-    }
 }
-
-/// `2026-01-01T07:00:00Z`, for the owner (the unix ms when out of range).
-fn iso(ms: UnixMillis) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
-}
-
-const DAY: i64 = 86_400_000;

@@ -171,16 +171,43 @@ impl Ingest {
             Err(ProviderError::Webhook {
                 error: WebhookRejection::BadSignature(why) | WebhookRejection::StaleTimestamp(why),
                 ..
-            }) => Err(IngestError::BadSignature {
-                scope: source.scope,
-                reason: why,
-            }),
+            }) => {
+                let provider = source.provider.as_str();
+                let name = self
+                    .services
+                    .providers
+                    .plugin(provider)
+                    .map_or(provider, |p| p.name.as_str());
+                self.services
+                    .alerts
+                    .bad_signature(provider, name, source.scope);
+                Err(IngestError::BadSignature {
+                    scope: source.scope,
+                    reason: why,
+                })
+            }
             Err(ProviderError::Webhook {
                 error: WebhookRejection::Malformed(why),
                 ..
             }) => Err(self.malformed(&source, body, why).await),
-            Err(e) => Err(IngestError::Plugin(e)),
+            Err(e) => {
+                crate::alerts::plugin_failed(
+                    &self.services,
+                    source.provider.as_str(),
+                    "handle-webhook",
+                    source.scope,
+                    &e,
+                );
+                Err(IngestError::Plugin(e))
+            }
         }
+    }
+
+    /// Counts and reports a database error; the error to return.
+    fn store_error(&self, e: DbError) -> IngestError {
+        self.services.metrics.db_errors.inc();
+        crate::alerts::database_failed(&self.services, &e);
+        IngestError::Store(e)
     }
 
     /// Runs the plugin's `handle-webhook`, timing it.
@@ -216,10 +243,7 @@ impl Ingest {
             .write(move |conn| record_malformed(conn, &provider, scope, &digest, &message))
             .await;
         match recorded {
-            Err(e) => {
-                self.services.metrics.db_errors.inc();
-                return IngestError::Store(e);
-            }
+            Err(e) => return self.store_error(e),
             Ok(false) => {
                 tracing::warn!(
                     target: "docobo::security",
@@ -256,10 +280,7 @@ impl Ingest {
             .metrics
             .webhook_store_seconds
             .observe(started.elapsed().as_secs_f64());
-        let results = applied.map_err(|e| {
-            services.metrics.db_errors.inc();
-            IngestError::Store(e)
-        })?;
+        let results = applied.map_err(|e| self.store_error(e))?;
         let outcome = log_results(&source.provider, source.scope, &results);
         let replayed = results.iter().filter(|r| r.is_duplicate()).count();
         if replayed > 0 {
@@ -268,8 +289,8 @@ impl Ingest {
         if results.iter().any(|r| r.changed) {
             services.sync.wake();
         }
-        for notice in results.iter().filter_map(|r| r.notice.clone()) {
-            services.sync.notice(notice);
+        for alert in results.iter().filter_map(|r| r.alert.clone()) {
+            services.alerts.raise(alert);
         }
         let ack = services
             .providers
@@ -329,10 +350,7 @@ impl Ingest {
             .db
             .read(move |conn| guilds::by_webhook_key(conn, &lookup))
             .await
-            .map_err(|e| {
-                services.metrics.db_errors.inc();
-                IngestError::Store(e)
-            })?;
+            .map_err(|e| self.store_error(e))?;
         let Some(guild) = guild.filter(|g| g.provider.as_ref() == Some(&provider)) else {
             return Err(IngestError::UnknownKey(
                 "unknown webhook URL; use the URL that /setup printed".into(),

@@ -153,7 +153,10 @@ impl Poller {
         let result = services
             .providers
             .poll(provider.as_str(), config, cursor.as_deref())
-            .await?;
+            .await
+            .inspect_err(|e| {
+                crate::alerts::plugin_failed(services, provider.as_str(), "poll", scope, e);
+            })?;
         if let Some(cursor) = &result.next_cursor {
             crate::domain::check_length("next_cursor", cursor, MAX_CURSOR_BYTES)?;
         }
@@ -174,6 +177,9 @@ impl Poller {
             .db
             .write(move |conn| apply_delivery(conn, &provider_id, scope, &events, now))
             .await?;
+        for alert in outcomes.iter().filter_map(|o| o.alert.clone()) {
+            services.alerts.raise(alert);
+        }
         let applied = outcomes.iter().filter(|o| o.changed).count();
         if applied > 0 {
             tracing::info!(provider = %provider, applied, "poll found events a webhook missed");

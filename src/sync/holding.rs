@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use super::{Holding, RETRY_BASE, RETRY_MAX, RoleSync};
+use crate::alerts::{Alert, AlertKind, Target};
 use crate::db::guilds::Guild;
 use crate::db::subscriptions::{self, Subscription};
 use crate::db::{DbError, guilds, members, paid_roles};
 use crate::discord::{Missing, RoleError};
-use crate::domain::{SubscriptionStatus, UnixMillis};
+use crate::domain::{GuildId, RoleId, SubscriptionStatus, UnixMillis, UserId};
 
 /// A holding as role sync reads it.
 struct Loaded {
@@ -134,36 +135,26 @@ impl RoleSync {
                 Outcome::MemberLeft
             }
             Err(error) => {
-                let (text, retry, tell_owner) = match &error {
-                    RoleError::Permission(problem) => (
-                        format!(
-                            "Docobo could not {} <@&{role_id}> for <@{}>: {problem}.",
-                            if desired { "give" } else { "remove" },
-                            h.user
-                        ),
-                        permission_retry(attempts),
-                        true,
-                    ),
-                    RoleError::NotFound(_) => (
-                        format!(
-                            "The paid role <@&{role_id}> no longer exists at Discord. Fix: run /setup and pick the roles again."
-                        ),
-                        Duration::from_hours(1),
-                        true,
-                    ),
-                    RoleError::DiscordApi(e) => (
-                        format!("Discord API error: {e}"),
-                        backoff(attempts, e.is_rate_limit()),
-                        false,
-                    ),
+                let retry = match &error {
+                    RoleError::Permission(_) => permission_retry(attempts),
+                    RoleError::NotFound(_) => Duration::from_hours(1),
+                    RoleError::DiscordApi(e) => backoff(attempts, e.is_rate_limit()),
                 };
+                let text = failure_text(&error, desired, role_id, h.user);
                 tracing::warn!(guild = h.guild.get(), user = h.user.get(), role = role_id.get(), error = %error, retry_in = ?retry, "role sync failed; will retry");
                 // Told before it is recorded: a crash in between tells the owner twice
-                // rather than never.
-                if tell_owner && previous_error.as_deref() != Some(text.as_str()) {
-                    self.notifier
-                        .tell_owner(&guild, &format!("⚠️ {text}"))
-                        .await;
+                // rather than never. Once per streak of the same failure (its repeats
+                // for other members are summarised); Discord's own errors from the second
+                // failure in a row, as one alone is retried in a moment; every 429 (the
+                // alerts' window keeps that to one message and a summary).
+                let first = match &error {
+                    RoleError::DiscordApi(e) => e.is_rate_limit() || attempts == 1,
+                    _ => previous_error.as_deref() != Some(text.as_str()),
+                };
+                if first {
+                    self.services
+                        .alerts
+                        .raise(failure_alert(&error, &text, h.guild, h.user));
                 }
                 Outcome::Failed {
                     retry_at: now + i64::try_from(retry.as_millis()).unwrap_or(i64::MAX / 2),
@@ -202,6 +193,62 @@ impl RoleSync {
                 Ok(())
             })
             .await
+    }
+}
+
+/// What a failed sync records (and compares, to tell each streak once).
+fn failure_text(error: &RoleError, desired: bool, role: RoleId, user: UserId) -> String {
+    match error {
+        RoleError::Permission(problem) => format!(
+            "Docobo could not {} <@&{role}> for <@{user}>: {problem}.",
+            if desired { "give" } else { "remove" },
+        ),
+        RoleError::NotFound(_) => format!(
+            "The paid role <@&{role}> no longer exists at Discord. Fix: run /setup and pick the roles again."
+        ),
+        RoleError::DiscordApi(e) => format!("Discord API error: {e}"),
+    }
+}
+
+/// The alert for a failed sync: the owner's to fix, except Discord's own errors (5xx: the
+/// staff learn that roles are late; no answer: the operator, as a message would not get
+/// through either) and rate limits (the operator's: the bot as a whole is too busy).
+fn failure_alert(error: &RoleError, text: &str, guild: GuildId, user: UserId) -> Alert {
+    let (cause, fix) = text.trim_end_matches('.').split_once(". Fix: ").map_or(
+        (text, "the role is changed by itself once it is fixed."),
+        |(c, f)| (c, f),
+    );
+    match error {
+        RoleError::DiscordApi(e) if e.is_rate_limit() => Alert::new(
+            AlertKind::DiscordRateLimited,
+            Target::Operator,
+            format!("Discord rate-limited a role change in guild {guild}: {e}. Role changes are retried with backoff, so they are late."),
+            "nothing, if it is rare; if it goes on, the bot makes too many calls (many guilds, or another program with the same bot token): stop that program, or spread the load.",
+        ),
+        // No answer at all (a timeout, the network): a message through Discord would hang
+        // the same way, so the operator hears of it (their webhook, or the log).
+        RoleError::DiscordApi(e) if e.status.is_none() => Alert::new(
+            AlertKind::RoleDiscordError,
+            Target::Operator,
+            format!("Discord did not answer a role change in guild {guild} twice in a row ({e})."),
+            "check this machine's network and discordstatus.com; Docobo retries with backoff and the roles land when Discord answers.",
+        ),
+        RoleError::DiscordApi(e) => Alert::new(
+            AlertKind::RoleDiscordError,
+            Target::Guild(guild),
+            format!("Discord failed a role change for <@{user}> twice in a row ({e}). Likely cause: Discord is having trouble."),
+            "nothing to do: Docobo retries with backoff and the role lands when Discord answers. If it lasts for hours, see discordstatus.com.",
+        )
+        .about(format!("<@{user}>")),
+        RoleError::Permission(_) | RoleError::NotFound(_) => {
+            let kind = if matches!(error, RoleError::Permission(_)) {
+                AlertKind::RolePermission
+            } else {
+                AlertKind::RoleMissing
+            };
+            Alert::new(kind, Target::Guild(guild), format!("{cause}."), fix)
+                .about(format!("<@{user}>"))
+        }
     }
 }
 

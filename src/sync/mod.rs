@@ -85,10 +85,6 @@ impl RoleSync {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failed_passes: u32 = 0;
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.send_notices() => {}
-            }
             let pass = tokio::select! {
                 () = shutdown.cancelled() => return,
                 pass = self.process_due() => pass,
@@ -97,6 +93,7 @@ impl RoleSync {
                 Ok(pass) => pass,
                 Err(e) => {
                     tracing::error!(error = %e, "role sync: database error");
+                    crate::alerts::database_failed(&self.services, &e);
                     Pass {
                         more: false,
                         failed: 1,
@@ -129,31 +126,6 @@ impl RoleSync {
                 () = self.services.sync.woken() => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
-        }
-    }
-
-    /// Sends the notices queued by deliveries: to the guild's staff (log channel, else the
-    /// owner by DM) and to the member by DM.
-    async fn send_notices(&self) {
-        for notice in self.services.sync.take_notices() {
-            let guild_id = notice.guild;
-            let guild = match self
-                .services
-                .db
-                .read(move |conn| crate::db::guilds::get(conn, guild_id))
-                .await
-            {
-                Ok(Some(guild)) => guild,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(guild = guild_id.get(), error = %e, "cannot read the guild of a notice");
-                    continue;
-                }
-            };
-            self.notifier.tell_owner(&guild, &notice.staff).await;
-            self.notifier
-                .tell_member(&guild, notice.member, &notice.member_text)
-                .await;
         }
     }
 
@@ -204,6 +176,7 @@ impl RoleSync {
                 async move {
                     if let Err(e) = self.sync_holding(h).await {
                         failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        crate::alerts::database_failed(&self.services, &e);
                         tracing::error!(guild = h.guild.get(), user = h.user.get(), error = %e, "role sync failed");
                     }
                 }

@@ -145,6 +145,10 @@ impl Sweeper {
                 tracing::warn!(guild = guild.get(), user = user.get(), error = %e, "sweep: member check failed");
             }
         }
+        match services.db.read(subscriptions::renewing_by_provider).await {
+            Ok(active) => services.alerts.check_silence(&active),
+            Err(e) => tracing::error!(error = %e, "sweep: database error"),
+        }
         tracing::debug!("sweep done");
     }
 

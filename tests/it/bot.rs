@@ -117,7 +117,9 @@ pub(crate) async fn start_app_at(
 }
 
 /// BUYER runs `/join` and picks Supporter; returns the interaction of the pick.
-async fn join_and_pick(discord: &FakeDiscord) -> docobo_testkit::discord::InteractionHandle {
+pub(crate) async fn join_and_pick(
+    discord: &FakeDiscord,
+) -> docobo_testkit::discord::InteractionHandle {
     let join = discord
         .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
         .await
@@ -135,7 +137,7 @@ pub(crate) async fn buy(app: &TestApp, path: &str, id: &str) {
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
 }
 
-async fn reply(
+pub(crate) async fn reply(
     discord: &FakeDiscord,
     handle: &docobo_testkit::discord::InteractionHandle,
 ) -> Reply {

@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
+use docobo_testkit::FakeDiscord;
 use docobo_testkit::app::TestApp;
 use docobo_testkit::load::{Target, message_id, subscription_body};
 use docobo_testkit::webhooks::PolarKey;
@@ -259,15 +261,25 @@ async fn assert_all_there_once(app: &TestApp, delivered: &[usize]) {
     );
 }
 
-/// The app on a database inside `dir`, with the shop set up and `warm` deliveries made.
-async fn app_on(dir: &Path, warm: usize) -> (TestApp, Target) {
+/// The operator's incoming webhook at the fake Discord (`alerts.operator_webhook_url`).
+const HOOK: u64 = 7_700_000_000_000_000_002;
+
+/// The app on a database inside `dir`, with the shop set up and `warm` deliveries made; its
+/// operator alerts go to the fake Discord's webhook [`HOOK`].
+async fn app_on(dir: &Path, warm: usize) -> (TestApp, Target, Arc<FakeDiscord>) {
     crate::helpers::install_global_log();
+    let discord = Arc::new(FakeDiscord::builder().start().await.expect("fake Discord"));
     let app = TestApp::builder()
+        .discord(Arc::clone(&discord))
         .env(
             "DOCOBO_DATABASE__PATH",
             &dir.join("docobo.db").display().to_string(),
         )
         .env("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0")
+        .env(
+            "DOCOBO_ALERTS__OPERATOR_WEBHOOK_URL",
+            &discord.incoming_webhook(HOOK, "disk-hook-token"),
+        )
         .start()
         .await;
     let target = load_shop(&app).await;
@@ -275,7 +287,24 @@ async fn app_on(dir: &Path, warm: usize) -> (TestApp, Target) {
         assert_eq!(post(&app, &target, n).await, 202, "warm-up {n}");
     }
     assert_eq!(health(&app).await, (200, "ok".to_owned()));
-    (app, target)
+    (app, target, discord)
+}
+
+/// The operator alerts that contain `needle`, waiting (up to 10 s) for at least one.
+async fn operator_alerts(discord: &FakeDiscord, needle: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<String> = discord
+            .webhook_executions(HOOK)
+            .iter()
+            .filter_map(|b| b["content"].as_str().map(str::to_owned))
+            .filter(|m| m.contains(needle))
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn told(path: &Path) -> usize {
@@ -291,7 +320,7 @@ async fn a_full_disk_refuses_deliveries_until_space_returns_and_loses_nothing() 
     let Some(mount) = Tmpfs::mount("8m") else {
         return;
     };
-    let (app, target) = app_on(mount.path(), 20).await;
+    let (app, target, discord) = app_on(mount.path(), 20).await;
     let mut delivered: Vec<usize> = (0..20).collect();
 
     let filler = fill(mount.path());
@@ -302,6 +331,13 @@ async fn a_full_disk_refuses_deliveries_until_space_returns_and_loses_nothing() 
     assert_eq!(status, 503, "{database}");
     assert!(database.contains("disk is full"), "{database}");
     assert_eq!(told(&mount.path().join("docobo.db")), 1, "told once");
+    // And to the operator's Discord webhook, once, with the fix.
+    let alerts = operator_alerts(&discord, "Database cannot be written").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("the disk is full") && alerts[0].contains("df -h"),
+        "{alerts:?}"
+    );
 
     std::fs::remove_file(filler).expect("free the space");
     // The provider retries what was refused.
@@ -331,7 +367,7 @@ async fn a_file_system_turned_read_only_refuses_deliveries_and_keeps_every_ackno
     let Some(disk) = Ext4::mount() else {
         return;
     };
-    let (app, target) = app_on(disk.path(), 20).await;
+    let (app, target, _discord) = app_on(disk.path(), 20).await;
     let mut delivered: Vec<usize> = (0..20).collect();
 
     disk.fail();

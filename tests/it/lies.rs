@@ -259,3 +259,44 @@ async fn a_refused_transfer_is_told_to_the_staff_and_to_the_member() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_whose_code_matches_no_checkout_is_told_to_the_staff_only() {
+    let discord = bot::fake_discord().await;
+    let app = bot::start_app_at(&discord, &[], Clock::fixed(T0)).await;
+    let shop = GuildId::new(bot::GUILD).expect("guild");
+    let (path, _) = app
+        .add_sepay_pass(shop, RoleId::new(bot::SUPPORTER).expect("role"), KEY)
+        .await;
+    app.db
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE guilds SET log_channel_id = ?1, owner_id = ?2",
+                [bot::LOG_CHANNEL.cast_signed(), bot::OWNER.cast_signed()],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("log channel");
+    // A code in Docobo's format that no /join ever gave (mistyped, say).
+    transfer(&app, &path, 901, "DCB99999999", 50_000, T0 + HOUR).await;
+    let staff = bot::wait_for_message(&discord, bot::LOG_CHANNEL, "matched no checkout").await;
+    assert!(
+        staff.contains("50000 VND") && staff.contains("transaction 901"),
+        "{staff}"
+    );
+    assert!(
+        staff.contains("DCB99999999") && staff.contains("refund"),
+        "{staff}"
+    );
+    assert!(!staff.contains(KEY), "{staff}");
+    assert_eq!(detail(&app, "901").await.0, "rejected");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dms: Vec<_> = discord
+        .sent_messages()
+        .into_iter()
+        .filter(|m| m.recipient_id.is_some())
+        .collect();
+    assert!(dms.is_empty(), "nobody to tell but the staff: {dms:?}");
+    app.stop().await;
+}

@@ -274,13 +274,19 @@ mod checkout_and_shop {
         })
         .await
         .expect("plugins");
+        let metrics = Metrics::new();
         Services {
             db: t.db.clone(),
             providers,
             accounts: ProviderAccounts::new(CredentialBox::from_key(&[7; 32]), BTreeMap::new()),
             sync: SyncTrigger::default(),
+            alerts: docobo::alerts::Alerts::new(
+                Clock::fixed(NOW),
+                std::sync::Arc::clone(&metrics),
+                &docobo::alerts::watch::Settings::default(),
+            ),
             clock: Clock::fixed(NOW),
-            metrics: Metrics::new(),
+            metrics,
             grace_ms: 0,
             public_url: None,
             logins: std::sync::Arc::new(docobo::web::Logins::new(

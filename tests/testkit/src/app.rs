@@ -246,11 +246,13 @@ impl TestApp {
         }
     }
 
-    /// Moves the app's fixed clock forward by `ms` and wakes role sync, as the passing of
-    /// that much time would (no effect on the system clock).
+    /// Moves the app's fixed clock forward by `ms` and wakes role sync and the alert sender
+    /// (whose summaries are due by that clock), as the passing of that much time would (no
+    /// effect on the system clock).
     pub fn advance(&self, ms: i64) {
         self.services.clock.advance(ms);
         self.services.sync.wake();
+        self.services.alerts.wake();
     }
 
     /// `http://{addr}{path}`.

@@ -778,6 +778,32 @@ impl FakeDiscord {
         }
     }
 
+    /// Creates an incoming webhook (as a server admin does in Integrations → Webhooks) and
+    /// returns its URL, `{api_base}/webhooks/{id}/{token}`: what an operator puts in
+    /// `alerts.operator_webhook_url`. What is posted to it: [`Self::webhook_executions`].
+    #[must_use]
+    pub fn incoming_webhook(&self, id: u64, token: &str) -> String {
+        self.shared
+            .lock()
+            .model
+            .incoming_webhooks
+            .insert((id, token.to_owned()), Vec::new());
+        format!("{}/webhooks/{id}/{token}", self.api_base())
+    }
+
+    /// The bodies posted to the incoming webhook `id`, in order.
+    #[must_use]
+    pub fn webhook_executions(&self, id: u64) -> Vec<Value> {
+        self.shared
+            .lock()
+            .model
+            .incoming_webhooks
+            .iter()
+            .filter(|((hook, _), _)| *hook == id)
+            .flat_map(|(_, bodies)| bodies.clone())
+            .collect()
+    }
+
     /// Messages the bot created with `POST /channels/{id}/messages`.
     #[must_use]
     pub fn sent_messages(&self) -> Vec<SentMessage> {

@@ -292,6 +292,9 @@ pub(crate) struct Model {
     pub messages: Vec<SentMessage>,
     /// Users whose DMs are closed to the bot (messages to them fail with 50007).
     pub dms_closed: HashSet<u64>,
+    /// Incoming webhooks ([`super::FakeDiscord::incoming_webhook`]) by (id, token), with
+    /// the bodies executed on each.
+    pub incoming_webhooks: BTreeMap<(u64, String), Vec<Value>>,
     next_id: u64,
 }
 
@@ -316,6 +319,7 @@ impl Model {
             dm_channels: HashMap::new(),
             messages: Vec::new(),
             dms_closed: HashSet::new(),
+            incoming_webhooks: BTreeMap::new(),
             next_id: 900_000_000_000_000_000,
         }
     }

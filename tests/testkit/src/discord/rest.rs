@@ -384,6 +384,14 @@ fn route(
         (_, ["webhooks", app, token, "messages", message]) => {
             state.followup_message(method, snowflake(app)?, token, message, body)
         }
+        ("POST", ["webhooks", id, token])
+            if state
+                .model
+                .incoming_webhooks
+                .contains_key(&(snowflake(id)?, (*token).to_owned())) =>
+        {
+            execute_webhook(state, snowflake(id)?, token, body)
+        }
         ("POST", ["webhooks", app, token]) => state.followup(snowflake(app)?, token, body),
         ("PUT" | "DELETE", ["guilds", guild, "members", user, "roles", role]) => member_role(
             state,
@@ -425,6 +433,32 @@ fn route(
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `POST /webhooks/{id}/{token}` on an incoming webhook: records the body; 204 as Discord
+/// answers without `?wait=true`. An empty message is refused as Discord does (50006).
+fn execute_webhook(
+    state: &mut State,
+    id: u64,
+    token: &str,
+    body: &Value,
+) -> Result<Answer, ApiError> {
+    let empty = |k: &str| {
+        body.get(k).is_none_or(|v| {
+            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
+        })
+    };
+    if empty("content") && empty("embeds") {
+        return Err(ApiError::new(400, 50006, "Cannot send an empty message"));
+    }
+    if let Some(executions) = state
+        .model
+        .incoming_webhooks
+        .get_mut(&(id, token.to_owned()))
+    {
+        executions.push(body.clone());
+    }
+    Ok(Answer::NoContent)
 }
 
 /// Registered commands: `PUT` overwrites the list (ids kept by name, as Discord does),
