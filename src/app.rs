@@ -16,6 +16,7 @@ use crate::discord::{self, Bot, Directory, GatewayStatus, Notifier, RoleManager}
 use crate::http;
 use crate::ingest::Ingest;
 use crate::ingest::poll::Poller;
+use crate::ingest::watch::DeliveryWatch;
 use crate::metrics::Metrics;
 use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
 use crate::retention::Pruner;
@@ -85,6 +86,9 @@ impl App {
             metrics: Metrics::new(),
             grace_ms: config.subscriptions.grace_ms(),
             public_url: config.server.public_url.clone(),
+            deliveries: DeliveryWatch::new(Duration::from_secs(
+                config.server.verify_wait_secs.into(),
+            )),
         };
         let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;

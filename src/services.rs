@@ -80,6 +80,8 @@ pub struct Services {
     pub grace_ms: i64,
     /// Where providers reach this server (webhook URLs), when configured.
     pub public_url: Option<String>,
+    /// Who waits for a guild's next webhook delivery (`/setup`'s "Verify now").
+    pub deliveries: crate::ingest::watch::DeliveryWatch,
 }
 
 impl Services {
