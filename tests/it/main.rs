@@ -22,6 +22,7 @@ mod providers;
 mod recovery;
 mod retention;
 mod service;
+mod setup_guards;
 mod store;
 mod stripe;
 mod webhooks;

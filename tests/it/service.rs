@@ -283,6 +283,7 @@ mod checkout_and_shop {
             metrics: Metrics::new(),
             grace_ms: 0,
             public_url: None,
+            deliveries: docobo::ingest::watch::DeliveryWatch::default(),
         }
     }
 
