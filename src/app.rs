@@ -19,6 +19,7 @@ use crate::doctor::Doctor;
 use crate::http;
 use crate::ingest::Ingest;
 use crate::ingest::poll::Poller;
+use crate::ingest::watch::DeliveryWatch;
 use crate::metrics::Metrics;
 use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
 use crate::retention::Pruner;
@@ -103,6 +104,9 @@ impl App {
             grace_ms: config.subscriptions.grace_ms(),
             public_url: config.server.public_url.clone(),
             logins,
+            deliveries: DeliveryWatch::new(Duration::from_secs(
+                config.server.verify_wait_secs.into(),
+            )),
         };
         let discord_http = Arc::new(discord::build_http(&config.discord)?);
         let listener = http::bind(SocketAddr::new(config.server.bind, config.server.port)).await?;

@@ -50,6 +50,8 @@ pub struct Services {
     pub public_url: Option<String>,
     /// Dashboard login links and sessions (in memory).
     pub logins: Arc<crate::web::Logins>,
+    /// Who waits for a guild's next webhook delivery (`/setup`'s "Verify now").
+    pub deliveries: crate::ingest::watch::DeliveryWatch,
 }
 
 impl Services {

@@ -2,8 +2,14 @@
 //! credentials, saved as one step. `/setup` is one edge that calls it; the dashboard and
 //! `/admin` will be others. Everything is checked first (the credentials live with the
 //! provider, products created where the provider needs them); then one transaction stores it.
+//!
+//! Two rules come from the plugin, not from the host: the currencies the provider takes
+//! ([`currency_refusal`]), and which credential fields say what account the products live in
+//! (a change there creates the products again: [`account_fingerprint`]).
 
 use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
 
 use crate::db::paid_roles::{self, NewPaidRole, PaidRole};
 use crate::db::{self, DbError, guilds};
@@ -78,10 +84,19 @@ pub async fn save(
             ))
         })?
         .clone();
+    if let Some(problem) = currency_refusal(&plugin, &draft.roles, &draft.prices) {
+        return Err(refuse(problem));
+    }
     let provider = plugin.id.clone();
-    let (existing, saved_roles) = services
+    let (existing, saved_roles, saved_account) = services
         .db
-        .read(move |conn| Ok((guilds::get(conn, guild)?, paid_roles::all(conn, guild)?)))
+        .read(move |conn| {
+            Ok((
+                guilds::get(conn, guild)?,
+                paid_roles::all(conn, guild)?,
+                guilds::setting(conn, guild, ACCOUNT_SETTING)?,
+            ))
+        })
         .await?;
     let same_provider = existing.as_ref().and_then(|g| g.provider.as_ref()) == Some(&provider);
     let saved_config: PluginConfig = existing
@@ -101,13 +116,17 @@ pub async fn save(
             plugin.name
         )));
     }
+    // Products are kept only in the same account at the same provider: a sandbox product
+    // does not sell in production. A guild saved before the fingerprint existed gets new ones.
+    let account = account_fingerprint(&plugin, &config);
+    let same_account = same_provider && saved_account.as_deref() == Some(account.as_str());
     let roles = priced_roles(
         services,
         guild,
         draft,
         &plugin,
         &config,
-        if same_provider { &saved_roles } else { &[] },
+        if same_account { &saved_roles } else { &[] },
     )
     .await?;
     let sealed = services.accounts.seal(guild, &config);
@@ -119,6 +138,7 @@ pub async fn save(
             let tx = db::write_transaction(conn)?;
             guilds::upsert_seen(&tx, guild, None, None)?;
             guilds::set_provider(&tx, guild, &stored_provider, &sealed)?;
+            guilds::set_setting(&tx, guild, ACCOUNT_SETTING, &account)?;
             for role in &stored {
                 paid_roles::upsert(&tx, role)?;
             }
@@ -138,6 +158,81 @@ pub async fn save(
         roles,
         webhook_events: plugin.webhook_events.clone(),
     })
+}
+
+/// The guild setting that holds [`account_fingerprint`] of the saved credentials.
+const ACCOUNT_SETTING: &str = "product_account";
+
+/// Which account at the provider `config` reaches, as a hash: the provider's id and the
+/// fields the plugin marks `identifies-account` (every field when it marks none), so that a
+/// new token, environment or organization is told apart from a rotated webhook secret. Only
+/// the hash is stored, never a value; the values hashed include secrets, which are long and
+/// random, so the hash does not give them away.
+#[must_use]
+pub fn account_fingerprint(plugin: &PluginInfo, config: &PluginConfig) -> String {
+    let marked = plugin.config_fields.iter().any(|f| f.identifies_account);
+    let mut hash = Sha256::new();
+    hash.update(b"docobo product account v1\0");
+    hash.update(plugin.id.as_str().as_bytes());
+    for field in &plugin.config_fields {
+        if marked && !field.identifies_account {
+            continue;
+        }
+        let value = config
+            .iter()
+            .find(|(k, _)| *k == field.key)
+            .map_or("", |(_, v)| v.as_str());
+        // Length-prefixed, so that no two configurations hash the same bytes.
+        for part in [field.key.as_str(), value] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+    }
+    hash.finalize()[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The owner's fix when a price is in a currency the provider does not take (the plugin's
+/// `currencies`; none listed: any); `None` when every price is fine. Prices that do not parse
+/// are left to [`parse_price`]'s own message.
+#[must_use]
+pub fn currency_refusal(
+    plugin: &PluginInfo,
+    roles: &[(RoleId, String)],
+    prices: &[String],
+) -> Option<String> {
+    if plugin.currencies.is_empty() {
+        return None;
+    }
+    let wrong: Vec<String> = roles
+        .iter()
+        .zip(prices)
+        .filter_map(|((role, _), typed)| {
+            let (price, _) = parse_price(typed).ok()?;
+            (!plugin.currencies.contains(&price.currency()))
+                .then(|| format!("- <@&{role}>: {typed}"))
+        })
+        .collect();
+    if wrong.is_empty() {
+        return None;
+    }
+    let takes: Vec<&str> = plugin.currencies.iter().map(Currency::as_str).collect();
+    let takes = match takes.as_slice() {
+        [one] => format!("{one} only"),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    Some(format!(
+        "{} takes prices in {takes}. These are not:\n{}\n\nFix: price them in {takes_short}, or pick another provider.",
+        plugin.name,
+        wrong.join("\n"),
+        takes_short = takes.trim_end_matches(" only"),
+    ))
 }
 
 /// Each credential field: what the owner typed, else the saved value, else the default.

@@ -151,6 +151,9 @@ settings! {
         63 bad_signatures_per_ip_per_minute: u32 = Whole { default: 30, range: 0..=1_000_000 },
         /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 without).
         64 metrics_token: Option<SecretString> = Secret,
+        /// How long `/setup`'s "Verify now" waits for a delivery to the guild's webhook URL,
+        /// in seconds (below Discord's 15 minutes, after which the reply cannot be edited).
+        65 verify_wait_secs: u32 = Whole { default: 600, range: 1..=840 },
     }
 
     #[derive(Debug, Clone)]

@@ -31,6 +31,8 @@ pub(super) enum SetupId {
     Creds(usize),
     /// `setup:log`: the log channel select.
     Log,
+    /// `setup:verify`: "Verify now", which waits for the next webhook delivery.
+    Verify,
 }
 
 impl CustomId {
@@ -47,6 +49,7 @@ impl CustomId {
             "roles" => SetupId::Roles,
             "provider" => SetupId::Provider,
             "log" => SetupId::Log,
+            "verify" => SetupId::Verify,
             _ => {
                 if let Some(page) = step.strip_prefix("prices:") {
                     SetupId::Prices(page_number(page)?)
@@ -81,6 +84,7 @@ impl fmt::Display for CustomId {
             Self::Setup(SetupId::Provider) => f.write_str("setup:provider"),
             Self::Setup(SetupId::Creds(page)) => write!(f, "setup:creds:{page}"),
             Self::Setup(SetupId::Log) => f.write_str("setup:log"),
+            Self::Setup(SetupId::Verify) => f.write_str("setup:verify"),
         }
     }
 }
@@ -137,6 +141,7 @@ mod tests {
             ("setup:creds:0", CustomId::Setup(SetupId::Creds(0))),
             ("setup:creds:3", CustomId::Setup(SetupId::Creds(3))),
             ("setup:log", CustomId::Setup(SetupId::Log)),
+            ("setup:verify", CustomId::Setup(SetupId::Verify)),
             ("join:role", CustomId::JoinRole),
             ("doctor:test", CustomId::DoctorTest),
         ] {

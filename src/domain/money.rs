@@ -168,7 +168,11 @@ impl Money {
             return Err(err("use digits and at most one decimal point, e.g. 4.99"));
         }
         if fraction.len() > exponent as usize {
-            return Err(err(&format!("{currency} has {exponent} decimal place(s)")));
+            let kept = &fraction[..exponent as usize];
+            let whole = if whole.is_empty() { "0" } else { &whole };
+            return Err(err(&format!(
+                "{currency} has {exponent} decimal place(s); round it, e.g. {whole}.{kept}"
+            )));
         }
         let too_large = || err("it is too large (at most 9223372036854775807 minor units)");
         let scale = 10_i64.pow(exponent);
@@ -372,7 +376,9 @@ mod tests {
     fn bad_prices_say_what_is_wrong() {
         let too_precise = Money::parse_major("4.999", usd()).expect_err("3 decimals in USD");
         assert!(
-            too_precise.to_string().contains("2 decimal place"),
+            too_precise
+                .to_string()
+                .contains("2 decimal place(s); round it, e.g. 4.99"),
             "{too_precise}"
         );
         let negative = Money::parse_major("-1", usd()).expect_err("negative");

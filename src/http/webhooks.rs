@@ -220,7 +220,9 @@ impl Webhook {
                 Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
             })
             .collect();
+        let guild = source.guild();
         let delivered = ingest.deliver(source, &headers, &body).await;
+        self.state.services.deliveries.publish(guild, &delivered);
         if matches!(delivered, Err(IngestError::BadSignature { .. })) {
             protection.failures.record(&url, ip);
         }

@@ -8,12 +8,14 @@
 //!   them; a forgery costs one run), refuses events with fields too long to store, applies
 //!   the events in one transaction ([`apply`]), and wakes role sync.
 //! - [`poll`]: the provider poll, on its own schedule.
+//! - [`watch`]: who waits for a guild's next delivery (`/setup`'s "Verify now").
 //!
 //! Nothing here knows HTTP: the edge maps [`IngestError`] to a status once.
 
 pub mod apply;
 mod keys;
 pub mod poll;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +80,17 @@ pub struct Source {
     cached: bool,
 }
 
+impl Source {
+    /// The guild whose webhook URL the delivery came to (`None`: the operator's URL).
+    #[must_use]
+    pub fn guild(&self) -> Option<crate::domain::GuildId> {
+        match self.scope {
+            Scope::Guild(guild) => Some(guild),
+            Scope::Operator => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Source {
     // Never the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +114,9 @@ pub struct Delivered {
     /// Every event came from a provider's test mode or an owner's test purchase: counted
     /// apart from real deliveries.
     pub test: bool,
+    /// Each event's type, in the order of `results`; gathered only while someone watches
+    /// the deliveries ([`watch::DeliveryWatch::watched`]), else empty.
+    pub event_types: Vec<String>,
 }
 
 /// The ingest service. Cheap to clone.
@@ -271,6 +287,11 @@ impl Ingest {
         let services = &self.services;
         let (provider, scope, now) = (source.provider.clone(), source.scope, services.now());
         let test = !events.is_empty() && events.iter().all(|e| e.test);
+        let event_types = if services.deliveries.watched() {
+            events.iter().map(|e| e.event_type.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         let applied = services
             .db
@@ -301,6 +322,7 @@ impl Ingest {
             ack,
             results,
             test,
+            event_types,
         })
     }
 

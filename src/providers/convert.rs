@@ -160,6 +160,7 @@ pub(super) fn config_field(field: api::ConfigField) -> ConfigField {
         secret: field.secret,
         required: field.required,
         default_value: field.default_value,
+        identifies_account: field.identifies_account,
     }
 }
 

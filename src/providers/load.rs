@@ -15,7 +15,7 @@ use super::{
     CacheOutcome, FetchPolicy, HostOptions, Inner, LoadFailure, LoadedPlugin, PluginInfo,
     PluginSource, ProviderHost, convert, engine, fetch, first_line, new_store,
 };
-use crate::domain::ProviderId;
+use crate::domain::{Currency, ProviderId};
 
 /// The built-in plugins, embedded at build time (see `build.rs`).
 pub const BUILTIN: &[(&str, &[u8])] = &[
@@ -262,10 +262,22 @@ fn validate_info(
     {
         problems.push("webhook-ack is not JSON".to_owned());
     }
+    let mut currencies = Vec::new();
+    for code in &raw.currencies {
+        match Currency::parse(code) {
+            Ok(c) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) => {
+                currencies.push(c);
+            }
+            _ => problems.push(format!(
+                "currency {code:?} is not an upper-case ISO 4217 code Docobo knows"
+            )),
+        }
+    }
     if !problems.is_empty() {
         return Err(format!("plugin {id} is invalid: {}", problems.join("; ")));
     }
     Ok(PluginInfo {
+        currencies,
         allowed_hosts: fetcher.policy().effective_hosts(&raw.hosts),
         id,
         name: raw.name,

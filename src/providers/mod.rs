@@ -88,6 +88,8 @@ pub struct PluginInfo {
     pub capabilities: Capabilities,
     pub webhook_events: Vec<String>,
     pub webhook_ack: Option<String>,
+    /// The currencies the provider takes; empty: any.
+    pub currencies: Vec<crate::domain::Currency>,
     pub source: PluginSource,
     pub cache: CacheOutcome,
 }

@@ -19,6 +19,9 @@ pub struct ConfigField {
     pub secret: bool,
     pub required: bool,
     pub default_value: Option<String>,
+    /// Says which account at the provider the credentials reach (plugin API 0.2; false for
+    /// 0.1): a change recreates the products ([`crate::shop`]).
+    pub identifies_account: bool,
 }
 
 /// The provider-side product for a paid role.

@@ -63,6 +63,8 @@ pub(super) fn plugin_info(info: old::PluginInfo) -> new::PluginInfo {
                 secret: f.secret,
                 required: f.required,
                 default_value: f.default_value,
+                // 0.1 cannot say: every field counts.
+                identifies_account: false,
             })
             .collect(),
         hosts: info.hosts,
@@ -71,6 +73,8 @@ pub(super) fn plugin_info(info: old::PluginInfo) -> new::PluginInfo {
         capabilities: new::Capabilities::empty(),
         webhook_events: info.webhook_events,
         webhook_ack: info.webhook_ack,
+        // 0.1 cannot say: any currency.
+        currencies: Vec::new(),
     }
 }
 

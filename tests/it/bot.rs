@@ -89,23 +89,35 @@ pub(crate) async fn start_app(discord: &Arc<FakeDiscord>, extra: &[(&str, &str)]
     start_app_at(discord, extra, Clock::System).await
 }
 
+/// The settings every bot test starts from.
+pub(crate) const BOT_ENV: &[(&str, &str)] = &[
+    ("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL),
+    ("DOCOBO_PLUGINS__ALLOW_LOOPBACK_HTTP", "true"),
+    ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "1"),
+    ("DOCOBO_SUBSCRIPTIONS__POLL_INTERVAL_SECS", "3600"),
+    ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+];
+
 /// [`start_app`] on `clock`.
 pub(crate) async fn start_app_at(
     discord: &Arc<FakeDiscord>,
     extra: &[(&str, &str)],
     clock: Clock,
 ) -> TestApp {
-    let mut env = vec![
-        ("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL),
-        ("DOCOBO_PLUGINS__ALLOW_LOOPBACK_HTTP", "true"),
-        ("DOCOBO_SUBSCRIPTIONS__SWEEP_INTERVAL_SECS", "1"),
-        ("DOCOBO_SUBSCRIPTIONS__POLL_INTERVAL_SECS", "3600"),
-        ("DOCOBO_SERVER__RATE_LIMIT_PER_MINUTE", "0"),
-    ];
+    let mut env = BOT_ENV.to_vec();
     env.extend_from_slice(extra);
+    start_app_with(discord, &env, clock).await
+}
+
+/// The app with exactly the settings `env`, connected to `discord`.
+pub(crate) async fn start_app_with(
+    discord: &Arc<FakeDiscord>,
+    env: &[(&str, &str)],
+    clock: Clock,
+) -> TestApp {
     let app = test_app()
         .discord(Arc::clone(discord))
-        .envs(&env)
+        .envs(env)
         .clock(clock)
         .start()
         .await;
@@ -145,7 +157,7 @@ pub(crate) async fn reply(
 }
 
 /// Runs `/setup` as the owner through every step; returns the final reply.
-async fn run_setup(
+pub(crate) async fn run_setup(
     discord: &FakeDiscord,
     roles: &[&str],
     prices: &[(&str, &str)],
@@ -203,7 +215,7 @@ async fn run_setup(
     }
 }
 
-fn polar_credentials(api: &FakeApi) -> Vec<(&'static str, String)> {
+pub(crate) fn polar_credentials(api: &FakeApi) -> Vec<(&'static str, String)> {
     vec![
         ("cred:access_token", "polar_oat_e2e_token".to_owned()),
         ("cred:webhook_secret", POLAR_SECRET.to_owned()),
@@ -216,7 +228,7 @@ fn polar_credentials(api: &FakeApi) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn setup_polar(discord: &FakeDiscord, api: &FakeApi) -> Reply {
+pub(crate) async fn setup_polar(discord: &FakeDiscord, api: &FakeApi) -> Reply {
     let creds = polar_credentials(api);
     let creds: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_setup(
@@ -274,7 +286,7 @@ pub(crate) async fn deliver_polar(
 }
 
 /// The webhook path `/setup` printed.
-fn webhook_path(done: &Reply, provider: &str) -> String {
+pub(crate) fn webhook_path(done: &Reply, provider: &str) -> String {
     let content = done.content().expect("a message");
     let start = content
         .find(&format!("{PUBLIC_URL}/webhooks/{provider}/"))

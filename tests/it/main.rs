@@ -26,6 +26,7 @@ mod providers;
 mod recovery;
 mod retention;
 mod service;
+mod setup_guards;
 mod store;
 mod stripe;
 mod webhooks;

@@ -294,6 +294,7 @@ mod checkout_and_shop {
                 3_600_000,
                 None,
             )),
+            deliveries: docobo::ingest::watch::DeliveryWatch::default(),
         }
     }
 

@@ -38,7 +38,8 @@ pub fn info() -> PluginInfo {
                  customer_sessions:write (for members' manage links).",
             )
             .secret()
-            .required(),
+            .required()
+            .identifies_account(),
         )
         .field(
             ConfigField::new(
@@ -57,7 +58,8 @@ pub fn info() -> PluginInfo {
                 "`production` for api.polar.sh, `sandbox` for sandbox-api.polar.sh (test \
                  payments; it has its own tokens, products and webhooks).",
             )
-            .default_value("production"),
+            .default_value("production")
+            .identifies_account(),
         )
         .field(ConfigField::new(
             "manage_url",
@@ -65,11 +67,15 @@ pub fn info() -> PluginInfo {
             "Shown by /status so members can manage or cancel: https://polar.sh/<your-org>/portal \
              (sandbox: https://sandbox.polar.sh/<your-org>/portal).",
         ))
-        .field(ConfigField::new(
-            "api_url",
-            "API base URL (advanced)",
-            "Overrides the base URL derived from the environment, e.g. for tests. Leave empty.",
-        ))
+        .field(
+            ConfigField::new(
+                "api_url",
+                "API base URL (advanced)",
+                "Overrides the base URL derived from the environment, e.g. for tests. Leave \
+                 empty.",
+            )
+            .identifies_account(),
+        )
         .host("api.polar.sh")
         .host("sandbox-api.polar.sh")
         .needs_products(true)

@@ -639,6 +639,16 @@ fn plugin_info_is_consistent() {
     assert_eq!(secret_keys, ["access_token", "webhook_secret"]);
     assert!(info.config_fields.iter().all(|f| f.label.len() <= 45));
     assert!(info.webhook_events.iter().any(|e| e == "order.refunded"));
+    // The token, the environment and the API URL say which Polar account products live in;
+    // the webhook secret does not (rotating it keeps the products).
+    let account: Vec<&str> = info
+        .config_fields
+        .iter()
+        .filter(|f| f.identifies_account)
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(account, ["access_token", "environment", "api_url"]);
+    assert!(info.currencies.is_empty(), "Polar takes many currencies");
 }
 
 #[test]

@@ -68,7 +68,16 @@ impl ConfigField {
             secret: false,
             required: false,
             default_value: None,
+            identifies_account: false,
         }
+    }
+
+    /// Marks the field as one that says which account at the provider the credentials reach
+    /// (a token, an environment): when it changes, `/setup` creates the products again.
+    #[must_use]
+    pub fn identifies_account(mut self) -> Self {
+        self.identifies_account = true;
+        self
     }
 
     /// Marks the field secret: stored encrypted, never echoed or logged.
@@ -95,7 +104,7 @@ impl ConfigField {
 
 impl PluginInfo {
     /// A plugin with no fields and no hosts, `needs_products` and `supports_poll` false,
-    /// no optional calls, no webhook events and no webhook ack.
+    /// no optional calls, no webhook events, no webhook ack, and any currency.
     pub fn new(id: impl Into<String>, name: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -108,7 +117,15 @@ impl PluginInfo {
             capabilities: Capabilities::empty(),
             webhook_events: Vec::new(),
             webhook_ack: None,
+            currencies: Vec::new(),
         }
+    }
+
+    /// Adds a currency the provider takes (ISO 4217, e.g. `VND`). With none, any currency.
+    #[must_use]
+    pub fn currency(mut self, code: impl Into<String>) -> Self {
+        self.currencies.push(code.into());
+        self
     }
 
     /// Adds a configuration field.

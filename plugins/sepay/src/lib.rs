@@ -183,6 +183,8 @@ pub fn info() -> PluginInfo {
         .supports_poll(true)
         .capability(Capabilities::TEST_DELIVERY)
         .webhook_ack(r#"{"success": true}"#)
+        // VietQR transfers are in dong only.
+        .currency("VND")
 }
 
 /// Authenticates and normalizes a delivery at host time `now_ms` (the testable core of

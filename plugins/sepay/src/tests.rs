@@ -600,6 +600,11 @@ fn a_test_delivery_can_be_hmac_signed_and_needs_a_code() {
 }
 
 #[test]
+fn the_plugin_takes_dong_only() {
+    assert_eq!(crate::info().currencies, ["VND"]);
+}
+
+#[test]
 fn the_plugin_declares_test_delivery() {
     use docobo_plugin_sdk::Capabilities;
     let info = crate::info();

@@ -38,7 +38,8 @@ pub fn info() -> PluginInfo {
                  Events, Subscriptions, Invoices and Payment Intents.",
             )
             .secret()
-            .required(),
+            .required()
+            .identifies_account(),
         )
         .field(
             ConfigField::new(
@@ -62,11 +63,14 @@ pub fn info() -> PluginInfo {
             "Where the Stripe billing portal's Return link leads. Empty: the portal's default \
              (Settings → Billing → Customer portal).",
         ))
-        .field(ConfigField::new(
-            "api_url",
-            "API base URL (advanced)",
-            "Overrides https://api.stripe.com, e.g. for tests. Leave empty.",
-        ))
+        .field(
+            ConfigField::new(
+                "api_url",
+                "API base URL (advanced)",
+                "Overrides https://api.stripe.com, e.g. for tests. Leave empty.",
+            )
+            .identifies_account(),
+        )
         .host("api.stripe.com")
         .needs_products(true)
         .supports_poll(true)

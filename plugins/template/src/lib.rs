@@ -33,7 +33,9 @@ fn info() -> PluginInfo {
         .field(
             ConfigField::new("api_token", "API token", "Example Pay → Settings → API")
                 .secret()
-                .required(),
+                .required()
+                // Which account the token reaches: a new token or URL means new products.
+                .identifies_account(),
         )
         .field(
             ConfigField::new(
@@ -50,11 +52,15 @@ fn info() -> PluginInfo {
                 "API base URL (advanced)",
                 "For tests; leave empty",
             )
-            .default_value(DEFAULT_API_URL),
+            .default_value(DEFAULT_API_URL)
+            .identifies_account(),
         )
         // Every host the plugin calls; the operator must allow them too.
         .host("api.example.com")
         .webhook_event("payment.succeeded")
+        // The currencies Example Pay takes; /setup refuses prices in others. None: any.
+        .currency("USD")
+        .currency("EUR")
 }
 
 /// Turns a provider error answer into a [`ProviderError`]. Never put the token in it.

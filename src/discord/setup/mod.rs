@@ -9,9 +9,11 @@
 //! their saved value (secrets are never shown back).
 //!
 //! This module dispatches on the typed id and does the reads and writes; [`session`] holds
-//! the steps (pure), [`view`] what is shown.
+//! the steps (pure), [`view`] what is shown, [`verify`] the "Verify now" wait for the first
+//! webhook delivery.
 
 mod session;
+mod verify;
 mod view;
 
 use std::time::Instant;
@@ -69,6 +71,7 @@ pub(super) async fn component<'a>(
             let session = session(bot, key)?;
             show(bot, key, session, &Step::Credentials { page }).await
         }
+        (SetupId::Verify, Picked::Button) => Ok(verify::pressed(bot, key.0)),
         (id, picked) => {
             tracing::warn!(?id, ?picked, "unexpected /setup component");
             Ok(Reply::Nothing)

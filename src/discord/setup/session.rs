@@ -11,7 +11,7 @@ use crate::discord::directory::{GuildSnapshot, Refusal};
 use crate::discord::ui::{parse_price, price_input};
 use crate::domain::{GuildId, RoleId, UserId};
 use crate::providers::PluginInfo;
-use crate::shop::ShopDraft;
+use crate::shop::{ShopDraft, currency_refusal};
 
 /// Inputs per modal (Discord's limit).
 pub(super) const PAGE: usize = 5;
@@ -54,6 +54,9 @@ pub(super) enum Step {
     MorePrices { done: usize, total: usize },
     /// Every price parses: pick the provider.
     PickProvider,
+    /// The provider picked does not take some prices' currency (the owner's fix): back to
+    /// the prices, behind a button.
+    WrongCurrency(String),
     /// The credentials modal's page.
     Credentials { page: usize },
     /// Page `done` of the credentials is noted; the next one is behind a button.
@@ -132,10 +135,14 @@ impl Session {
         }
     }
 
-    /// The provider was picked: the credentials typed for another one are dropped.
+    /// The provider was picked: the credentials typed for another one are dropped. A price
+    /// in a currency it does not take is sent back before any credential is asked for.
     pub(super) fn provider_picked(&mut self, plugin: &PluginInfo) -> Step {
         self.provider = Some(plugin.id.to_string());
         self.cred_inputs.clear();
+        if let Some(problem) = currency_refusal(plugin, &self.roles, &self.price_inputs) {
+            return Step::WrongCurrency(problem);
+        }
         if plugin.config_fields.is_empty() {
             Step::Save
         } else {
@@ -241,6 +248,7 @@ mod tests {
                     required: true,
                     secret: false,
                     default_value: None,
+                    identifies_account: false,
                 })
                 .collect(),
             hosts: vec![],
@@ -250,6 +258,7 @@ mod tests {
             capabilities: crate::providers::Capabilities::default(),
             webhook_events: vec![],
             webhook_ack: None,
+            currencies: vec![],
             source: PluginSource::Builtin,
             cache: CacheOutcome::Compiled,
         }
@@ -353,6 +362,32 @@ mod tests {
             Step::Save,
             "nothing to type"
         );
+    }
+
+    #[test]
+    fn a_price_the_provider_does_not_take_is_sent_back_at_the_pick() {
+        let mut session = Session::new(roles(2), &[], Instant::now());
+        session.price_inputs = vec!["50000 VND 30 days".into(), "4.99 USD".into()];
+        let mut sepay = plugin(3);
+        sepay.name = "SePay".into();
+        sepay.currencies = vec![Currency::parse("VND").expect("VND")];
+        let Step::WrongCurrency(text) = session.provider_picked(&sepay) else {
+            panic!("USD is refused");
+        };
+        assert!(text.contains("SePay takes prices in VND only"), "{text}");
+        assert!(text.contains("<@&102>: 4.99 USD"), "{text}");
+        assert!(!text.contains("<@&101>"), "the VND price is fine: {text}");
+        session.price_inputs[1] = "120000 VND".into();
+        assert_eq!(
+            session.provider_picked(&sepay),
+            Step::Credentials { page: 0 }
+        );
+        sepay.currencies.push(Currency::parse("EUR").expect("EUR"));
+        session.price_inputs[1] = "5 USD".into();
+        let Step::WrongCurrency(text) = session.provider_picked(&sepay) else {
+            panic!("USD is still refused");
+        };
+        assert!(text.contains("in VND or EUR."), "{text}");
     }
 
     #[test]

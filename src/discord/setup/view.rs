@@ -188,6 +188,9 @@ pub(super) fn after_modal<'p>(
                 .row(button(SetupId::Prices(done + 1), "Next prices"))
         }
         Step::PickProvider => provider_pick(session, plugins),
+        Step::WrongCurrency(problem) => View::text(problem.clone())
+            .row(button(SetupId::Prices(0), "Fix the prices"))
+            .row(provider_select(plugins)),
         Step::MoreCredentials { done, total } => {
             View::text(format!("Credentials {}/{total} noted.", done + 1))
                 .row(button(SetupId::Creds(done + 1), "Next fields"))
@@ -198,12 +201,6 @@ pub(super) fn after_modal<'p>(
 
 /// The prices as understood, and the provider select.
 fn provider_pick<'p>(session: &Session, plugins: impl Iterator<Item = &'p PluginInfo>) -> View {
-    let options: Vec<CreateSelectMenuOption> = plugins
-        .map(|p| {
-            CreateSelectMenuOption::new(truncate(&p.name, 100), p.id.to_string())
-                .description(truncate(&format!("{} v{}", p.id, p.version), 100))
-        })
-        .collect();
     let summary: Vec<String> = session
         .roles
         .iter()
@@ -217,18 +214,70 @@ fn provider_pick<'p>(session: &Session, plugins: impl Iterator<Item = &'p Plugin
         "{}\n\nNow pick the payment provider:",
         summary.join("\n")
     ))
-    .row(CreateActionRow::SelectMenu(
+    .row(provider_select(plugins))
+}
+
+fn provider_select<'p>(plugins: impl Iterator<Item = &'p PluginInfo>) -> CreateActionRow {
+    let options: Vec<CreateSelectMenuOption> = plugins
+        .map(|p| {
+            CreateSelectMenuOption::new(truncate(&p.name, 100), p.id.to_string())
+                .description(truncate(&format!("{} v{}", p.id, p.version), 100))
+        })
+        .collect();
+    CreateActionRow::SelectMenu(
         CreateSelectMenu::new(
             id(SetupId::Provider),
             CreateSelectMenuKind::String { options },
         )
         .placeholder("Payment provider"),
-    ))
+    )
 }
 
-/// The shop is saved: what it sells, the webhook URL, and the log channel select.
+/// The shop is saved: what it sells, the webhook URL and "Verify now" (without
+/// `server.public_url`: how to get one), and the log channel select.
 pub(super) fn saved(saved: &SavedShop, public_url: Option<&str>) -> View {
-    View::text(saved_text(saved, public_url)).row(log_channel_select())
+    let view = View::text(saved_text(saved, public_url));
+    let view = if public_url.is_some() {
+        view.row(super::verify::button("Verify now"))
+    } else {
+        view
+    };
+    view.row(log_channel_select())
+}
+
+/// Where providers must send webhooks: the URL, or (no `server.public_url`) what the
+/// operator must set; a warning when the URL is plain http to another machine.
+fn webhook_url_text(name: &str, path: &str, public_url: Option<&str>) -> String {
+    let Some(base) = public_url else {
+        return format!(
+            "**No webhook URL yet:** the operator has not set `server.public_url`, the https address at which {name} reaches this Docobo. They must set it (the `public_url` key under `[server]` in docobo.toml, or the environment variable `DOCOBO_SERVER__PUBLIC_URL`, e.g. `https://docobo.example.org`) and restart Docobo. Then run /setup again: it shows the URL to paste at {name}. Until then, {name} cannot tell Docobo about payments."
+        );
+    };
+    let mut text = format!("**Webhook URL** to paste at {name}:\n`{base}{path}`");
+    if plain_http_elsewhere(base) {
+        let _ = write!(
+            text,
+            "\n⚠️ `server.public_url` is plain http: payment providers send webhooks to https addresses only. Ask the operator to put Docobo behind https (a reverse proxy or a tunnel) and set `server.public_url` to that https address."
+        );
+    }
+    text
+}
+
+/// `http://` to anything but this machine (a local test is fine).
+fn plain_http_elsewhere(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// The provider or a price was refused: why, and a way back to the credentials.
@@ -238,13 +287,6 @@ pub(super) fn not_saved(problem: &str) -> View {
 }
 
 fn saved_text(saved: &SavedShop, public_url: Option<&str>) -> String {
-    let path = &saved.webhook_path;
-    let url = match public_url {
-        Some(base) => format!("`{base}{path}`"),
-        None => format!(
-            "`https://<your-docobo-address>{path}` (the operator has not set server.public_url: ask them for the address)"
-        ),
-    };
     let name = &saved.provider_name;
     let mut message = format!("✅ **Saved.** {name} sells:\n");
     for role in &saved.roles {
@@ -255,12 +297,22 @@ fn saved_text(saved: &SavedShop, public_url: Option<&str>) -> String {
             price_text(role.price, role.billing)
         );
     }
-    let _ = writeln!(message, "\n**Webhook URL** to paste at {name}:\n{url}");
+    let _ = writeln!(
+        message,
+        "\n{}",
+        webhook_url_text(name, &saved.webhook_path, public_url)
+    );
     if !saved.webhook_events.is_empty() {
         let _ = writeln!(
             message,
             "Enable these events: {}",
             saved.webhook_events.join(", ")
+        );
+    }
+    if public_url.is_some() {
+        let _ = writeln!(
+            message,
+            "Then press **Verify now** and send a test event from {name} (or make a test payment): Docobo waits for it and tells you whether it verified."
         );
     }
     message.push_str("\nMembers can now use /join. Optional: pick a channel for Docobo's log.");
@@ -380,10 +432,32 @@ mod tests {
         );
         assert!(view.text.contains("Enable these events: order.paid"));
         assert_eq!(
-            wire(&view.components)[0]["components"][0]["custom_id"],
+            wire(&view.components)[1]["components"][0]["custom_id"],
             json!("setup:log")
         );
+        assert_eq!(
+            wire(&view.components)[0]["components"][0]["custom_id"],
+            json!("setup:verify")
+        );
+        assert!(!view.text.contains("plain http"), "{}", view.text);
         let unset = saved(&shop, None);
-        assert!(unset.text.contains("server.public_url"), "{}", unset.text);
+        assert!(
+            unset.text.contains("DOCOBO_SERVER__PUBLIC_URL"),
+            "{}",
+            unset.text
+        );
+        assert!(!unset.text.contains("/webhooks/polar/k"), "{}", unset.text);
+        assert_eq!(unset.components.len(), 1, "no Verify now without a URL");
+        for (base, warned) in [
+            ("http://pay.example.org", true),
+            ("http://203.0.113.9:3000", true),
+            ("http://127.0.0.1:3000", false),
+            ("http://localhost", false),
+            ("http://[::1]:80", false),
+            ("https://pay.example.org", false),
+        ] {
+            let text = saved(&shop, Some(base)).text;
+            assert_eq!(text.contains("plain http"), warned, "{base}: {text}");
+        }
     }
 }
