@@ -246,6 +246,8 @@ pub(crate) struct Model {
     pub messages: Vec<SentMessage>,
     /// Users whose DMs are closed to the bot (messages to them fail with 50007).
     pub dms_closed: HashSet<u64>,
+    /// Files uploaded by users or sent by the bot, by attachment id.
+    pub uploads: BTreeMap<u64, super::files::Upload>,
     next_id: u64,
 }
 
@@ -270,6 +272,7 @@ impl Model {
             dm_channels: HashMap::new(),
             messages: Vec::new(),
             dms_closed: HashSet::new(),
+            uploads: BTreeMap::new(),
             next_id: 900_000_000_000_000_000,
         }
     }
