@@ -22,6 +22,8 @@
 //! - [`roster`]: guilds and members as Discord reports them.
 //! - [`subscriptions`]: the one writer of subscription state.
 //! - [`accounts`]: provider credentials (the only place that opens them).
+//! - [`admin`]: the owner's admin actions (grant, extend, revoke, lookup, forget, export,
+//!   import), for `/admin` and the dashboard alike.
 //!
 //! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
 //! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
@@ -30,6 +32,7 @@
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod checkout;
 pub mod cli;
