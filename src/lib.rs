@@ -26,6 +26,8 @@
 //! - [`doctor`]: a guild's health checks (`/doctor`) and the owner's test purchase.
 //! - [`alerts`]: problems told to whoever can fix them, once and then summarised (its sender
 //!   task posts them to Discord).
+//! - [`admin`]: the owner's admin actions (grant, extend, revoke, lookup, forget, export,
+//!   import), for `/admin` and the dashboard alike.
 //!
 //! Below: [`domain`], [`db`], [`providers`] (the wasmtime host; the WIT types stay inside),
 //! [`clock`] (the one clock), [`config`], [`secrets`], [`metrics`], [`telemetry`],
@@ -34,6 +36,7 @@
 //! Design: `docs/DESIGN.md` in the shared folder; the README says how to run it.
 
 pub mod accounts;
+pub mod admin;
 pub mod alerts;
 pub mod app;
 pub mod checkout;

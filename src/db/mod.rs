@@ -10,6 +10,7 @@
 //! Repository functions (in the submodules) are plain functions over a `&Connection` that take
 //! and return domain types, so one transaction can span several of them.
 
+pub mod admin;
 mod backup;
 pub mod doctor;
 pub mod guilds;

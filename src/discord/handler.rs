@@ -17,7 +17,7 @@ use super::directory::GuildSnapshot;
 use super::interaction::{self, Actor, Picked};
 use super::reply::{self, Outcome, Reply, Target};
 use super::roles::role_info;
-use super::{Bot, GatewayState, doctor, invite, member, setup, ui};
+use super::{Bot, GatewayState, admin, doctor, invite, member, setup, ui};
 use crate::domain::{GuildId, RoleId, UserId};
 use crate::roster;
 
@@ -237,7 +237,12 @@ async fn dispatch(bot: &Bot, interaction: Interaction) {
             else {
                 return;
             };
-            let outcome = run_command(bot, &actor, &command.data.name).await;
+            let outcome = if command.data.name == "admin" {
+                log(&actor, "command", "admin");
+                admin::run(bot, &actor, &command.data).await
+            } else {
+                run_command(bot, &actor, &command.data.name).await
+            };
             let to = Target::new(command.id, &command.token, &actor);
             reply::send(bot, &to, outcome).await;
         }

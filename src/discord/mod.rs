@@ -6,7 +6,8 @@
 //! - [`notify`]: log-channel lines and messages to owners.
 //! - [`invite`]: the link that adds the bot to a server (scopes and permissions).
 //! - `handler`: gateway events, and interactions dispatched to the commands: `setup`,
-//!   `member` (`/join`, `/status`, `/help`), `doctor` (`/doctor` and its test purchase).
+//!   `member` (`/join`, `/status`, `/help`), `doctor` (`/doctor` and its test purchase),
+//!   `admin` (`/admin`).
 //! - `interaction`, `custom_id`: what arrives, translated and typed once.
 //! - `reply`: the commands' answers as values (`reply::Reply`), and the one adapter that
 //!   sends them; `error`: `error::BotError`, what a person is told and what is logged.
@@ -15,6 +16,7 @@
 //! Interactions get their first response straight from the handler (a database read at
 //! most); calls to payment providers happen after a deferral (`Reply::Deferred`).
 
+mod admin;
 mod custom_id;
 mod dashboard;
 #[doc(hidden)]

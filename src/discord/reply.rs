@@ -11,8 +11,8 @@ use std::future::Future;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use serenity::all::{
-    CreateActionRow, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseMessage,
-    CreateModal, EditInteractionResponse, InteractionId,
+    CreateActionRow, CreateAttachment, CreateEmbed, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, InteractionId,
 };
 use serenity::builder::Builder as _;
 
@@ -33,6 +33,8 @@ pub(crate) struct View {
     pub text: String,
     pub components: Vec<CreateActionRow>,
     pub embeds: Vec<CreateEmbed>,
+    /// Files sent with the message (as a multipart request).
+    pub files: Vec<CreateAttachment>,
 }
 
 impl View {
@@ -222,6 +224,9 @@ fn message(view: View, ephemeral: bool) -> CreateInteractionResponseMessage {
     if !view.embeds.is_empty() {
         message = message.embeds(view.embeds);
     }
+    if !view.files.is_empty() {
+        message = message.add_files(view.files);
+    }
     message
 }
 
@@ -233,10 +238,13 @@ fn update(view: View) -> CreateInteractionResponseMessage {
 }
 
 fn edit(view: View) -> EditInteractionResponse {
-    EditInteractionResponse::new()
-        .content(truncate(&view.text, CONTENT_MAX))
-        .components(view.components)
-        .embeds(view.embeds)
+    view.files.into_iter().fold(
+        EditInteractionResponse::new()
+            .content(truncate(&view.text, CONTENT_MAX))
+            .components(view.components)
+            .embeds(view.embeds),
+        EditInteractionResponse::new_attachment,
+    )
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub fn commands() -> Vec<CreateCommand> {
         CreateCommand::new("help")
             .description("What this bot does and how to use it")
             .contexts(vec![InteractionContext::Guild]),
+        super::admin::definition(),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Docobo's integration tests: one binary, one module per capability.
 
+mod admin;
 mod alerts;
 mod app;
 mod authors;

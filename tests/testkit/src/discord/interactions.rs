@@ -119,13 +119,34 @@ fn find_component<'a>(value: &'a Value, custom_id: &str) -> Option<&'a Value> {
     found
 }
 
+/// Where the options of `cmd` are declared: the command, or the subcommand invoked.
+fn declared_options(registered: &Value, cmd: &SlashCommand) -> Result<Value, FakeError> {
+    let Some(sub) = &cmd.subcommand else {
+        return Ok(registered.clone());
+    };
+    registered
+        .get("options")
+        .and_then(Value::as_array)
+        .and_then(|os| {
+            os.iter().find(|o| {
+                o.get("name").and_then(Value::as_str) == Some(sub.as_str())
+                    && o.get("type").and_then(Value::as_u64) == Some(1)
+            })
+        })
+        .cloned()
+        .ok_or_else(|| FakeError::Invalid(format!("/{} has no subcommand {sub:?}", cmd.name)))
+}
+
 /// A slash command as a user would type it. Option types come from the registered command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlashCommand {
     pub guild_id: u64,
     pub user_id: u64,
     pub name: String,
-    /// `(name, value)`; strings, integers, booleans, numbers, or role/user ids as strings.
+    /// The subcommand invoked (`/admin grant`), whose options `options` are.
+    pub subcommand: Option<String>,
+    /// `(name, value)`; strings, integers, booleans, numbers, role/user ids as strings, or
+    /// for an attachment the id [`FakeDiscord::upload`](super::FakeDiscord::upload) gave.
     pub options: Vec<(String, Value)>,
 }
 
@@ -136,8 +157,16 @@ impl SlashCommand {
             guild_id,
             user_id,
             name: name.to_owned(),
+            subcommand: None,
             options: Vec::new(),
         }
+    }
+
+    /// Invokes a subcommand of the command.
+    #[must_use]
+    pub fn subcommand(mut self, name: &str) -> Self {
+        self.subcommand = Some(name.to_owned());
+        self
     }
 
     #[must_use]
@@ -280,8 +309,10 @@ impl State {
         let mut resolved_roles = Map::new();
         let mut resolved_users = Map::new();
         let mut resolved_members = Map::new();
+        let mut resolved_attachments = Map::new();
+        let declared_in = declared_options(&registered, cmd)?;
         for (name, value) in &cmd.options {
-            let declared = registered
+            let declared = declared_in
                 .get("options")
                 .and_then(Value::as_array)
                 .and_then(|os| {
@@ -316,10 +347,19 @@ impl State {
                     }
                     resolved_members.insert(user.to_string(), partial);
                 }
+                (11, Some(file)) => {
+                    let upload = self.model.uploads.get(&file).ok_or_else(|| {
+                        FakeError::Invalid(format!("no upload {file}: FakeDiscord::upload first"))
+                    })?;
+                    resolved_attachments.insert(
+                        file.to_string(),
+                        super::files::attachment(file, upload, &self.rest_url),
+                    );
+                }
                 _ => {}
             }
             let value = match (kind, id) {
-                (6..=9, Some(id)) => json!(id.to_string()),
+                (6..=9 | 11, Some(id)) => json!(id.to_string()),
                 _ => value.clone(),
             };
             options.push(json!({ "name": name, "type": kind, "value": value }));
@@ -329,13 +369,17 @@ impl State {
             "name": cmd.name,
             "type": registered.get("type").cloned().unwrap_or(json!(1)),
             "guild_id": cmd.guild_id.to_string(),
-            "options": options,
+            "options": match &cmd.subcommand {
+                Some(sub) => json!([{ "name": sub, "type": 1, "options": options }]),
+                None => Value::Array(options),
+            },
         });
         let mut resolved = Map::new();
         for (key, map) in [
             ("roles", resolved_roles),
             ("users", resolved_users),
             ("members", resolved_members),
+            ("attachments", resolved_attachments),
         ] {
             if !map.is_empty() {
                 resolved.insert(key.to_owned(), Value::Object(map));

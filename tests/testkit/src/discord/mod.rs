@@ -18,6 +18,7 @@
 
 mod check;
 mod faults;
+mod files;
 mod gateway;
 mod interactions;
 mod model;
@@ -108,6 +109,8 @@ pub(crate) struct State {
     pub faults: Vec<FaultRule>,
     /// `joined_at` of the bot in every guild.
     pub joined_at: String,
+    /// The REST server's base URL (attachment URLs point at it).
+    pub rest_url: String,
 }
 
 /// Shared by the servers and the handle.
@@ -265,6 +268,7 @@ impl FakeDiscordBuilder {
                 violations: Vec::new(),
                 faults: Vec::new(),
                 joined_at,
+                rest_url: rest_url.clone(),
             }),
             changed,
             config,
@@ -595,6 +599,34 @@ impl FakeDiscord {
     // ---- interactions -----------------------------------------------------------------
 
     /// Dispatches the `INTERACTION_CREATE` for a user running a registered slash command.
+    /// A file a user attaches to a command (an `Attachment` option takes the returned id);
+    /// the bot downloads it from the URL Discord's CDN would give.
+    pub fn upload(&self, filename: &str, bytes: impl Into<Vec<u8>>) -> u64 {
+        let mut state = self.shared.lock();
+        let id = state.model.next_id();
+        state.model.uploads.insert(
+            id,
+            files::Upload {
+                filename: filename.to_owned(),
+                bytes: bytes.into(),
+            },
+        );
+        id
+    }
+
+    /// The bytes of a file a message carries (its attachment object, as in a [`Reply`]'s
+    /// `attachments`).
+    #[must_use]
+    pub fn attachment_bytes(&self, attachment: &Value) -> Option<Vec<u8>> {
+        let id: u64 = attachment.get("id")?.as_str()?.parse().ok()?;
+        self.shared
+            .lock()
+            .model
+            .uploads
+            .get(&id)
+            .map(|u| u.bytes.clone())
+    }
+
     pub fn slash_command(&self, command: &SlashCommand) -> Result<InteractionHandle, FakeError> {
         let handle = self.shared.lock().slash_command(command);
         self.shared.notify();

@@ -295,6 +295,8 @@ pub(crate) struct Model {
     /// Incoming webhooks ([`super::FakeDiscord::incoming_webhook`]) by (id, token), with
     /// the bodies executed on each.
     pub incoming_webhooks: BTreeMap<(u64, String), Vec<Value>>,
+    /// Files uploaded by users or sent by the bot, by attachment id.
+    pub uploads: BTreeMap<u64, super::files::Upload>,
     next_id: u64,
 }
 
@@ -320,6 +322,7 @@ impl Model {
             messages: Vec::new(),
             dms_closed: HashSet::new(),
             incoming_webhooks: BTreeMap::new(),
+            uploads: BTreeMap::new(),
             next_id: 900_000_000_000_000_000,
         }
     }

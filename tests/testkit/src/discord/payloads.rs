@@ -342,6 +342,18 @@ pub(crate) const MESSAGE_CHAT_INPUT_COMMAND: u8 = 20;
 /// Message `type` for an ordinary message.
 pub(crate) const MESSAGE_DEFAULT: u8 = 0;
 
+/// The attachments of files sent with a body (those the fake stored: they have a `url`).
+fn sent_attachments(body: &Value) -> Option<Value> {
+    let list: Vec<Value> = body
+        .get("attachments")?
+        .as_array()?
+        .iter()
+        .filter(|a| a.get("url").is_some())
+        .cloned()
+        .collect();
+    (!list.is_empty()).then_some(Value::Array(list))
+}
+
 /// A message as Discord returns it, from a create/edit body (`content`, `embeds`,
 /// `components`, `flags`).
 pub(crate) fn message(
@@ -363,7 +375,7 @@ pub(crate) fn message(
         "mention_everyone": false,
         "mentions": [],
         "mention_roles": [],
-        "attachments": [],
+        "attachments": sent_attachments(body).unwrap_or_else(|| json!([])),
         "embeds": body.get("embeds").filter(|e| e.is_array()).cloned().unwrap_or_else(|| json!([])),
         "pinned": false,
         "type": kind,
@@ -387,6 +399,9 @@ pub(crate) fn edit_message(message: &mut Value, body: &Value) {
         if let Some(value) = body.get(field).filter(|v| !v.is_null()) {
             message[field] = value.clone();
         }
+    }
+    if let Some(attachments) = sent_attachments(body) {
+        message["attachments"] = attachments;
     }
     message["edited_timestamp"] = json!(timestamp_now());
 }

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::faults::{Fault, rate_limit_response};
+use super::files;
 use super::interactions::Answer;
 use super::model::{INTENT_GUILD_MEMBERS, RoleChange};
 use super::payloads::{self, ApiError};
@@ -192,6 +193,17 @@ async fn handle(
         record(&shared, entry);
         return std::future::pending().await;
     }
+    if entry.method == "GET"
+        && let Some(bytes) = uploaded(&shared, &entry.path)
+    {
+        entry.status = Some(200);
+        record(&shared, entry);
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))));
+    }
     let outcome = match api_path {
         Some(path) => respond(&shared, &mut entry, &path).await,
         None => ApiError::not_found().into(),
@@ -209,6 +221,65 @@ async fn handle(
     };
     record(&shared, entry);
     Ok(reply)
+}
+
+/// A multipart body's JSON part (checked and routed as the body) and files; other bodies
+/// as they are. Returns the content type to check the body as.
+#[allow(clippy::type_complexity, reason = "three parts of one body")]
+fn split_files(
+    entry: &LoggedRequest,
+) -> Result<(Option<String>, Option<Vec<u8>>, Vec<(usize, files::Upload)>), String> {
+    let content_type = entry.header("content-type").map(str::to_owned);
+    match content_type
+        .as_deref()
+        .filter(|c| c.to_ascii_lowercase().starts_with("multipart/form-data"))
+    {
+        Some(ct) => {
+            let parts = files::parse_multipart(ct, &entry.body)?;
+            Ok((
+                Some("application/json".into()),
+                parts.payload_json,
+                parts.files,
+            ))
+        }
+        None => Ok((content_type, None, Vec::new())),
+    }
+}
+
+/// Stores the files a request sent and lists them as the message's attachments.
+fn attach_files(
+    state: &mut State,
+    shared: &Shared,
+    path: &str,
+    body: &mut Value,
+    sent: Vec<(usize, files::Upload)>,
+) {
+    if sent.is_empty() {
+        return;
+    }
+    let attachments: Vec<Value> = sent
+        .into_iter()
+        .map(|(_, upload)| {
+            let id = state.model.next_id();
+            let object = files::attachment(id, &upload, &shared.rest_url);
+            state.model.uploads.insert(id, upload);
+            object
+        })
+        .collect();
+    if path.starts_with("/interactions/") {
+        body["data"]["attachments"] = Value::Array(attachments);
+    } else {
+        body["attachments"] = Value::Array(attachments);
+    }
+}
+
+/// A file at `/attachments/{id}/{name}` (Discord's CDN), if the fake has it.
+fn uploaded(shared: &Shared, path: &str) -> Option<Vec<u8>> {
+    let rest = path.strip_prefix("/attachments/")?;
+    let (id, name) = rest.split_once('/')?;
+    let state = shared.lock();
+    let upload = state.model.uploads.get(&id.parse().ok()?)?;
+    (upload.filename == name).then(|| upload.bytes.clone())
 }
 
 fn record(shared: &Shared, entry: LoggedRequest) {
@@ -239,10 +310,14 @@ fn build_response(
 }
 
 async fn respond(shared: &Shared, entry: &mut LoggedRequest, path: &str) -> Outcome {
-    let content_type = entry.header("content-type").map(str::to_owned);
+    let (content_type, json_body, sent_files) = match split_files(entry) {
+        Ok(split) => split,
+        Err(e) => return ApiError::invalid_form_body(&[(String::new(), e)]).into(),
+    };
+    let checked_body = json_body.as_deref().unwrap_or(&entry.body);
     match shared
         .spec
-        .check(&entry.method, path, content_type.as_deref(), &entry.body)
+        .check(&entry.method, path, content_type.as_deref(), checked_body)
     {
         Ok(operation_id) => entry.operation_id = Some(operation_id),
         Err(violation) => {
@@ -311,17 +386,15 @@ async fn respond(shared: &Shared, entry: &mut LoggedRequest, path: &str) -> Outc
         return ApiError::unauthorized().into();
     }
 
-    let body: Value = if entry.body.is_empty() {
+    let raw = json_body.as_deref().unwrap_or(&entry.body);
+    let mut body: Value = if raw.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&entry.body) {
-            Ok(v) => v,
-            // Only multipart bodies get past the schema check without being JSON.
-            Err(_) => Value::Null,
-        }
+        serde_json::from_slice(raw).unwrap_or(Value::Null)
     };
     let query = entry.query_pairs();
     let mut state = shared.lock();
+    attach_files(&mut state, shared, path, &mut body, sent_files);
     match route(&mut state, shared, &entry.method, path, &query, &body) {
         Ok(answer) => answer.into(),
         Err(e) => e.into(),

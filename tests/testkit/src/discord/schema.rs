@@ -128,6 +128,7 @@ impl Spec {
             .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
         let (operations, bodies) = index_operations(&doc)?;
         widen_permission_fields(&mut doc);
+        widen_attachment_ids(&mut doc);
         let components = doc
             .get_mut("components")
             .and_then(Value::as_object_mut)
@@ -317,6 +318,18 @@ fn index_operations(doc: &Value) -> Result<Indexed, String> {
         }
     }
     Ok((operations, bodies))
+}
+
+/// An attachment in a request names its upload by index, `files[n]` ↔ `"id": n`. The spec
+/// types that id as a snowflake string; Discord's own upload example
+/// (developers/reference.mdx, "Uploading Files") and serenity send an integer. Both are
+/// accepted.
+fn widen_attachment_ids(doc: &mut Value) {
+    if let Some(id) = doc.pointer_mut("/components/schemas/MessageAttachmentRequest/properties/id")
+    {
+        let original = id.take();
+        *id = json!({ "anyOf": [original, { "type": "integer", "minimum": 0 }] });
+    }
 }
 
 /// See [`PERMISSION_FIELDS`]: in request schemas, accept a decimal string as well as an integer.
