@@ -24,4 +24,5 @@ mod retention;
 mod service;
 mod store;
 mod stripe;
+mod webhook_path;
 mod webhooks;
