@@ -6,6 +6,9 @@
 //! the host and the other plugins carry on. Plugins see nothing but the `host` interface
 //! (`http-fetch`, `log`, `now`) and an inert WASI shim.
 //!
+//! `handle-webhook` runs on a synchronous instance without fibers (`fast`), the other calls
+//! (which may await `http-fetch`) on fibers.
+//!
 //! Built-in plugins (`polar`, `sepay`) are embedded in the binary; more `.wasm` files can be
 //! dropped in `plugins.dir` (one with a built-in's id replaces it). A file that does not load
 //! is reported and skipped.
