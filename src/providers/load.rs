@@ -9,10 +9,11 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::bindings::{ApiVersion, SUPPORTED_API_VERSIONS, api, latest, v0_1};
+use super::fast::SyncPre;
 use super::state::PluginState;
 use super::versions::Pre;
 use super::{
-    CacheOutcome, FetchPolicy, HostOptions, Inner, LoadFailure, LoadedPlugin, PluginInfo,
+    Budget, CacheOutcome, FetchPolicy, HostOptions, Inner, LoadFailure, LoadedPlugin, PluginInfo,
     PluginSource, ProviderHost, convert, engine, fetch, first_line, new_store,
 };
 use crate::domain::{Currency, ProviderId};
@@ -89,6 +90,7 @@ impl ProviderHost {
             limits: options.limits.clone(),
             clock: options.clock.clone(),
             slots: Arc::new(tokio::sync::Semaphore::new(engine::POOL_SLOTS as usize)),
+            paths: super::fast::PathCounts::default(),
         };
         for (source, bytes) in sources {
             let loaded = match bytes {
@@ -205,7 +207,13 @@ async fn load_one(
             )
         })?;
 
-    let mut store = new_store(host, "(loading)", Arc::from(Vec::new()));
+    let sync = SyncPre::new(&host.engine, &component, version, &exported)
+        .inspect_err(|e| {
+            tracing::info!(error = %first_line(&e.to_string()), "plugin webhooks will run on the asynchronous path");
+        })
+        .ok();
+    let budget = Budget::full(&host.limits);
+    let mut store = new_store(host, "(loading)", Arc::from(Vec::new()), budget);
     let instance = pre
         .instantiate_async(&mut store)
         .await
@@ -219,6 +227,7 @@ async fn load_one(
         hosts: Arc::from(info.allowed_hosts.clone()),
         info,
         pre,
+        sync,
     })
 }
 

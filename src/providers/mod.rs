@@ -6,6 +6,9 @@
 //! the host and the other plugins carry on. Plugins see nothing but the `host` interface
 //! (`http-fetch`, `log`, `now`) and an inert WASI shim.
 //!
+//! `handle-webhook` runs on a synchronous instance without fibers (`fast`), the other calls
+//! (which may await `http-fetch`) on fibers.
+//!
 //! Built-in plugins (`polar`, `sepay`) are embedded in the binary; more `.wasm` files can be
 //! dropped in `plugins.dir` (one with a built-in's id replaces it). A file that does not load
 //! is reported and skipped.
@@ -18,6 +21,7 @@ mod bindings;
 mod convert;
 mod engine;
 mod error;
+mod fast;
 mod fetch;
 mod limits;
 mod load;
@@ -38,6 +42,7 @@ use wasmtime_wasi::WasiCtx;
 pub use bindings::{API_VERSION, SUPPORTED_API_VERSIONS};
 pub use engine::{CacheOutcome, POOL_SLOTS};
 pub use error::{PluginFailure, ProviderError, WebhookRejection};
+pub use fast::WebhookPaths;
 pub use fetch::{FetchPolicy, check_url, is_public};
 pub use limits::Limits;
 use limits::{EPOCH_TICK, MemoryCap};
@@ -120,6 +125,9 @@ pub struct HostOptions {
 pub(super) struct LoadedPlugin {
     info: PluginInfo,
     pre: versions::Pre,
+    /// The same plugin linked for synchronous `handle-webhook` calls (`fast`); `None` when
+    /// it imports something that cannot be stubbed, then every webhook runs on fibers.
+    sync: Option<fast::SyncPre>,
     hosts: Arc<[String]>,
 }
 
@@ -133,6 +141,7 @@ pub(super) struct Inner {
     /// One permit per instance the engine's pool holds: a call waits for a free slot
     /// instead of failing when every slot is busy.
     slots: Arc<tokio::sync::Semaphore>,
+    paths: fast::PathCounts,
 }
 
 /// A live plugin instance. Its fields drop in order: the store (which returns the pooled
@@ -161,8 +170,16 @@ impl fmt::Debug for ProviderHost {
 /// outcome typed by [`ProviderHost::finish`]. Evaluates to the export's own `Result`, in the
 /// newest API's types (`versions::Instance` converts older plugins').
 macro_rules! call {
-    ($host:ident, $provider:ident, |$plugin:ident, $store:ident| $call:expr) => {{
-        let (mut slot, instance) = $host.instantiate($provider).await?;
+    ($host:ident, $provider:ident, |$plugin:ident, $store:ident| $call:expr) => {
+        call!(
+            $host,
+            $provider,
+            Budget::full(&$host.inner.limits),
+            |$plugin, $store| $call
+        )
+    };
+    ($host:ident, $provider:ident, $budget:expr, |$plugin:ident, $store:ident| $call:expr) => {{
+        let (mut slot, instance) = $host.instantiate($provider, $budget).await?;
         let outcome = {
             let $plugin = &instance;
             let $store = &mut slot.store;
@@ -207,14 +224,30 @@ impl ProviderHost {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Vec<ProviderEvent>, ProviderError> {
+        let verified = match self.webhook_sync(provider, config, headers, body).await? {
+            fast::Outcome::Done(verified) => verified,
+            fast::Outcome::Rerun(budget) => call!(self, provider, budget, |plugin, store| plugin
+                .handle_webhook(store, config, headers, body)),
+        };
+        webhook_outcome(provider, verified)
+    }
+
+    /// [`ProviderHost::handle_webhook`] on the fiber path only, as every webhook ran before
+    /// the synchronous path (`fast`): for benchmarks.
+    ///
+    /// # Errors
+    /// As [`ProviderHost::handle_webhook`].
+    #[doc(hidden)]
+    pub async fn handle_webhook_on_fibers(
+        &self,
+        provider: &str,
+        config: &PluginConfig,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Vec<ProviderEvent>, ProviderError> {
         let verified = call!(self, provider, |plugin, store| plugin
             .handle_webhook(store, config, headers, body));
-        verified
-            .map(convert::events)
-            .map_err(|e| ProviderError::Webhook {
-                provider: provider.to_owned(),
-                error: e.into(),
-            })
+        webhook_outcome(provider, verified)
     }
 
     /// Checks credentials with the provider.
@@ -356,18 +389,20 @@ impl ProviderHost {
         })
     }
 
-    /// A fresh, limited instance of a plugin, once a slot is free.
-    async fn instantiate(
-        &self,
-        provider: &str,
-    ) -> Result<(Slot, versions::Instance), ProviderError> {
-        let plugin = self
-            .inner
+    fn loaded(&self, provider: &str) -> Result<&LoadedPlugin, ProviderError> {
+        self.inner
             .plugins
             .get(provider)
-            .ok_or_else(|| ProviderError::UnknownProvider(provider.to_owned()))?;
+            .ok_or_else(|| ProviderError::UnknownProvider(provider.to_owned()))
+    }
+
+    /// A permit for one pooled instance, once one is free.
+    async fn permit(
+        &self,
+        provider: &str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ProviderError> {
         let timeout = self.inner.limits.call_timeout;
-        let permit = tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned())
+        tokio::time::timeout(timeout, Arc::clone(&self.inner.slots).acquire_owned())
             .await
             .map_err(|_| ProviderError::Timeout {
                 provider: provider.to_owned(),
@@ -376,10 +411,20 @@ impl ProviderHost {
             .map_err(|_| ProviderError::Trap {
                 provider: provider.to_owned(),
                 detail: "the plugin host is shutting down".into(),
-            })?;
+            })
+    }
+
+    /// A fresh, limited instance of a plugin, once a slot is free.
+    async fn instantiate(
+        &self,
+        provider: &str,
+        budget: Budget,
+    ) -> Result<(Slot, versions::Instance), ProviderError> {
+        let plugin = self.loaded(provider)?;
+        let timeout = self.inner.limits.call_timeout;
         let mut slot = Slot {
-            store: new_store(&self.inner, provider, Arc::clone(&plugin.hosts)),
-            _permit: permit,
+            _permit: self.permit(provider).await?,
+            store: new_store(&self.inner, provider, Arc::clone(&plugin.hosts), budget),
         };
         let outcome =
             tokio::time::timeout(timeout, plugin.pre.instantiate_async(&mut slot.store)).await;
@@ -405,6 +450,18 @@ impl ProviderHost {
         tracing::warn!(plugin = provider, error = %error, "plugin call failed");
         Err(error)
     }
+}
+
+fn webhook_outcome(
+    provider: &str,
+    verified: Result<Vec<bindings::api::ProviderEvent>, bindings::api::WebhookError>,
+) -> Result<Vec<ProviderEvent>, ProviderError> {
+    verified
+        .map(convert::events)
+        .map_err(|e| ProviderError::Webhook {
+            provider: provider.to_owned(),
+            error: e.into(),
+        })
 }
 
 fn plugin_failure(provider: &str, e: bindings::api::ProviderError) -> ProviderError {
@@ -452,7 +509,32 @@ pub(super) fn first_line(text: &str) -> String {
         .collect()
 }
 
-pub(super) fn new_store(inner: &Inner, provider: &str, hosts: Arc<[String]>) -> Store<PluginState> {
+/// What a call may spend: all of [`Limits`] for a new call, what is left of them for a
+/// webhook rerun on fibers (`fast`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    fuel: u64,
+    ticks_used: u64,
+    /// A synchronous call (`fast`): moved to fibers at its slice's end instead of yielding.
+    sync: bool,
+}
+
+impl Budget {
+    fn full(limits: &Limits) -> Self {
+        Self {
+            fuel: limits.fuel,
+            ticks_used: 0,
+            sync: false,
+        }
+    }
+}
+
+pub(super) fn new_store(
+    inner: &Inner,
+    provider: &str,
+    hosts: Arc<[String]>,
+    budget: Budget,
+) -> Store<PluginState> {
     let limits = &inner.limits;
     let state = PluginState {
         wasi: WasiCtx::builder().build(),
@@ -472,23 +554,32 @@ pub(super) fn new_store(inner: &Inner, provider: &str, hosts: Arc<[String]>) -> 
         fetches_left: limits.fetch_calls,
         clock: inner.clock.clone(),
         log_left: limits.log_bytes,
+        ticks: budget.ticks_used,
+        held_logs: budget.sync.then(Vec::new),
     };
     let mut store = Store::new(&inner.engine, state);
     store.limiter(|s| &mut s.memory);
     // Cannot fail: fuel is enabled on the engine.
-    let _ = store.set_fuel(limits.fuel);
+    let _ = store.set_fuel(budget.fuel);
     // Yield to tokio at every tick (a busy plugin never pins a worker) and interrupt once
-    // the deadline's worth of ticks has passed. Set before instantiating: a deadline of 0
-    // would trap at once.
-    let max_ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    let mut ticks: u128 = 0;
+    // the deadline's worth of ticks has passed; a synchronous call cannot yield, so it is
+    // stopped at its slice's end and rerun on fibers (`fast`). Set before instantiating: a
+    // deadline of 0 would trap at once.
+    let max_ticks = u64::try_from(limits.deadline.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        ticks += 1;
-        Ok(if ticks >= max_ticks {
+    store.epoch_deadline_callback(move |mut cx| {
+        let state = cx.data_mut();
+        state.ticks += 1;
+        Ok(if state.ticks >= max_ticks {
             UpdateDeadline::Interrupt
-        } else {
+        } else if !budget.sync {
             UpdateDeadline::Yield(1)
+        } else if state.ticks >= fast::SYNC_SLICE_TICKS {
+            return Err(wasmtime::Error::new(fast::NeedsFibers::Slice));
+        } else {
+            UpdateDeadline::Continue(1)
         })
     });
     store

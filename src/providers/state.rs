@@ -26,6 +26,50 @@ pub struct PluginState {
     pub(super) fetches_left: u32,
     pub(super) clock: Clock,
     pub(super) log_left: usize,
+    /// Epoch ticks this call has seen (its deadline is counted in ticks).
+    pub(super) ticks: u64,
+    /// On the synchronous webhook path (`fast`), log lines wait here until the call is
+    /// known to finish there: a call rerun on fibers logs again, so nothing is logged twice.
+    pub(super) held_logs: Option<Vec<(LogLevel, String)>>,
+}
+
+impl PluginState {
+    /// A plugin's `log` call: at most `log_bytes` per call, cut at a character boundary.
+    pub(super) fn log(&mut self, level: LogLevel, msg: String) {
+        if self.log_left == 0 {
+            return;
+        }
+        let mut msg = msg;
+        if msg.len() > self.log_left {
+            let mut cut = self.log_left;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
+            msg.push('…');
+        }
+        self.log_left = self.log_left.saturating_sub(msg.len());
+        match &mut self.held_logs {
+            Some(held) => held.push((level, msg)),
+            None => emit(&self.plugin, level, &msg),
+        }
+    }
+
+    /// Logs what [`PluginState::held_logs`] holds.
+    pub(super) fn release_logs(&mut self) {
+        for (level, msg) in self.held_logs.take().unwrap_or_default() {
+            emit(&self.plugin, level, &msg);
+        }
+    }
+}
+
+fn emit(plugin: &str, level: LogLevel, msg: &str) {
+    match level {
+        LogLevel::Debug => tracing::debug!(target: "docobo::plugin", plugin, "{msg}"),
+        LogLevel::Info => tracing::info!(target: "docobo::plugin", plugin, "{msg}"),
+        LogLevel::Warn => tracing::warn!(target: "docobo::plugin", plugin, "{msg}"),
+        LogLevel::Error => tracing::error!(target: "docobo::plugin", plugin, "{msg}"),
+    }
 }
 
 impl WasiView for PluginState {
@@ -65,26 +109,7 @@ impl host::Host for PluginState {
     }
 
     async fn log(&mut self, level: LogLevel, msg: String) {
-        if self.log_left == 0 {
-            return;
-        }
-        let mut msg = msg;
-        if msg.len() > self.log_left {
-            let mut cut = self.log_left;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
-            msg.push('…');
-        }
-        self.log_left = self.log_left.saturating_sub(msg.len());
-        let plugin = &*self.plugin;
-        match level {
-            LogLevel::Debug => tracing::debug!(target: "docobo::plugin", plugin, "{msg}"),
-            LogLevel::Info => tracing::info!(target: "docobo::plugin", plugin, "{msg}"),
-            LogLevel::Warn => tracing::warn!(target: "docobo::plugin", plugin, "{msg}"),
-            LogLevel::Error => tracing::error!(target: "docobo::plugin", plugin, "{msg}"),
-        }
+        PluginState::log(self, level, msg);
     }
 
     async fn now(&mut self) -> i64 {

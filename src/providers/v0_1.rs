@@ -34,17 +34,20 @@ impl v0_1::docobo::provider::host::Host for PluginState {
     }
 
     async fn log(&mut self, level: old::LogLevel, msg: String) {
-        let level = match level {
-            old::LogLevel::Debug => new::LogLevel::Debug,
-            old::LogLevel::Info => new::LogLevel::Info,
-            old::LogLevel::Warn => new::LogLevel::Warn,
-            old::LogLevel::Error => new::LogLevel::Error,
-        };
-        latest::docobo::provider::host::Host::log(self, level, msg).await;
+        PluginState::log(self, log_level(level), msg);
     }
 
     async fn now(&mut self) -> i64 {
         latest::docobo::provider::host::Host::now(self).await
+    }
+}
+
+pub(super) fn log_level(level: old::LogLevel) -> new::LogLevel {
+    match level {
+        old::LogLevel::Debug => new::LogLevel::Debug,
+        old::LogLevel::Info => new::LogLevel::Info,
+        old::LogLevel::Warn => new::LogLevel::Warn,
+        old::LogLevel::Error => new::LogLevel::Error,
     }
 }
 

@@ -30,4 +30,5 @@ mod service;
 mod setup_guards;
 mod store;
 mod stripe;
+mod webhook_path;
 mod webhooks;

@@ -2,14 +2,15 @@
 //!
 //! Signed content: `"{webhook-id}.{webhook-timestamp}.{raw body}"`, HMAC-SHA256, sent as
 //! `webhook-signature: v1,<base64> [v1,<base64> …]`. Polar has two live key derivations,
-//! so both candidate keys are tried:
+//! so both candidate keys are tried, the standard one first and the next only when it
+//! matches nothing (a genuine delivery costs one HMAC):
 //!
-//! * `K1` = the UTF-8 bytes of the whole secret string (legacy endpoints: `whsec_…` created
-//!   before 2026-09-08, and the older `polar_whs_…` secrets);
 //! * `K2` = the strict standard base64 decoding of the secret after the `whsec_` prefix
-//!   (standard endpoints), when it decodes to a non-empty key. A legacy secret never
-//!   decodes strictly (43 characters, no padding) and a `polar_whs_…` secret is not base64,
-//!   so they only have `K1`.
+//!   (standard endpoints, every secret Polar generates since 2026-09-08), when it decodes
+//!   to a non-empty key. A legacy secret never decodes strictly (43 characters, no
+//!   padding) and a `polar_whs_…` secret is not base64, so they only have `K1`;
+//! * `K1` = the UTF-8 bytes of the whole secret string (legacy endpoints: `whsec_…` created
+//!   before 2026-09-08, and the older `polar_whs_…` secrets).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -32,8 +33,8 @@ pub struct Verified {
     pub timestamp: i64,
 }
 
-/// The candidate HMAC keys for `secret` (see the module docs). Errors when the secret is
-/// empty or is only the `whsec_` prefix.
+/// The candidate HMAC keys for `secret`, the standard derivation first (see the module
+/// docs). Errors when the secret is empty or is only the `whsec_` prefix.
 pub fn signing_keys(secret: &str) -> Result<Vec<Vec<u8>>, WebhookError> {
     let remainder = secret.strip_prefix("whsec_").unwrap_or(secret);
     if secret.is_empty() || remainder.is_empty() {
@@ -41,13 +42,14 @@ pub fn signing_keys(secret: &str) -> Result<Vec<Vec<u8>>, WebhookError> {
             "the Polar webhook secret is empty".into(),
         ));
     }
-    let mut keys = vec![secret.as_bytes().to_vec()];
+    let mut keys = Vec::with_capacity(2);
     if let Ok(decoded) = STANDARD.decode(remainder)
         && !decoded.is_empty()
         && decoded != secret.as_bytes()
     {
         keys.push(decoded);
     }
+    keys.push(secret.as_bytes().to_vec());
     Ok(keys)
 }
 
@@ -116,8 +118,12 @@ pub fn verify(
     for key in &keys {
         let expected = tag(key, id, timestamp_text, body)?;
         for candidate in &candidates {
-            // Evaluate every comparison: no early exit on a match.
+            // Evaluate every comparison against this key: no early exit on a match.
             matched |= ct_eq(&expected, candidate);
+        }
+        // Which derivation matched a genuine delivery tells nothing about the secret.
+        if matched {
+            break;
         }
     }
     if !matched {
@@ -164,7 +170,8 @@ mod tests {
     fn key_derivations() {
         let keys = signing_keys(SECRET_C).unwrap();
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys[1], (0u8..32).collect::<Vec<_>>());
+        assert_eq!(keys[0], (0u8..32).collect::<Vec<_>>(), "standard first");
+        assert_eq!(keys[1], SECRET_C.as_bytes());
         // Legacy whsec_ secret: 43 characters after the prefix, not strict base64.
         assert_eq!(
             signing_keys("whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK")
