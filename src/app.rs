@@ -211,21 +211,7 @@ impl App {
             )
             .run(PRUNE_AFTER_START, PRUNE_EVERY, shutdown.clone()),
         );
-        let state = Arc::new(http::HttpState {
-            ingest: Ingest::new(services.clone()),
-            services,
-            gateway: self.gateway.clone(),
-            started: Instant::now(),
-            protection: http::Protection::new(http::ProtectionSettings {
-                per_minute: server.rate_limit_per_minute,
-                trusted_proxies: server.trusted_proxies.clone(),
-                request_timeout: Duration::from_millis(u64::from(server.request_timeout_ms)),
-                body_timeout: Duration::from_millis(u64::from(server.body_timeout_ms)),
-                bad_signatures_per_url: server.bad_signatures_per_minute,
-                bad_signatures_per_ip: server.bad_signatures_per_ip_per_minute,
-                metrics_token: server.metrics_token.clone(),
-            }),
-        });
+        let state = self.http_state(services);
         tracing::info!(
             addr = %self.addr,
             database = %self.config.database.path.display(),
@@ -266,6 +252,28 @@ impl App {
         alerts_ended?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+impl App {
+    /// What the HTTP handlers share, from the server settings.
+    fn http_state(&self, services: Services) -> Arc<http::HttpState> {
+        let server = &self.config.server;
+        Arc::new(http::HttpState {
+            ingest: Ingest::new(services.clone()),
+            services,
+            gateway: self.gateway.clone(),
+            started: Instant::now(),
+            protection: http::Protection::new(http::ProtectionSettings {
+                per_minute: server.rate_limit_per_minute,
+                trusted_proxies: server.trusted_proxies.clone(),
+                request_timeout: Duration::from_millis(u64::from(server.request_timeout_ms)),
+                body_timeout: Duration::from_millis(u64::from(server.body_timeout_ms)),
+                bad_signatures_per_url: server.bad_signatures_per_minute,
+                bad_signatures_per_ip: server.bad_signatures_per_ip_per_minute,
+                metrics_token: server.metrics_token.clone(),
+            }),
+        })
     }
 }
 
