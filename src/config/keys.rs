@@ -153,7 +153,7 @@ settings! {
         64 metrics_token: Option<SecretString> = Secret,
         /// How long `/setup`'s "Verify now" waits for a delivery to the guild's webhook URL,
         /// in seconds (below Discord's 15 minutes, after which the reply cannot be edited).
-        65 verify_wait_secs: u32 = Whole { default: 600, range: 1..=840 },
+        74 verify_wait_secs: u32 = Whole { default: 600, range: 1..=840 },
     }
 
     #[derive(Debug, Clone)]
