@@ -308,7 +308,7 @@ async fn the_operator_logs_in_with_the_admin_token_and_sees_every_server() {
 }
 
 /// `n` subscriptions to `paid_role` in `guild` for users from 10 000, every third one
-/// canceled and ended, members named `fan{i}`; plus `tests` test purchases.
+/// canceled (to the end of a paid period the sweep does not reach, so it stays canceled), members named `fan{i}`; plus `tests` test purchases.
 pub(crate) async fn seed_subscriptions(
     app: &TestApp,
     guild: u64,
@@ -326,7 +326,7 @@ pub(crate) async fn seed_subscriptions(
                 let user = UserId::new(10_000 + i).expect("user");
                 members::upsert(conn, guild, user, Some(&format!("fan{i}")))?;
                 let (status, period_end) = if i % 3 == 2 {
-                    (SubscriptionStatus::Canceled, now - 1_000)
+                    (SubscriptionStatus::Canceled, now + 86_400_000)
                 } else {
                     (SubscriptionStatus::Active, now + 86_400_000)
                 };
