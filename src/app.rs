@@ -211,7 +211,7 @@ impl App {
             )
             .run(PRUNE_AFTER_START, PRUNE_EVERY, shutdown.clone()),
         );
-        let state = self.http_state(services);
+        let state = self.http_state(services, shutdown.clone());
         tracing::info!(
             addr = %self.addr,
             database = %self.config.database.path.display(),
@@ -257,13 +257,14 @@ impl App {
 
 impl App {
     /// What the HTTP handlers share, from the server settings.
-    fn http_state(&self, services: Services) -> Arc<http::HttpState> {
+    fn http_state(&self, services: Services, shutdown: CancellationToken) -> Arc<http::HttpState> {
         let server = &self.config.server;
         Arc::new(http::HttpState {
             ingest: Ingest::new(services.clone()),
             services,
             gateway: self.gateway.clone(),
             started: Instant::now(),
+            shutdown,
             protection: http::Protection::new(http::ProtectionSettings {
                 per_minute: server.rate_limit_per_minute,
                 trusted_proxies: server.trusted_proxies.clone(),

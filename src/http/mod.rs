@@ -36,6 +36,8 @@ pub struct HttpState {
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
     pub protection: protect::Protection,
+    /// Fired at shutdown: ends the dashboard's live streams at once.
+    pub shutdown: CancellationToken,
 }
 
 pub use protect::{Protection, ProtectionSettings};
@@ -100,7 +102,7 @@ impl Dispatch {
                 .await;
             }
             route::Route::Dashboard(page) => {
-                crate::web::serve(&self.state.services, page, req, res).await;
+                crate::web::serve(&self.state.services, &self.state.shutdown, page, req, res).await;
             }
             route::Route::WrongMethod(allowed) => {
                 res.status_code(StatusCode::METHOD_NOT_ALLOWED);

@@ -85,8 +85,10 @@ impl Route {
             ["logout"] if post => Self::Dashboard(Page::Logout),
             ["guilds", id] if get => Self::Dashboard(Page::Guild((*id).to_owned())),
             ["guilds", id, "members"] if get => Self::Dashboard(Page::Members((*id).to_owned())),
+            ["guilds", id, "summary"] if get => Self::Dashboard(Page::Summary((*id).to_owned())),
+            ["guilds", id, "events"] if get => Self::Dashboard(Page::Events((*id).to_owned())),
             ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
-            [] | ["guilds" | "assets", _] | ["guilds", _, "members"] => {
+            [] | ["guilds" | "assets", _] | ["guilds", _, "members" | "summary" | "events"] => {
                 Self::WrongMethod("GET, HEAD")
             }
             ["login"] => Self::WrongMethod("GET, HEAD, POST"),
@@ -179,6 +181,23 @@ mod tests {
         assert_eq!(Route::of(&Method::GET, "//health/"), Route::Health);
         assert_eq!(Route::of(&Method::GET, "/"), Route::NotFound);
         assert_eq!(Route::of(&Method::GET, "/../../etc"), Route::NotFound);
+    }
+
+    #[test]
+    fn the_live_overview_routes_get_only() {
+        use crate::web::Page;
+        assert_eq!(
+            Route::of(&Method::GET, "/dashboard/guilds/7/events"),
+            Route::Dashboard(Page::Events("7".into()))
+        );
+        assert_eq!(
+            Route::of(&Method::GET, "/dashboard/guilds/7/summary"),
+            Route::Dashboard(Page::Summary("7".into()))
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/dashboard/guilds/7/events"),
+            Route::WrongMethod("GET, HEAD")
+        );
     }
 
     #[test]

@@ -157,6 +157,25 @@ impl Watcher {
             .flatten()
     }
 
+    /// Waits, without the watch's time limit, for the guild's next delivery that changed
+    /// something (an event applied), or for deliveries missed because this watcher fell
+    /// behind (they may have). `false`: the watch is gone.
+    pub async fn changed(&mut self) -> bool {
+        loop {
+            match self.rx.recv().await {
+                Ok((guild, Seen::Verified(events)))
+                    if guild == self.guild
+                        && events.iter().any(|e| e.outcome == Some(Outcome::Applied)) =>
+                {
+                    return true;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    }
+
     async fn next_any(&mut self) -> Option<Seen> {
         loop {
             match self.rx.recv().await {
@@ -213,5 +232,38 @@ mod tests {
         assert_eq!(watcher.next().await, None, "nothing more within the wait");
         drop(watcher);
         assert!(!watch.watched());
+    }
+
+    fn with_outcome(outcome: Option<Outcome>) -> Delivered {
+        Delivered {
+            results: vec![crate::ingest::apply::EventResult {
+                event_id: "e".into(),
+                outcome,
+                detail: None,
+                changed: outcome == Some(Outcome::Applied),
+                alert: None,
+            }],
+            ..verified()
+        }
+    }
+
+    #[tokio::test]
+    async fn changed_wakes_for_an_applied_event_of_its_guild_or_a_lag_only() {
+        let watch = DeliveryWatch::new(Duration::from_millis(50));
+        let mut watcher = watch.subscribe(guild(1));
+        watch.publish(Some(guild(1)), &Ok(with_outcome(None)));
+        watch.publish(Some(guild(1)), &Ok(with_outcome(Some(Outcome::Stale))));
+        watch.publish(Some(guild(2)), &Ok(with_outcome(Some(Outcome::Applied))));
+        let quiet = tokio::time::timeout(Duration::from_millis(100), watcher.changed()).await;
+        assert!(
+            quiet.is_err(),
+            "a replay, a stale event or another guild changes nothing"
+        );
+        watch.publish(Some(guild(1)), &Ok(with_outcome(Some(Outcome::Applied))));
+        assert!(watcher.changed().await);
+        for _ in 0..=BUFFER {
+            watch.publish(Some(guild(2)), &Ok(with_outcome(Some(Outcome::Applied))));
+        }
+        assert!(watcher.changed().await, "fell behind: may have missed one");
     }
 }

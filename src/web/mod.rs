@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod data;
+mod live;
 mod pages;
+pub mod trends;
 
 pub use auth::{Logins, Scope};
 pub use pages::serve;
@@ -27,6 +29,11 @@ pub enum Page {
     /// `GET /dashboard/guilds/{id}/members?q=&role=&status=&provider=&before=`: a server's
     /// subscriptions, filtered, newest first, 50 a page.
     Members(String),
+    /// `GET /dashboard/guilds/{id}/summary`: the overview's counts and charts alone.
+    Summary(String),
+    /// `GET /dashboard/guilds/{id}/events`: server-sent events, `changed` when a delivery
+    /// applied something.
+    Events(String),
     /// `GET /dashboard/assets/{name}`.
     Asset(String),
 }

@@ -41,16 +41,28 @@ struct GuildsPage<'a> {
     guilds: &'a [data::GuildLine],
 }
 
+/// The part of the overview that live updates render again.
+struct Summary {
+    id: u64,
+    active: usize,
+    roles: Vec<data::RoleLine>,
+    charts: Vec<super::trends::Chart>,
+}
+
 #[derive(Template)]
 #[template(path = "overview.html")]
 struct OverviewPage<'a> {
     operator: bool,
     csrf: &'a str,
-    id: u64,
     name: &'a str,
     provider: &'a str,
-    active: usize,
-    roles: &'a [data::RoleLine],
+    s: &'a Summary,
+}
+
+#[derive(Template)]
+#[template(path = "summary_part.html")]
+struct SummaryPart<'a> {
+    s: &'a Summary,
 }
 
 #[derive(Template)]
@@ -78,8 +90,14 @@ struct ProblemPage<'a> {
     text: &'a str,
 }
 
-/// Serves one dashboard page.
-pub async fn serve(services: &Services, page: Page, req: &mut Request, res: &mut Response) {
+/// Serves one dashboard page; `shutdown` ends the live streams.
+pub async fn serve(
+    services: &Services,
+    shutdown: &tokio_util::sync::CancellationToken,
+    page: Page,
+    req: &mut Request,
+    res: &mut Response,
+) {
     res.add_header("content-security-policy", CSP, true).ok();
     res.add_header("cache-control", "no-store", true).ok();
     match page {
@@ -92,6 +110,8 @@ pub async fn serve(services: &Services, page: Page, req: &mut Request, res: &mut
         Page::Home => home(services, req, res).await,
         Page::Guild(id) => guild(services, &id, req, res).await,
         Page::Members(id) => members(services, &id, req, res).await,
+        Page::Summary(id) => summary(services, &id, req, res).await,
+        Page::Events(id) => super::live::events(services, shutdown, &id, req, res),
     }
 }
 
@@ -320,7 +340,17 @@ fn guild_session(
     req: &Request,
     res: &mut Response,
 ) -> Option<(Session, GuildId)> {
-    let Some((_, session)) = session(services, req) else {
+    guild_session_id(services, id, req, res).map(|(_, session, guild)| (session, guild))
+}
+
+/// [`guild_session`], with the session's id.
+pub(super) fn guild_session_id(
+    services: &Services,
+    id: &str,
+    req: &Request,
+    res: &mut Response,
+) -> Option<(String, Session, GuildId)> {
+    let Some((session_id, session)) = session(services, req) else {
         to_login(res);
         return None;
     };
@@ -342,27 +372,59 @@ fn guild_session(
         );
         return None;
     }
-    Some((session, guild))
+    Some((session_id, session, guild))
+}
+
+/// The overview's name, provider and summary, or `None` for a guild Docobo does not know.
+async fn overview(
+    services: &Services,
+    guild: GuildId,
+) -> Result<Option<(data::Overview, Summary)>, crate::db::DbError> {
+    let (overview, trends) = tokio::try_join!(
+        data::overview(services, guild),
+        super::trends::trends(services, guild),
+    )?;
+    Ok(overview.map(|mut o| {
+        let roles = std::mem::take(&mut o.roles);
+        let summary = Summary {
+            id: o.id,
+            active: o.active,
+            charts: super::trends::charts(&roles, &trends),
+            roles,
+        };
+        (o, summary)
+    }))
 }
 
 async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response) {
     let Some((session, guild)) = guild_session(services, id, req, res) else {
         return;
     };
-    match data::overview(services, guild).await {
-        Ok(Some(o)) => html(
+    match overview(services, guild).await {
+        Ok(Some((o, summary))) => html(
             res,
             StatusCode::OK,
             &OverviewPage {
                 operator: matches!(session.scope, Scope::Operator),
                 csrf: &session.csrf,
-                id: o.id,
                 name: &o.name,
                 provider: &o.provider,
-                active: o.active,
-                roles: &o.roles,
+                s: &summary,
             },
         ),
+        Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+        Err(e) => store_failed(res, &e),
+    }
+}
+
+/// `GET /dashboard/guilds/{id}/summary`: the overview's counts and charts alone (what the
+/// live overview swaps in).
+async fn summary(services: &Services, id: &str, req: &Request, res: &mut Response) {
+    let Some((_, guild)) = guild_session(services, id, req, res) else {
+        return;
+    };
+    match overview(services, guild).await {
+        Ok(Some((_, summary))) => html(res, StatusCode::OK, &SummaryPart { s: &summary }),
         Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
         Err(e) => store_failed(res, &e),
     }

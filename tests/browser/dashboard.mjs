@@ -2,10 +2,22 @@
 // tests/it/browser.rs, which starts Docobo and the fake Discord and passes:
 //   node dashboard.mjs <base URL> <login link path> <screenshot folder>
 // Prints one JSON line with what it saw; the Rust test asserts on it. Exits non-zero on any
-// failure, with the reason on stderr.
+// failure, with the reason on stderr. Where the test must act outside the browser (deliver a
+// purchase), this prints `STEP <name>` and waits for a line on stdin.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const lines = createInterface({ input: process.stdin });
+const input = lines[Symbol.asyncIterator]();
+/** Asks the Rust test to do `name`; resolves with its answer line. */
+async function step(name) {
+  console.log(`STEP ${name}`);
+  const { value, done } = await input.next();
+  if (done) throw new Error(`the test closed stdin at step ${name}`);
+  return value;
+}
 
 const [base, linkPath, shots] = process.argv.slice(2);
 if (!base || !linkPath || !shots) {
@@ -55,6 +67,29 @@ try {
   );
   await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
 
+  // Live: once the page's event stream is open, a purchase elsewhere shows up without a
+  // reload (the page's navigations are counted).
+  await page.waitForFunction(
+    () => document.querySelector("[data-live-state]")?.textContent === "on",
+    null,
+    { timeout: 15000 },
+  );
+  let navigations = 0;
+  page.on("framenavigated", (frame) => {
+    if (frame === page.mainFrame()) navigations += 1;
+  });
+  seen.countBefore = await page.locator("#active-count").innerText();
+  await step("purchase");
+  await page.waitForFunction(
+    (before) => document.querySelector("#active-count")?.textContent !== before,
+    seen.countBefore,
+    { timeout: 15000 },
+  );
+  seen.countAfter = await page.locator("#active-count").innerText();
+  seen.liveNavigations = navigations;
+  seen.chartBars = await page.locator("figure.chart rect").count();
+  await page.screenshot({ path: join(shots, "overview-live.png"), fullPage: true });
+
   await Promise.all([
     page.waitForURL("**/dashboard/login"),
     page.getByRole("button", { name: "Log out" }).click(),
@@ -70,4 +105,7 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  // Stdin stays open (the test writes step answers to it): stop reading so node exits.
+  lines.close();
+  process.stdin.destroy();
 }

@@ -6,13 +6,40 @@
 //! Needs `chromium` (or `CHROMIUM_BIN`), `node` and `npm ci --prefix tests/browser`; without
 //! them the test says so and passes, except under CI (`CI` set), where it fails.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
 
-use serde_json::Value;
+use docobo_testkit::app::TestApp;
+use serde_json::{Value, json};
 
-use crate::bot::{GUILD, OWNER, buy, fake_discord, start_app};
+use crate::bot::{GUILD, OWNER, PRODUCT, buy, deliver_polar, fake_discord, now_ms, start_app};
 use crate::dashboard::{login_link, polar_shop};
+
+/// How long the browser may take between two lines (a cold chromium start is slow).
+const BROWSER_WAIT: Duration = Duration::from_secs(90);
+
+/// A member other than the fixture's.
+const SECOND_MEMBER: u64 = 4_242_424_242;
+
+/// A Polar purchase of Supporter by `user`.
+async fn buy_as(app: &TestApp, path: &str, id: &str, user: u64) {
+    let mut body: Value = serde_json::from_slice(&crate::bot::polar_event(
+        "subscription.active",
+        "active",
+        false,
+        now_ms(),
+    ))
+    .expect("json");
+    body["data"]["id"] = json!(format!("sub_{user}"));
+    body["data"]["product_id"] = json!(PRODUCT);
+    body["data"]["metadata"]["docobo_user_id"] = json!(user.to_string());
+    body["data"]["customer"]["external_id"] = json!(user.to_string());
+    let body = serde_json::to_vec(&body).expect("json");
+    let response = deliver_polar(app, path, id, &body).await;
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+}
 
 /// What the browser test needs, or why it cannot run here.
 fn browser_setup() -> Result<(PathBuf, PathBuf), String> {
@@ -29,6 +56,94 @@ fn browser_setup() -> Result<(PathBuf, PathBuf), String> {
         return Err("playwright-core is not installed (npm ci --prefix tests/browser)".into());
     }
     Ok((chromium, dir))
+}
+
+/// `tests/browser/dashboard.mjs` running: its `STEP` lines, answered on its stdin, then the
+/// JSON line of what it saw.
+struct Script {
+    child: Child,
+    stdin: ChildStdin,
+    lines: tokio::sync::mpsc::UnboundedReceiver<std::io::Result<String>>,
+    stderr: std::thread::JoinHandle<String>,
+    last: String,
+}
+
+impl Script {
+    fn start(dir: &Path, chromium: &Path, base: &str, link: &str, shots: &Path) -> Self {
+        let mut child = Command::new("node")
+            .arg(dir.join("dashboard.mjs"))
+            .args([base, &format!("/dashboard/login?link={link}")])
+            .arg(shots)
+            .env("CHROMIUM_BIN", chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().expect("stdin");
+        // The script's lines, read on a thread of their own.
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).ok();
+            text
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            stderr,
+            last: String::new(),
+        }
+    }
+
+    /// The next step the script asks for; `None` once it has finished.
+    async fn next_step(&mut self) -> Option<String> {
+        loop {
+            let Ok(line) = tokio::time::timeout(BROWSER_WAIT, self.lines.recv()).await else {
+                self.child.kill().ok();
+                panic!(
+                    "the browser test said nothing for {BROWSER_WAIT:?}; last: {}",
+                    self.last
+                );
+            };
+            let text = line?.expect("stdout reads");
+            match text.strip_prefix("STEP ") {
+                Some(step) => return Some(step.to_owned()),
+                None => self.last = text,
+            }
+        }
+    }
+
+    fn answer(&mut self, text: &str) {
+        writeln!(self.stdin, "{text}").expect("stdin");
+    }
+
+    /// Waits for the script to exit; what it saw.
+    async fn finish(self) -> Value {
+        let Self {
+            mut child,
+            stderr,
+            last,
+            ..
+        } = self;
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("node exits");
+        let stderr = stderr.join().expect("join");
+        assert!(status.success(), "{stderr}\n{last}");
+        serde_json::from_str(last.trim()).expect("one JSON line")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,23 +170,15 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     let link = login_link(&discord, OWNER, "http://127.0.0.1").await;
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard");
-    let base = app.url("");
-    let path = format!("/dashboard/login?link={link}");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("dashboard.mjs"))
-            .args([&base, &path])
-            .arg(&shots)
-            .env("CHROMIUM_BIN", chromium)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}\n{stdout}");
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let mut script = Script::start(&dir, &chromium, &app.url(""), &link, &shots);
+    while let Some(step) = script.next_step().await {
+        match step.as_str() {
+            "purchase" => buy_as(&app, &webhook, "evt_browser_live", SECOND_MEMBER).await,
+            other => panic!("unknown step {other}"),
+        }
+        script.answer("done");
+    }
+    let seen = script.finish().await;
 
     assert_eq!(seen["continueVisible"], true, "{seen}");
     assert_eq!(
@@ -87,6 +194,10 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     let text = seen["overviewText"].as_str().unwrap_or_default();
     assert!(text.contains("Members with access: 1"), "{seen}");
     assert!(text.contains("4.99 USD / month"), "{seen}");
+    assert_eq!(seen["countBefore"], "1", "{seen}");
+    assert_eq!(seen["countAfter"], "2", "the purchase arrived live: {seen}");
+    assert_eq!(seen["liveNavigations"], 0, "without a reload: {seen}");
+    assert!(seen["chartBars"].as_u64().unwrap_or(0) >= 3, "{seen}");
     // The embedded script and stylesheet load under the page's CSP; nothing was refused.
     assert_eq!(seen["htmxLoaded"], true, "{seen}");
     assert_eq!(seen["stylesApplied"], "collapse", "{seen}");
@@ -94,7 +205,12 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     assert_eq!(seen["horizontalOverflow"], false, "fits a phone: {seen}");
     assert_eq!(seen["afterLogout"], "/dashboard/login", "{seen}");
     assert_eq!(seen["afterLogoutRevisit"], "/dashboard/login", "{seen}");
-    for shot in ["login-link.png", "overview.png", "login.png"] {
+    for shot in [
+        "login-link.png",
+        "overview.png",
+        "overview-live.png",
+        "login.png",
+    ] {
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("target/screenshots/dashboard")
             .join(shot);

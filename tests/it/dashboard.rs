@@ -158,7 +158,7 @@ async fn an_owner_logs_in_with_the_link_from_slash_dashboard_and_sees_only_their
     let body = overview.text().await.expect("body");
     assert!(body.contains("4.99 USD / month"), "{body}");
     assert!(
-        body.contains("Members with access: <strong>1</strong>"),
+        body.contains(r#"Members with access: <strong id="active-count">1</strong>"#),
         "{body}"
     );
 
@@ -302,7 +302,7 @@ async fn the_operator_logs_in_with_the_admin_token_and_sees_every_server() {
     assert_eq!(overview.status(), StatusCode::OK);
     let body = overview.text().await.expect("body");
     assert!(
-        body.contains("Members with access: <strong>0</strong>"),
+        body.contains(r#"Members with access: <strong id="active-count">0</strong>"#),
         "{body}"
     );
 }
@@ -468,4 +468,104 @@ async fn the_assets_are_served_from_the_binary() {
         .await
         .expect("send");
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Reads `stream` into `seen` until it holds `needle`.
+async fn read_until(stream: &mut reqwest::Response, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in time; the stream said {seen:?}"))
+            .expect("the stream reads")
+            .unwrap_or_else(|| panic!("the stream ended before {needle:?}: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// A purchase reaches an open overview without a reload: the page's event stream says
+/// `changed`, and the summary the page fetches again counts the new member and their
+/// payment. The stream is refused without a session or for another server, and a shutdown
+/// ends it at once (not at the drain deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_reaches_an_open_overview_through_its_event_stream() {
+    let discord = fake_discord().await;
+    let app = start_app(&discord, &[]).await;
+    let webhook = polar_shop(&app, "production").await;
+    let link = login_link(&discord, OWNER, PUBLIC_URL).await;
+    let login = post_form(&app, "/dashboard/login", &[("link", &link)], None).await;
+    let cookie = session_cookie(&login, true);
+    let events = format!("/dashboard/guilds/{GUILD}/events");
+    let summary = format!("/dashboard/guilds/{GUILD}/summary");
+
+    let none = get(&app, &events, None).await;
+    assert_eq!(none.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&none), "/dashboard/login");
+    let other = get(
+        &app,
+        &format!("/dashboard/guilds/{OTHER_GUILD}/events"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+
+    let page = get(&app, &format!("/dashboard/guilds/{GUILD}"), Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains(&format!(r#"data-live="{events}""#)), "{page}");
+    assert!(page.contains(&format!(r#"hx-get="{summary}""#)), "{page}");
+    let before = get(&app, &summary, Some(&cookie)).await;
+    assert_eq!(before.status(), StatusCode::OK);
+    let before = before.text().await.expect("body");
+    assert!(before.contains(r#"id="active-count">0<"#), "{before}");
+    assert!(
+        !before.contains("<html"),
+        "a fragment, not a page: {before}"
+    );
+
+    let mut stream = get(&app, &events, Some(&cookie)).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let kind = stream
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(kind.starts_with("text/event-stream"), "{kind}");
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "event: live").await;
+    assert!(!seen.contains("changed"), "{seen}");
+
+    buy(&app, &webhook, "evt_live_1").await;
+    read_until(&mut stream, &mut seen, "event: changed").await;
+    let after = get(&app, &summary, Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(after.contains(r#"id="active-count">1<"#), "{after}");
+    assert!(
+        after.contains("Members with access, per paid role") && after.contains("<rect"),
+        "a bar for the new member: {after}"
+    );
+    assert!(
+        after.contains("5.00 USD"),
+        "the first period's revenue (the fixture says 500 usd): {after}"
+    );
+
+    let started = std::time::Instant::now();
+    let stopped = tokio::spawn(app.stop());
+    let end = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream outlived the shutdown");
+    let _stopped = stopped.await.expect("stop");
+    assert!(
+        started.elapsed() < docobo::http::DRAIN_TIMEOUT,
+        "shutdown waited for the stream: {:?}",
+        started.elapsed()
+    );
 }
