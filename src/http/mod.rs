@@ -35,6 +35,8 @@ pub struct HttpState {
     pub gateway: crate::discord::GatewayStatus,
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
+    /// Where the dashboard takes and lists backups (`database.backup_dir`).
+    pub backup_dir: std::path::PathBuf,
     pub protection: protect::Protection,
 }
 
