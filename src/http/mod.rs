@@ -40,6 +40,7 @@ pub struct HttpState {
     pub protection: protect::Protection,
 }
 
+pub(crate) use health::{Report as HealthReport, report as health_report};
 pub use protect::{Protection, ProtectionSettings};
 
 /// Every route, with the protection layers. Salvo's router only hands every request to
@@ -102,7 +103,7 @@ impl Dispatch {
                 .await;
             }
             route::Route::Dashboard(page) => {
-                crate::web::serve(&self.state.services, page, req, res).await;
+                crate::web::serve(&self.state, page, req, res).await;
             }
             route::Route::WrongMethod(allowed) => {
                 res.status_code(StatusCode::METHOD_NOT_ALLOWED);

@@ -5,9 +5,13 @@
 //!   sessions and their CSRF tokens (in memory).
 //! - [`data`]: what the pages show, read from the store.
 //! - `pages`: the HTTP edge: one function per page, templates, cookies.
+//! - `ops`, [`ops_data`]: the operations pages (failed role syncs, deliveries, plugins,
+//!   backups, health) and what they read and do.
 
 pub mod auth;
 pub mod data;
+mod ops;
+pub mod ops_data;
 mod pages;
 
 pub use auth::{Logins, Scope};
@@ -27,6 +31,20 @@ pub enum Page {
     /// `GET /dashboard/guilds/{id}/members?q=&role=&status=&provider=&before=`: a server's
     /// subscriptions, filtered, newest first, 50 a page.
     Members(String),
+    /// `GET /dashboard/guilds/{id}/syncs`: a server's failed role syncs.
+    Syncs(String),
+    /// `POST /dashboard/guilds/{id}/syncs/retry`: retries one (or every) failed role sync.
+    SyncRetry(String),
+    /// `GET /dashboard/guilds/{id}/deliveries?before=`: a server's newest webhook deliveries.
+    Deliveries(String),
+    /// `GET /dashboard/guilds/{id}/plugins`: the server's provider plugin and the others.
+    Plugins(String),
+    /// `GET /dashboard/backups` (the list), `POST /dashboard/backups` (take one): operator only.
+    Backups,
+    /// `GET /dashboard/backups/{name}`: downloads one backup (operator only).
+    Backup(String),
+    /// `GET /dashboard/health`: what `/health` reports, for people.
+    Health,
     /// `GET /dashboard/assets/{name}`.
     Asset(String),
 }
