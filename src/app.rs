@@ -265,6 +265,11 @@ impl App {
             gateway: self.gateway.clone(),
             started: Instant::now(),
             shutdown,
+            backup_dir: self.config.database.backup_dir.clone().unwrap_or_else(|| {
+                let db = &self.config.database.path;
+                db.parent()
+                    .map_or_else(|| "backups".into(), |folder| folder.join("backups"))
+            }),
             protection: http::Protection::new(http::ProtectionSettings {
                 per_minute: server.rate_limit_per_minute,
                 trusted_proxies: server.trusted_proxies.clone(),

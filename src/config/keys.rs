@@ -178,6 +178,10 @@ settings! {
         /// a subscription's deliveries stay while it runs and this long after it ended. 0 keeps
         /// everything for ever.
         41 keep_days: u32 = Whole { default: 395, range: 0..=36_500 },
+        /// The folder of the dashboard's backups (`/dashboard/backups` takes, lists and
+        /// downloads them), made owner-only when the first is taken. Unset: `backups` in the
+        /// database file's folder (`data/backups`).
+        80 backup_dir: Option<PathBuf> = Parsed("", optional_path),
     }
 
     #[derive(Debug, Clone)]
@@ -279,6 +283,11 @@ fn token_hash(text: &str) -> Result<Option<[u8; 32]>, String> {
          it prints (never the token itself)"
                 .to_owned()
         })
+}
+
+#[allow(clippy::unnecessary_wraps, reason = "the shape `Parsed` takes")]
+fn optional_path(text: &str) -> Result<Option<PathBuf>, String> {
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {

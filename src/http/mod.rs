@@ -35,11 +35,14 @@ pub struct HttpState {
     pub gateway: crate::discord::GatewayStatus,
     /// When the process started serving, for `/health`.
     pub started: std::time::Instant,
+    /// Where the dashboard takes and lists backups (`database.backup_dir`).
+    pub backup_dir: std::path::PathBuf,
     pub protection: protect::Protection,
     /// Fired at shutdown: ends the dashboard's live streams at once.
     pub shutdown: CancellationToken,
 }
 
+pub(crate) use health::{Report as HealthReport, report as health_report};
 pub use protect::{Protection, ProtectionSettings};
 
 /// Every route, with the protection layers. Salvo's router only hands every request to
@@ -102,7 +105,7 @@ impl Dispatch {
                 .await;
             }
             route::Route::Dashboard(page) => {
-                crate::web::serve(&self.state.services, &self.state.shutdown, page, req, res).await;
+                crate::web::serve(&self.state, page, req, res).await;
             }
             route::Route::WrongMethod(allowed) => {
                 res.status_code(StatusCode::METHOD_NOT_ALLOWED);

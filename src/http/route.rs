@@ -87,12 +87,28 @@ impl Route {
             ["guilds", id, "members"] if get => Self::Dashboard(Page::Members((*id).to_owned())),
             ["guilds", id, "summary"] if get => Self::Dashboard(Page::Summary((*id).to_owned())),
             ["guilds", id, "events"] if get => Self::Dashboard(Page::Events((*id).to_owned())),
-            ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
-            [] | ["guilds" | "assets", _] | ["guilds", _, "members" | "summary" | "events"] => {
-                Self::WrongMethod("GET, HEAD")
+            ["guilds", id, "syncs"] if get => Self::Dashboard(Page::Syncs((*id).to_owned())),
+            ["guilds", id, "syncs", "retry"] if post => {
+                Self::Dashboard(Page::SyncRetry((*id).to_owned()))
             }
-            ["login"] => Self::WrongMethod("GET, HEAD, POST"),
-            ["logout"] => Self::WrongMethod("POST"),
+            ["guilds", id, "deliveries"] if get => {
+                Self::Dashboard(Page::Deliveries((*id).to_owned()))
+            }
+            ["guilds", id, "plugins"] if get => Self::Dashboard(Page::Plugins((*id).to_owned())),
+            ["backups"] if get || post => Self::Dashboard(Page::Backups),
+            ["backups", name] if get => Self::Dashboard(Page::Backup((*name).to_owned())),
+            ["health"] if get => Self::Dashboard(Page::Health),
+            ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
+            []
+            | ["guilds" | "assets" | "backups", _]
+            | [
+                "guilds",
+                _,
+                "members" | "summary" | "events" | "syncs" | "deliveries" | "plugins",
+            ]
+            | ["health"] => Self::WrongMethod("GET, HEAD"),
+            ["login" | "backups"] => Self::WrongMethod("GET, HEAD, POST"),
+            ["logout"] | ["guilds", _, "syncs", "retry"] => Self::WrongMethod("POST"),
             _ => Self::NotFound,
         }
     }
@@ -197,6 +213,65 @@ mod tests {
         assert_eq!(
             Route::of(&Method::POST, "/dashboard/guilds/7/events"),
             Route::WrongMethod("GET, HEAD")
+        );
+    }
+
+    #[test]
+    fn the_operations_pages_route_by_method_and_keep_odd_names_as_names() {
+        use crate::web::Page;
+        let dashboard = |method: &Method, path: &str| Route::of(method, path);
+        let id = || "42".to_owned();
+        for (path, page) in [
+            ("/dashboard/guilds/42/syncs", Page::Syncs(id())),
+            ("/dashboard/guilds/42/deliveries", Page::Deliveries(id())),
+            ("/dashboard/guilds/42/plugins", Page::Plugins(id())),
+            ("/dashboard/backups", Page::Backups),
+            ("/dashboard/backups/a.db", Page::Backup("a.db".into())),
+            ("/dashboard/health", Page::Health),
+        ] {
+            assert_eq!(
+                dashboard(&Method::GET, path),
+                Route::Dashboard(page),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/guilds/42/syncs/retry"),
+            Route::Dashboard(Page::SyncRetry(id()))
+        );
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/backups"),
+            Route::Dashboard(Page::Backups)
+        );
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/guilds/42/syncs/retry"),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/guilds/42/syncs"),
+            Route::WrongMethod("GET, HEAD")
+        );
+        assert_eq!(
+            dashboard(&Method::DELETE, "/dashboard/backups"),
+            Route::WrongMethod("GET, HEAD, POST")
+        );
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/backups/a.db"),
+            Route::WrongMethod("GET, HEAD")
+        );
+        // Dot segments are resolved before routing; encoded ones stay names (which the
+        // download then refuses), as does an encoded slash.
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/backups/../../etc/passwd"),
+            Route::NotFound
+        );
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/backups/%2e%2e"),
+            Route::Dashboard(Page::Backup("..".into()))
+        );
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/backups/..%2Fdocobo.db"),
+            Route::Dashboard(Page::Backup("../docobo.db".into()))
         );
     }
 

@@ -5,10 +5,14 @@
 //!   sessions and their CSRF tokens (in memory).
 //! - [`data`]: what the pages show, read from the store.
 //! - `pages`: the HTTP edge: one function per page, templates, cookies.
+//! - `ops`, [`ops_data`]: the operations pages (failed role syncs, deliveries, plugins,
+//!   backups, health) and what they read and do.
 
 pub mod auth;
 pub mod data;
 mod live;
+mod ops;
+pub mod ops_data;
 mod pages;
 pub mod trends;
 
@@ -34,6 +38,20 @@ pub enum Page {
     /// `GET /dashboard/guilds/{id}/events`: server-sent events, `changed` when a delivery
     /// applied something.
     Events(String),
+    /// `GET /dashboard/guilds/{id}/syncs`: a server's failed role syncs.
+    Syncs(String),
+    /// `POST /dashboard/guilds/{id}/syncs/retry`: retries one (or every) failed role sync.
+    SyncRetry(String),
+    /// `GET /dashboard/guilds/{id}/deliveries?before=`: a server's newest webhook deliveries.
+    Deliveries(String),
+    /// `GET /dashboard/guilds/{id}/plugins`: the server's provider plugin and the others.
+    Plugins(String),
+    /// `GET /dashboard/backups` (the list), `POST /dashboard/backups` (take one): operator only.
+    Backups,
+    /// `GET /dashboard/backups/{name}`: downloads one backup (operator only).
+    Backup(String),
+    /// `GET /dashboard/health`: what `/health` reports, for people.
+    Health,
     /// `GET /dashboard/assets/{name}`.
     Asset(String),
 }

@@ -8,7 +8,7 @@ use salvo::http::cookie::{Cookie, SameSite};
 use salvo::prelude::*;
 
 use super::auth::{LoginError, Session, csrf_matches};
-use super::{Page, Scope, data};
+use super::{Page, Scope, data, ops};
 use crate::domain::GuildId;
 use crate::services::Services;
 
@@ -90,14 +90,14 @@ struct ProblemPage<'a> {
     text: &'a str,
 }
 
-/// Serves one dashboard page; `shutdown` ends the live streams.
+/// Serves one dashboard page; the state's `shutdown` ends the live streams.
 pub async fn serve(
-    services: &Services,
-    shutdown: &tokio_util::sync::CancellationToken,
+    state: &crate::http::HttpState,
     page: Page,
     req: &mut Request,
     res: &mut Response,
 ) {
+    let services = &state.services;
     res.add_header("content-security-policy", CSP, true).ok();
     res.add_header("cache-control", "no-store", true).ok();
     match page {
@@ -111,17 +111,27 @@ pub async fn serve(
         Page::Guild(id) => guild(services, &id, req, res).await,
         Page::Members(id) => members(services, &id, req, res).await,
         Page::Summary(id) => summary(services, &id, req, res).await,
-        Page::Events(id) => super::live::events(services, shutdown, &id, req, res),
+        Page::Events(id) => super::live::events(services, &state.shutdown, &id, req, res),
+        Page::Syncs(id) => ops::syncs(services, &id, req, res).await,
+        Page::SyncRetry(id) => ops::retry_sync(services, &id, req, res).await,
+        Page::Deliveries(id) => ops::deliveries(services, &id, req, res).await,
+        Page::Plugins(id) => ops::plugins(services, &id, req, res).await,
+        Page::Backups if req.method() == salvo::http::Method::POST => {
+            ops::take_backup(state, req, res).await;
+        }
+        Page::Backups => ops::backups(state, req, res).await,
+        Page::Backup(name) => ops::download_backup(state, &name, req, res).await,
+        Page::Health => ops::health(state, req, res).await,
     }
 }
 
-fn session(services: &Services, req: &Request) -> Option<(String, Session)> {
+pub(super) fn session(services: &Services, req: &Request) -> Option<(String, Session)> {
     let id = req.cookie(COOKIE)?.value().to_owned();
     let session = services.logins.session(&id)?;
     Some((id, session))
 }
 
-fn html(res: &mut Response, status: StatusCode, page: &impl Template) {
+pub(super) fn html(res: &mut Response, status: StatusCode, page: &impl Template) {
     match page.render() {
         Ok(body) => {
             res.status_code(status);
@@ -137,11 +147,11 @@ fn html(res: &mut Response, status: StatusCode, page: &impl Template) {
     }
 }
 
-fn problem(res: &mut Response, status: StatusCode, title: &str, text: &str) {
+pub(super) fn problem(res: &mut Response, status: StatusCode, title: &str, text: &str) {
     html(res, status, &ProblemPage { title, text });
 }
 
-fn to_login(res: &mut Response) {
+pub(super) fn to_login(res: &mut Response) {
     res.render(Redirect::other("/dashboard/login"));
 }
 
@@ -216,7 +226,7 @@ fn refused_login(res: &mut Response, e: LoginError) {
 /// `Sec-Fetch-Site`; older ones only in `Origin`, which is `null` under this server's
 /// `Referrer-Policy: no-referrer`, so only a real other origin there is refused. Clients that
 /// send neither (scripts, curl) are not browsers carrying someone's cookie.
-fn same_origin(req: &Request) -> bool {
+pub(super) fn same_origin(req: &Request) -> bool {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
@@ -228,7 +238,7 @@ fn same_origin(req: &Request) -> bool {
     }
 }
 
-fn cross_site(res: &mut Response) {
+pub(super) fn cross_site(res: &mut Response) {
     problem(
         res,
         StatusCode::FORBIDDEN,
@@ -323,7 +333,7 @@ async fn home(services: &Services, req: &Request, res: &mut Response) {
     }
 }
 
-fn store_failed(res: &mut Response, e: &crate::db::DbError) {
+pub(super) fn store_failed(res: &mut Response, e: &crate::db::DbError) {
     tracing::error!(error = %e, "the dashboard could not read the database");
     problem(
         res,
@@ -334,7 +344,7 @@ fn store_failed(res: &mut Response, e: &crate::db::DbError) {
 }
 
 /// The session and the guild of a guild page, or the refusal already rendered.
-fn guild_session(
+pub(super) fn guild_session(
     services: &Services,
     id: &str,
     req: &Request,
