@@ -54,6 +54,7 @@ struct Summary {
 struct OverviewPage<'a> {
     operator: bool,
     csrf: &'a str,
+    guild: u64,
     name: &'a str,
     provider: &'a str,
     s: &'a Summary,
@@ -417,6 +418,7 @@ async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response)
             &OverviewPage {
                 operator: matches!(session.scope, Scope::Operator),
                 csrf: &session.csrf,
+                guild: summary.id,
                 name: &o.name,
                 provider: &o.provider,
                 s: &summary,
