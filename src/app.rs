@@ -169,6 +169,7 @@ impl App {
             self.config.discord.timeout(),
         );
         let notifier = Notifier::new(Arc::clone(&self.discord_http));
+        let dashboard = crate::web::Dashboard::new(roles.clone(), notifier.clone());
         let doctor = self.doctor.clone();
         let test_purchases = tokio::spawn(doctor.clone().run(
             Duration::from_secs(u64::from(settings.sweep_interval_secs)),
@@ -211,7 +212,7 @@ impl App {
             )
             .run(PRUNE_AFTER_START, PRUNE_EVERY, shutdown.clone()),
         );
-        let state = self.http_state(services, shutdown.clone());
+        let state = self.http_state(services, shutdown.clone(), dashboard);
         tracing::info!(
             addr = %self.addr,
             database = %self.config.database.path.display(),
@@ -257,7 +258,12 @@ impl App {
 
 impl App {
     /// What the HTTP handlers share, from the server settings.
-    fn http_state(&self, services: Services, shutdown: CancellationToken) -> Arc<http::HttpState> {
+    fn http_state(
+        &self,
+        services: Services,
+        shutdown: CancellationToken,
+        dashboard: crate::web::Dashboard,
+    ) -> Arc<http::HttpState> {
         let server = &self.config.server;
         Arc::new(http::HttpState {
             ingest: Ingest::new(services.clone()),
@@ -270,6 +276,7 @@ impl App {
                 db.parent()
                     .map_or_else(|| "backups".into(), |folder| folder.join("backups"))
             }),
+            dashboard,
             protection: http::Protection::new(http::ProtectionSettings {
                 per_minute: server.rate_limit_per_minute,
                 trusted_proxies: server.trusted_proxies.clone(),

@@ -125,7 +125,6 @@ pub async fn forget(
             Err(e) => kept.push(format!("<@&{role}> ({e})")),
         }
     }
-    let actor_id = actor.user;
     let forgotten: ForgottenMember = services
         .db
         .write(move |conn| {
@@ -142,7 +141,7 @@ pub async fn forget(
                     "subscriptions": forgotten.subscriptions,
                     "events_anonymised": forgotten.events_anonymised,
                 }),
-                &format!("<@{actor_id}> deleted a member's personal data"),
+                &format!("{actor} deleted a member's personal data"),
             )?;
             Ok(forgotten)
         })
@@ -168,7 +167,7 @@ pub async fn forget(
     Ok(Done {
         reply,
         log: format!(
-            "🧹 <@{actor_id}> deleted a member's personal data at their request ({} subscription(s); {} payment record(s) anonymised)",
+            "🧹 {actor} deleted a member's personal data at their request ({} subscription(s); {} payment record(s) anonymised)",
             forgotten.subscriptions, forgotten.events_anonymised
         ),
     })

@@ -45,8 +45,53 @@ const DAY_MS: i64 = 86_400_000;
 /// Who acts, and through which edge (`discord`, `web`): recorded with every action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
-    pub user: UserId,
+    /// The Discord user who acts; `None` for the operator, who logs in to the dashboard with
+    /// the admin token and has no Discord identity there.
+    pub user: Option<UserId>,
     pub via: &'static str,
+}
+
+impl Actor {
+    /// The operator, on the dashboard.
+    pub const OPERATOR: Self = Self {
+        user: None,
+        via: "web",
+    };
+
+    /// A member with Manage Server, through `/admin`.
+    #[must_use]
+    pub const fn discord(user: UserId) -> Self {
+        Self {
+            user: Some(user),
+            via: "discord",
+        }
+    }
+
+    /// A member with Manage Server, on the dashboard (the session of their `/dashboard` link).
+    #[must_use]
+    pub const fn web(user: UserId) -> Self {
+        Self {
+            user: Some(user),
+            via: "web",
+        }
+    }
+
+    /// What the audit trail records as `actor_id`: the Discord user id, or `operator`.
+    #[must_use]
+    pub fn id(&self) -> String {
+        self.user
+            .map_or_else(|| "operator".to_owned(), |u| u.to_string())
+    }
+}
+
+/// How texts name the actor: a mention, or "The operator" (texts start with it).
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.user {
+            Some(user) => write!(f, "<@{user}>"),
+            None => f.write_str("The operator"),
+        }
+    }
 }
 
 /// What an action did: the answer for the person who acted, and the log-channel line.
@@ -148,8 +193,7 @@ fn grant_in(
     // The log line below says it; role sync must not announce it as a purchase too.
     announced(conn, created.id, SubscriptionStatus::Active, period_end)?;
     let text = format!(
-        "<@{}> granted <@{member}> complimentary <@&{tier}> {}",
-        actor.user,
+        "{actor} granted <@{member}> complimentary <@&{tier}> {}",
         until(period_end)
     );
     audit(
@@ -238,8 +282,7 @@ fn extend_in(
         let role = role_of(conn, sub.paid_role_id)?;
         lines.push(format!("<@&{role}> now {}", until(Some(end))));
         let text = format!(
-            "<@{}> extended <@{member}>'s <@&{role}> by {days} days, {}",
-            actor.user,
+            "{actor} extended <@{member}>'s <@&{role}> by {days} days, {}",
             until(Some(end))
         );
         audit(
@@ -256,10 +299,7 @@ fn extend_in(
     let summary = lines.join(", ");
     Ok(Ok(Done {
         reply: format!("Extended <@{member}> by {days} days: {summary}."),
-        log: format!(
-            "⏩ <@{}> extended <@{member}> by {days} days: {summary}",
-            actor.user
-        ),
+        log: format!("⏩ {actor} extended <@{member}> by {days} days: {summary}"),
     }))
 }
 
@@ -331,8 +371,7 @@ fn revoke_in(
             billed.push(sub.provider.to_string());
         }
         let text = format!(
-            "<@{}> revoked <@{member}>'s <@&{role}> ({}){}",
-            actor.user,
+            "{actor} revoked <@{member}>'s <@&{role}> ({}){}",
             sub.provider,
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         );
@@ -364,8 +403,7 @@ fn revoke_in(
     Ok(Ok(Done {
         reply,
         log: format!(
-            "⛔ <@{}> revoked <@{member}>'s {}{}",
-            actor.user,
+            "⛔ {actor} revoked <@{member}>'s {}{}",
             roles.join(", "),
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ),
@@ -387,7 +425,7 @@ fn audit(
     let mut event = json!({
         "kind": "admin",
         "action": action,
-        "actor_id": actor.user.to_string(),
+        "actor_id": actor.id(),
         "via": actor.via,
         "user_id": member.map(|m| m.to_string()),
         "occurred_at": crate::db::now_ms(),

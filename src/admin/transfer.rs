@@ -145,7 +145,7 @@ pub async fn export(
                 text.push('\n');
             }
             let summary = format!("{} tier(s), {entitlements} entitlement(s)", tiers.len());
-            let detail = format!("<@{}> exported {summary}", actor.user);
+            let detail = format!("{actor} exported {summary}");
             super::audit(conn, guild, actor, "export", None, None, &json!({"entitlements": entitlements}), &detail)?;
             Ok(Export {
                 file_name: format!("docobo-export-{guild}.jsonl"),
@@ -375,7 +375,7 @@ async fn apply(
                 "{} new, {} lengthened, {} unchanged, {} skipped; {} tier(s) added",
                 report.created, report.lengthened, report.unchanged, report.skipped.len(), report.tiers_added
             );
-            let detail = format!("<@{}> imported entitlements from a {source}: {summary}", actor.user);
+            let detail = format!("{actor} imported entitlements from a {source}: {summary}");
             super::audit(conn, guild, actor, "import", None, None, &json!({"source": source, "created": report.created, "lengthened": report.lengthened}), &detail)?;
             let mut reply = format!("Imported from the {source}: {summary}.");
             for why in report.skipped.iter().take(10) {

@@ -227,10 +227,7 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
         ));
     }
     let command = parse(data)?;
-    let who = admin::Actor {
-        user: actor.user,
-        via: "discord",
-    };
+    let who = admin::Actor::discord(actor.user);
     let s = &bot.services;
     let done = match command {
         AdminCommand::Grant { member, tier, days } => {

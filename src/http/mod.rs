@@ -40,6 +40,8 @@ pub struct HttpState {
     pub protection: protect::Protection,
     /// Fired at shutdown: ends the dashboard's live streams at once.
     pub shutdown: CancellationToken,
+    /// The dashboard's Discord side (its admin actions remove roles and post log lines).
+    pub dashboard: crate::web::Dashboard,
 }
 
 pub(crate) use health::{Report as HealthReport, report as health_report};

@@ -95,22 +95,52 @@ impl Route {
                 Self::Dashboard(Page::Deliveries((*id).to_owned()))
             }
             ["guilds", id, "plugins"] if get => Self::Dashboard(Page::Plugins((*id).to_owned())),
+            ["guilds", id, "members", user] if get => Self::Dashboard(Page::Member {
+                guild: (*id).to_owned(),
+                user: (*user).to_owned(),
+            }),
+            ["guilds", id, "members", user, action] => {
+                Self::member_action(method, id, user, action)
+            }
+            ["guilds", id, "export"] if get => Self::Dashboard(Page::Export((*id).to_owned())),
+            ["guilds", id, "import"] if get || post => {
+                Self::Dashboard(Page::Import((*id).to_owned()))
+            }
             ["backups"] if get || post => Self::Dashboard(Page::Backups),
             ["backups", name] if get => Self::Dashboard(Page::Backup((*name).to_owned())),
             ["health"] if get => Self::Dashboard(Page::Health),
             ["assets", name] if get => Self::Dashboard(Page::Asset((*name).to_owned())),
             []
             | ["guilds" | "assets" | "backups", _]
+            | ["guilds", _, "members", _]
             | [
                 "guilds",
                 _,
-                "members" | "summary" | "events" | "syncs" | "deliveries" | "plugins",
+                "members" | "summary" | "events" | "syncs" | "deliveries" | "plugins" | "export",
             ]
             | ["health"] => Self::WrongMethod("GET, HEAD"),
-            ["login" | "backups"] => Self::WrongMethod("GET, HEAD, POST"),
+            ["login" | "backups"] | ["guilds", _, "import"] => Self::WrongMethod("GET, HEAD, POST"),
             ["logout"] | ["guilds", _, "syncs", "retry"] => Self::WrongMethod("POST"),
             _ => Self::NotFound,
         }
+    }
+
+    /// `…/members/{user}/{action}`: a POST, or the GET of forget's confirmation step.
+    fn member_action(method: &Method, id: &str, user: &str, action: &str) -> Self {
+        use crate::web::{MemberAction, Page};
+        let Some(action) = MemberAction::parse(action) else {
+            return Self::NotFound;
+        };
+        let get = *method == Method::GET || *method == Method::HEAD;
+        let forget = action == MemberAction::Forget;
+        if *method == Method::POST || (get && forget) {
+            return Self::Dashboard(Page::MemberAction {
+                guild: id.to_owned(),
+                user: user.to_owned(),
+                action,
+            });
+        }
+        Self::WrongMethod(if forget { "GET, HEAD, POST" } else { "POST" })
     }
 }
 
@@ -290,5 +320,64 @@ mod tests {
         // A percent-encoded slash stays inside its segment, and so inside the redaction.
         assert_eq!(logged("/webhooks/polar/a%2Fb"), "/webhooks/polar/***");
         assert!(logged(&"/a".repeat(10_000)).len() < 300);
+    }
+
+    #[test]
+    fn member_pages_export_and_import_route_by_method() {
+        use crate::web::{MemberAction, Page};
+        let dashboard = |method: &Method, path: &str| Route::of(method, path);
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/guilds/1/members/2"),
+            Route::Dashboard(Page::Member {
+                guild: "1".into(),
+                user: "2".into()
+            })
+        );
+        for (name, action) in [
+            ("grant", MemberAction::Grant),
+            ("extend", MemberAction::Extend),
+            ("revoke", MemberAction::Revoke),
+            ("forget", MemberAction::Forget),
+        ] {
+            let path = format!("/dashboard/guilds/1/members/2/{name}");
+            let page = Route::Dashboard(Page::MemberAction {
+                guild: "1".into(),
+                user: "2".into(),
+                action,
+            });
+            assert_eq!(dashboard(&Method::POST, &path), page, "{path}");
+            let get = dashboard(&Method::GET, &path);
+            if action == MemberAction::Forget {
+                assert_eq!(get, page, "forget's confirmation step");
+            } else {
+                assert_eq!(get, Route::WrongMethod("POST"), "{path}");
+            }
+        }
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/guilds/1/members/2/delete"),
+            Route::NotFound
+        );
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/guilds/1/members/2"),
+            Route::WrongMethod("GET, HEAD")
+        );
+        assert_eq!(
+            dashboard(&Method::GET, "/dashboard/guilds/1/export"),
+            Route::Dashboard(Page::Export("1".into()))
+        );
+        assert_eq!(
+            dashboard(&Method::POST, "/dashboard/guilds/1/export"),
+            Route::WrongMethod("GET, HEAD")
+        );
+        for method in [Method::GET, Method::POST] {
+            assert_eq!(
+                dashboard(&method, "/dashboard/guilds/1/import"),
+                Route::Dashboard(Page::Import("1".into()))
+            );
+        }
+        assert_eq!(
+            dashboard(&Method::DELETE, "/dashboard/guilds/1/import"),
+            Route::WrongMethod("GET, HEAD, POST")
+        );
     }
 }

@@ -7,16 +7,21 @@
 //! - `pages`: the HTTP edge: one function per page, templates, cookies.
 //! - `ops`, [`ops_data`]: the operations pages (failed role syncs, deliveries, plugins,
 //!   backups, health) and what they read and do.
+//! - `member`: a member's page and the owner's admin actions, export and import (the same
+//!   [`crate::admin`] calls `/admin` makes).
 
 pub mod auth;
 pub mod data;
 mod live;
+mod member;
+mod member_data;
 mod ops;
 pub mod ops_data;
 mod pages;
 pub mod trends;
 
 pub use auth::{Logins, Scope};
+pub use member::Dashboard;
 pub use pages::serve;
 
 /// A dashboard page, as [`crate::http::route::Route::of`] reads the path.
@@ -52,6 +57,42 @@ pub enum Page {
     Backup(String),
     /// `GET /dashboard/health`: what `/health` reports, for people.
     Health,
+    /// `GET /dashboard/guilds/{id}/members/{user}`: a member's history, role sync and actions.
+    Member { guild: String, user: String },
+    /// `POST /dashboard/guilds/{id}/members/{user}/{grant|extend|revoke|forget}`, and `GET
+    /// …/forget` (its confirmation step).
+    MemberAction {
+        guild: String,
+        user: String,
+        action: MemberAction,
+    },
+    /// `GET /dashboard/guilds/{id}/export`: the file `/admin export` attaches, as a download.
+    Export(String),
+    /// `GET /dashboard/guilds/{id}/import` (the form), `POST` (a file, or the provider's list).
+    Import(String),
     /// `GET /dashboard/assets/{name}`.
     Asset(String),
+}
+
+/// An admin action on a member's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    Grant,
+    Extend,
+    Revoke,
+    Forget,
+}
+
+impl MemberAction {
+    /// The action named by a path segment.
+    #[must_use]
+    pub fn parse(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "grant" => Self::Grant,
+            "extend" => Self::Extend,
+            "revoke" => Self::Revoke,
+            "forget" => Self::Forget,
+            _ => return None,
+        })
+    }
 }

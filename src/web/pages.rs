@@ -123,6 +123,16 @@ pub async fn serve(
         Page::Backups => ops::backups(state, req, res).await,
         Page::Backup(name) => ops::download_backup(state, &name, req, res).await,
         Page::Health => ops::health(state, req, res).await,
+        Page::Member { guild, user } => {
+            super::member::page(services, &state.dashboard, &guild, &user, req, res).await;
+        }
+        Page::MemberAction {
+            guild,
+            user,
+            action,
+        } => super::member::act(services, &state.dashboard, &guild, &user, action, req, res).await,
+        Page::Export(id) => super::member::export(services, &state.dashboard, &id, req, res).await,
+        Page::Import(id) => super::member::import(services, &state.dashboard, &id, req, res).await,
     }
 }
 

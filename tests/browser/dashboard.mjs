@@ -1,11 +1,11 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core), driven by
 // tests/it/browser.rs, which starts Docobo and the fake Discord and passes:
-//   node dashboard.mjs <base URL> <login link path> <screenshot folder>
+//   node dashboard.mjs <base URL> <login link path> <screenshot folder> <member id to comp>
 // Prints one JSON line with what it saw; the Rust test asserts on it. Exits non-zero on any
 // failure, with the reason on stderr. Where the test must act outside the browser (deliver a
 // purchase), this prints `STEP <name>` and waits for a line on stdin.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -19,9 +19,9 @@ async function step(name) {
   return value;
 }
 
-const [base, linkPath, shots] = process.argv.slice(2);
-if (!base || !linkPath || !shots) {
-  console.error("usage: node dashboard.mjs <base URL> <login link path> <screenshot folder>");
+const [base, linkPath, shots, compMember] = process.argv.slice(2);
+if (!base || !linkPath || !shots || !compMember) {
+  console.error("usage: node dashboard.mjs <base URL> <login link path> <screenshot folder> <member id>");
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
@@ -89,6 +89,55 @@ try {
   seen.liveNavigations = navigations;
   seen.chartBars = await page.locator("figure.chart rect").count();
   await page.screenshot({ path: join(shots, "overview-live.png"), fullPage: true });
+
+  const guildPath = seen.overviewUrl;
+  await page.goto(base + guildPath + "/members");
+  seen.membersRows = await page.locator("tbody tr").count();
+  await page.screenshot({ path: join(shots, "members.png"), fullPage: true });
+
+  // Comp a member from their page: the grant form, by label, as an owner fills it.
+  const memberPath = `${guildPath}/members/${compMember}`;
+  await page.goto(base + memberPath);
+  await page.getByLabel("Days").first().fill("30");
+  await Promise.all([
+    page.waitForURL(`**${memberPath}`),
+    page.getByRole("button", { name: "Grant" }).click(),
+  ]);
+  seen.grantNotice = await page.locator(".notice").innerText();
+  await page.screenshot({ path: join(shots, "member.png"), fullPage: true });
+  seen.compAnswer = await step("comp");
+
+  // Export (a download), forget the member, then import the file back.
+  await page.goto(base + guildPath + "/import");
+  await page.screenshot({ path: join(shots, "import.png"), fullPage: true });
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download the export" }).click(),
+  ]);
+  const exportFile = join(shots, "export.jsonl");
+  await download.saveAs(exportFile);
+  seen.exportName = download.suggestedFilename();
+  seen.exportHasMember = readFileSync(exportFile, "utf8").includes(compMember);
+
+  await page.goto(base + memberPath + "/forget");
+  await page.screenshot({ path: join(shots, "member-forget.png"), fullPage: true });
+  await Promise.all([
+    page.waitForURL(`**${memberPath}`),
+    page.getByRole("button", { name: "Yes, delete their personal data" }).click(),
+  ]);
+  seen.forgetNotice = await page.locator(".notice").innerText();
+  seen.forgetAnswer = await step("forgotten");
+
+  await page.goto(base + guildPath + "/import");
+  await page.locator("#import-file").setInputFiles(exportFile);
+  await page.getByRole("button", { name: "Import the file" }).click();
+  await page.locator(".notice").waitFor({ timeout: 15000 });
+  seen.importNotice = await page.locator(".notice").innerText();
+  await page.screenshot({ path: join(shots, "import-done.png"), fullPage: true });
+  seen.importAnswer = await step("imported");
+  seen.horizontalOverflowAfter = await page.evaluate(
+    () => document.documentElement.scrollWidth > window.innerWidth,
+  );
 
   await Promise.all([
     page.waitForURL("**/dashboard/login"),

@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: Debian's chromium driven by playwright-core
 //! (`tests/browser/dashboard.mjs`) against the real server and the fake Discord. It logs in
 //! through the link from a `/dashboard` interaction, on a phone-sized screen and by keyboard,
-//! and writes screenshots to `target/screenshots/dashboard/`.
+//! sees a purchase arrive live, comps a member (the role PUT at the fake Discord), exports,
+//! forgets the member and imports the file back, and writes screenshots of each page to
+//! `target/screenshots/dashboard/`.
 //!
 //! Needs `chromium` (or `CHROMIUM_BIN`), `node` and `npm ci --prefix tests/browser`; without
 //! them the test says so and passes, except under CI (`CI` set), where it fails.
@@ -14,8 +16,12 @@ use std::time::Duration;
 use docobo_testkit::app::TestApp;
 use serde_json::{Value, json};
 
-use crate::bot::{GUILD, OWNER, PRODUCT, buy, deliver_polar, fake_discord, now_ms, start_app};
+use crate::bot::{
+    GUILD, MEMBER, OWNER, PRODUCT, SUPPORTER, WAIT, buy, deliver_polar, fake_discord, now_ms,
+    role_puts, start_app,
+};
 use crate::dashboard::{login_link, polar_shop};
+use crate::dashboard_member::subscriptions_of;
 
 /// How long the browser may take between two lines (a cold chromium start is slow).
 const BROWSER_WAIT: Duration = Duration::from_secs(90);
@@ -74,6 +80,7 @@ impl Script {
             .arg(dir.join("dashboard.mjs"))
             .args([base, &format!("/dashboard/login?link={link}")])
             .arg(shots)
+            .arg(MEMBER.to_string())
             .env("CHROMIUM_BIN", chromium)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -173,10 +180,31 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     let mut script = Script::start(&dir, &chromium, &app.url(""), &link, &shots);
     while let Some(step) = script.next_step().await {
         match step.as_str() {
-            "purchase" => buy_as(&app, &webhook, "evt_browser_live", SECOND_MEMBER).await,
+            "purchase" => {
+                buy_as(&app, &webhook, "evt_browser_live", SECOND_MEMBER).await;
+                script.answer("done");
+            }
+            // After the grant, the import: the role reaches the fake Discord.
+            "comp" | "imported" => {
+                let given = discord
+                    .wait_for_member_role(GUILD, MEMBER, SUPPORTER, true, WAIT)
+                    .await
+                    .is_ok();
+                let rows = subscriptions_of(&app, MEMBER).await.len();
+                let puts = role_puts(&discord, MEMBER, SUPPORTER);
+                script.answer(&format!("given={given} puts={puts} rows={rows}"));
+            }
+            // After forget: the role is taken away and the member's rows are gone.
+            "forgotten" => {
+                let removed = discord
+                    .wait_for_member_role(GUILD, MEMBER, SUPPORTER, false, WAIT)
+                    .await
+                    .is_ok();
+                let rows = subscriptions_of(&app, MEMBER).await.len();
+                script.answer(&format!("removed={removed} rows={rows}"));
+            }
             other => panic!("unknown step {other}"),
         }
-        script.answer("done");
     }
     let seen = script.finish().await;
 
@@ -203,12 +231,27 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     assert_eq!(seen["stylesApplied"], "collapse", "{seen}");
     assert_eq!(seen["consoleErrors"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["horizontalOverflow"], false, "fits a phone: {seen}");
+    // Comp, export, forget, import, all from the browser.
+    assert!(seen["grantNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
+    assert_eq!(seen["compAnswer"], "given=true puts=1 rows=1", "{seen}");
+    assert!(seen["exportName"].as_str().is_some_and(|n| n.ends_with(".jsonl")), "{seen}");
+    assert_eq!(seen["exportHasMember"], true, "{seen}");
+    assert!(seen["forgetNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
+    assert_eq!(seen["forgetAnswer"], "removed=true rows=0", "{seen}");
+    assert!(seen["importNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
+    assert_eq!(seen["importAnswer"], "given=true puts=2 rows=1", "re-imported: {seen}");
+    assert_eq!(seen["horizontalOverflowAfter"], false, "fits a phone: {seen}");
     assert_eq!(seen["afterLogout"], "/dashboard/login", "{seen}");
     assert_eq!(seen["afterLogoutRevisit"], "/dashboard/login", "{seen}");
     for shot in [
         "login-link.png",
         "overview.png",
         "overview-live.png",
+        "members.png",
+        "member.png",
+        "member-forget.png",
+        "import.png",
+        "import-done.png",
         "login.png",
     ] {
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -11,6 +11,7 @@ mod claims;
 mod cli;
 mod crash;
 mod dashboard;
+mod dashboard_member;
 mod dashboard_ops;
 mod disk;
 mod doctor;
