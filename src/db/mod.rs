@@ -19,6 +19,7 @@ pub mod members;
 pub mod paid_roles;
 mod restore;
 pub mod retention;
+pub mod revenue;
 pub mod subscriptions;
 pub mod webhook_events;
 mod writer;
@@ -449,6 +450,15 @@ pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, DbError> {
             .map(|m| format!("V{}__{}", m.version(), m.name()))
             .collect(),
     })
+}
+
+/// Migrates `conn` up to migration `version` only: for tests of a later migration.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: i32) -> Result<(), DbError> {
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(conn)?;
+    Ok(())
 }
 
 /// Reads a snowflake column, refusing corrupt values.

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use crate::alerts::Alert;
 use crate::db::paid_roles::PaidRole;
 use crate::db::webhook_events::{self, NewWebhookEvent, Outcome};
-use crate::db::{DbError, guilds, paid_roles, subscriptions as rows};
+use crate::db::{DbError, guilds, paid_roles, revenue, subscriptions as rows};
 use crate::domain::{
     Claim, DisputeStatus, EventKind, GuildId, ProviderEvent, ProviderId, StatusChange,
     SubscriptionStatus, Transition, UnixMillis, UserId,
@@ -206,6 +206,19 @@ impl Ctx<'_> {
                 event.event_id
             )));
         }
+        // A partial refund moves nothing (access is kept), but its money is returned.
+        let earned = match decision.outcome {
+            Outcome::Applied => true,
+            Outcome::Ignored => {
+                matches!(event.kind, EventKind::Refund) && decision.subscription.is_some()
+            }
+            _ => false,
+        };
+        if earned && !event.test {
+            if let Some(guild) = decision.guild.or(self.scope.guild()) {
+                self.count_revenue(event, guild, decision.subscription)?;
+            }
+        }
         Ok(EventResult {
             event_id: event.event_id.clone(),
             outcome: Some(decision.outcome),
@@ -213,6 +226,44 @@ impl Ctx<'_> {
             changed: decision.changed,
             alert: decision.alert,
         })
+    }
+
+    /// Adds what an applied `event` earned to the guild's revenue: a payment, a refund
+    /// (taken off, in the refund's currency), or a subscription event that starts a later
+    /// paid period than was counted for `sub` (a renewal; Stripe's `invoice.paid` and its
+    /// `customer.subscription.updated` carry the same period and count once).
+    fn count_revenue(
+        &self,
+        event: &ProviderEvent,
+        guild: GuildId,
+        sub: Option<i64>,
+    ) -> Result<(), DbError> {
+        let earned = match event.kind {
+            EventKind::Payment => event.amount.as_ref().map(|a| (a.minor_units, a)),
+            EventKind::Refund => event
+                .refund
+                .as_ref()
+                .map(|r| &r.amount)
+                .or(event.amount.as_ref())
+                .map(|a| (a.minor_units.saturating_neg(), a)),
+            EventKind::Subscription | EventKind::PlanChange => {
+                let period = match (event.status, event.period_end, sub) {
+                    (Some(SubscriptionStatus::Active), Some(end), Some(id)) => Some((id, end)),
+                    _ => None,
+                };
+                match period {
+                    Some((id, end)) if revenue::new_period(self.tx, id, end)? => {
+                        event.amount.as_ref().map(|a| (a.minor_units, a))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some((minor_units, amount)) = earned {
+            revenue::add(self.tx, guild, &amount.currency, self.now, minor_units)?;
+        }
+        Ok(())
     }
 
     fn decide(&self, event: &ProviderEvent) -> Result<Decision, DbError> {

@@ -48,18 +48,6 @@ pub struct Week {
     pub ended: u64,
 }
 
-/// Net revenue per month and currency, from the deliveries Docobo applied (test purchases
-/// left out): one-time payments and bank transfers, plus each subscription event that
-/// starts a later paid period than the subscription had (a renewal: Stripe's `invoice.paid`
-/// and its `customer.subscription.updated` carry the same new period, and count once), less
-/// refunds. Deliveries older than `database.keep_days` are pruned, so months before that
-/// window read low; the page says so. `:lookback` reaches a renewal period back before
-/// `:from`, so the window's first renewal of each subscription is told from a repeat.
-const REVENUE: &str = "WITH e AS (        SELECT received_at, subscription_id AS sub,               json_extract(event, '$.kind') AS kind,               json_extract(event, '$.status') AS status,               json_extract(event, '$.period_end') AS period_end,               json_extract(event, '$.amount.minor_units') AS amount,               upper(json_extract(event, '$.amount.currency')) AS currency,               json_extract(event, '$.refund.minor_units') AS refunded,               upper(json_extract(event, '$.refund.currency')) AS refund_currency        FROM webhook_events        WHERE guild_id = :guild AND test = 0 AND outcome = 'applied' AND received_at >= :lookback      ), p AS (        SELECT *, MAX(period_end) OVER (PARTITION BY sub ORDER BY received_at                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before        FROM e      )      SELECT strftime('%Y-%m', received_at / 1000, 'unixepoch'),             CASE kind WHEN 'refund' THEN coalesce(refund_currency, currency) ELSE currency END,             SUM(CASE kind WHEN 'refund' THEN -coalesce(refunded, amount) ELSE amount END)      FROM p      WHERE received_at >= :from AND (            kind IN ('payment', 'refund')            OR (kind IN ('subscription', 'plan_change') AND status = 'active'                AND period_end IS NOT NULL AND (before IS NULL OR period_end > before)))      GROUP BY 1, 2";
-
-/// How far before the first month [`REVENUE`] reads, to know each subscription's period.
-const LOOKBACK_MS: i64 = 40 * 24 * 60 * 60 * 1000;
-
 const BEGUN: &str = "SELECT (:now - created_at) / :week, COUNT(*) FROM subscriptions \
      WHERE guild_id = :guild AND test = 0 AND status != 'pending' AND created_at > :from \
      GROUP BY 1";
@@ -132,26 +120,19 @@ fn per_week(
 
 /// The guild's trends at `now`.
 fn read(conn: &rusqlite::Connection, guild: GuildId, now: i64) -> Result<Trends, DbError> {
-    let (from, keys) = months(now);
+    let (_, keys) = months(now);
     let mut by_currency: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     {
-        let mut stmt = conn.prepare_cached(REVENUE)?;
-        let mut rows = stmt.query(rusqlite::named_params! {
-            ":guild": guild.as_i64(),
-            ":from": from,
-            ":lookback": from - LOOKBACK_MS,
-        })?;
-        while let Some(row) = rows.next()? {
-            let month: Option<String> = row.get(0)?;
-            let currency: Option<String> = row.get(1)?;
-            let sum: Option<i64> = row.get(2)?;
-            if let (Some(month), Some(currency), Some(sum)) = (month, currency, sum) {
-                *by_currency
-                    .entry(currency)
-                    .or_default()
-                    .entry(month)
-                    .or_default() += sum;
-            }
+        // Kept as deliveries are applied (`crate::db::revenue`): payments and bank
+        // transfers, each subscription event that starts a later paid period, less refunds;
+        // test purchases left out.
+        let first = keys.first().map_or("", String::as_str);
+        for (month, currency, sum) in crate::db::revenue::since(conn, guild, first)? {
+            *by_currency
+                .entry(currency)
+                .or_default()
+                .entry(month)
+                .or_default() += sum;
         }
     }
     let revenue = by_currency
@@ -429,8 +410,8 @@ mod tests {
         assert!(zeros.is_empty());
     }
 
-    /// Guild 1's deliveries of January and February 2026, and what must not count; returns
-    /// February the 15th.
+    /// Guild 1's deliveries of January and February 2026 as V8 recorded them, and what must
+    /// not count; returns February the 15th.
     fn seed_revenue(conn: &rusqlite::Connection) -> i64 {
         use serde_json::json;
         // The events name subscription rows this test does not need.
@@ -448,6 +429,8 @@ mod tests {
         let usd = |kind: &str, minor: i64| json!({"kind": kind, "amount": {"minor_units": minor, "currency": "USD"}});
         let refund = json!({"kind": "refund",
                             "refund": {"minor_units": 200, "currency": "USD", "partial": true}});
+        let partial = json!({"kind": "refund",
+                             "refund": {"minor_units": 100, "currency": "USD", "partial": true}});
         let vnd = json!({"kind": "payment", "amount": {"minor_units": 120_000, "currency": "VND"}});
         // (guild, received, subscription row, event, outcome, test)
         #[rustfmt::skip]
@@ -467,6 +450,8 @@ mod tests {
             (1, feb + 4, 6, sub("active", feb + 30 * day, 999), "applied", 1),
             (2, feb + 5, 7, sub("active", feb + 30 * day, 999), "applied", 0),
             (1, feb + 6, 8, sub("active", feb + 30 * day, 999), "rejected", 0),
+            // A partial refund of 100, recorded as ignored (access kept): the money went back.
+            (1, feb + 7, 3, partial, "ignored", 0),
         ];
         for (n, (guild, at, row, event, outcome, test)) in events.into_iter().enumerate() {
             conn.execute(
@@ -488,13 +473,15 @@ mod tests {
         feb
     }
 
-    /// Payments, the renewals among subscription events, and refunds, per month: a repeat of
-    /// a period, a trial, a test purchase, another guild and a refused event count nothing.
+    /// Migration V9 adds up the deliveries kept before it: payments, the renewals among
+    /// subscription events, and refunds (partial ones too), per month; a repeat of a period,
+    /// a trial, a test purchase, another guild and a refused event count nothing.
     #[test]
     fn revenue_counts_each_paid_period_once_less_refunds() {
         let mut conn = rusqlite::Connection::open_in_memory().expect("sqlite");
-        crate::db::migrate(&mut conn).expect("migrate");
+        crate::db::migrate_to(&mut conn, 8).expect("migrate to V8");
         let feb = seed_revenue(&conn);
+        crate::db::migrate(&mut conn).expect("migrate");
         let day = 86_400_000_i64;
         let trends = read(&conn, GuildId::new(1).expect("guild"), feb + 10 * day).expect("read");
         let month = |currency: &str, key: &str| {
@@ -506,7 +493,7 @@ mod tests {
                 .map(|m| (m.minor_units, m.text.clone()))
         };
         assert_eq!(month("USD", "2026-01"), Some((1499, "14.99 USD".into())));
-        assert_eq!(month("USD", "2026-02"), Some((299, "2.99 USD".into())));
+        assert_eq!(month("USD", "2026-02"), Some((199, "1.99 USD".into())));
         assert_eq!(
             month("VND", "2026-02"),
             Some((120_000, "120000 VND".into()))

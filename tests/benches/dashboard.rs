@@ -235,7 +235,7 @@ fn main() {
     ];
     let (_, overview) = server.block_on(get(pages[0].1.clone()));
     let counted = overview
-        .split("Members with access: <strong>")
+        .split(r#"id="active-count">"#)
         .nth(1)
         .and_then(|rest| rest.split('<').next())
         .unwrap_or("?");

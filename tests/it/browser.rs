@@ -232,15 +232,41 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     assert_eq!(seen["consoleErrors"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["horizontalOverflow"], false, "fits a phone: {seen}");
     // Comp, export, forget, import, all from the browser.
-    assert!(seen["grantNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
+    assert!(
+        seen["grantNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
     assert_eq!(seen["compAnswer"], "given=true puts=1 rows=1", "{seen}");
-    assert!(seen["exportName"].as_str().is_some_and(|n| n.ends_with(".jsonl")), "{seen}");
+    assert!(
+        seen["exportName"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(".jsonl")),
+        "{seen}"
+    );
     assert_eq!(seen["exportHasMember"], true, "{seen}");
-    assert!(seen["forgetNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
+    assert!(
+        seen["forgetNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
     assert_eq!(seen["forgetAnswer"], "removed=true rows=0", "{seen}");
-    assert!(seen["importNotice"].as_str().is_some_and(|t| t.contains("Done:")), "{seen}");
-    assert_eq!(seen["importAnswer"], "given=true puts=2 rows=1", "re-imported: {seen}");
-    assert_eq!(seen["horizontalOverflowAfter"], false, "fits a phone: {seen}");
+    assert!(
+        seen["importNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["importAnswer"], "given=true puts=2 rows=1",
+        "re-imported: {seen}"
+    );
+    assert_eq!(
+        seen["horizontalOverflowAfter"], false,
+        "fits a phone: {seen}"
+    );
     assert_eq!(seen["afterLogout"], "/dashboard/login", "{seen}");
     assert_eq!(seen["afterLogoutRevisit"], "/dashboard/login", "{seen}");
     for shot in [

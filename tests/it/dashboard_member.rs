@@ -255,7 +255,10 @@ async fn slash_admin(
 
 /// What a member's subscriptions are, without who they are: (provider, status, end,
 /// cancel at period end), oldest first.
-pub(crate) async fn subscriptions_of(app: &TestApp, user: u64) -> Vec<(String, String, Option<i64>, bool)> {
+pub(crate) async fn subscriptions_of(
+    app: &TestApp,
+    user: u64,
+) -> Vec<(String, String, Option<i64>, bool)> {
     app.db
         .call(move |conn| {
             let mut stmt = conn.prepare(

@@ -348,6 +348,9 @@ async fn a_partial_polar_refund_keeps_the_role_and_a_full_one_removes_it() {
     )
     .await;
     wait_for_role(&discord, true).await;
+    let revenue = "SELECT coalesce(SUM(minor_units), 0) FROM revenue_months WHERE currency = 'USD'";
+    let paid = app.count(revenue).await;
+    assert!(paid > 0, "the purchase counts as revenue");
     let response = deliver_polar(
         &app,
         &path,
@@ -356,6 +359,8 @@ async fn a_partial_polar_refund_keeps_the_role_and_a_full_one_removes_it() {
     )
     .await;
     assert_eq!(response.status(), 202);
+    // Access is kept, but the money went back: the overview's revenue says so.
+    assert_eq!(app.count(revenue).await, paid - 200);
     assert_eq!(
         app.count(
             "SELECT count(*) FROM webhook_events WHERE outcome = 'ignored' AND detail LIKE 'partial refund of 200 USD%' AND subscription_id IS NOT NULL"
