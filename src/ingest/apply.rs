@@ -214,10 +214,11 @@ impl Ctx<'_> {
             }
             _ => false,
         };
-        if earned && !event.test {
-            if let Some(guild) = decision.guild.or(self.scope.guild()) {
-                self.count_revenue(event, guild, decision.subscription)?;
-            }
+        if earned
+            && !event.test
+            && let Some(guild) = decision.guild.or(self.scope.guild())
+        {
+            self.count_revenue(event, guild, decision.subscription)?;
         }
         Ok(EventResult {
             event_id: event.event_id.clone(),

@@ -14,6 +14,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use docobo_testkit::app::TestApp;
+use docobo_testkit::discord::FakeDiscord;
 use serde_json::{Value, json};
 
 use crate::bot::{
@@ -153,6 +154,77 @@ impl Script {
     }
 }
 
+/// What the script saw comping a member, exporting, forgetting them and importing the file
+/// back, all from the browser.
+fn assert_admin_round_trip(seen: &Value) {
+    assert!(
+        seen["grantNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
+    assert_eq!(seen["compAnswer"], "given=true puts=1 rows=1", "{seen}");
+    assert!(
+        seen["exportName"]
+            .as_str()
+            .is_some_and(|n| Path::new(n).extension().is_some_and(|e| e == "jsonl")),
+        "{seen}"
+    );
+    assert_eq!(seen["exportHasMember"], true, "{seen}");
+    assert!(
+        seen["forgetNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
+    assert_eq!(seen["forgetAnswer"], "removed=true rows=0", "{seen}");
+    assert!(
+        seen["importNotice"]
+            .as_str()
+            .is_some_and(|t| t.contains("Done:")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["importAnswer"], "given=true puts=2 rows=1",
+        "re-imported: {seen}"
+    );
+    assert_eq!(
+        seen["horizontalOverflowAfter"], false,
+        "fits a phone: {seen}"
+    );
+}
+
+/// Does, outside the browser, what the script's step `step` asks for, and says what came
+/// of it.
+async fn act_on(step: &str, app: &TestApp, discord: &FakeDiscord, webhook: &str) -> String {
+    match step {
+        "purchase" => {
+            buy_as(app, webhook, "evt_browser_live", SECOND_MEMBER).await;
+            "done".to_owned()
+        }
+        // After the grant, the import: the role reaches the fake Discord.
+        "comp" | "imported" => {
+            let given = discord
+                .wait_for_member_role(GUILD, MEMBER, SUPPORTER, true, WAIT)
+                .await
+                .is_ok();
+            let rows = subscriptions_of(app, MEMBER).await.len();
+            let puts = role_puts(discord, MEMBER, SUPPORTER);
+            format!("given={given} puts={puts} rows={rows}")
+        }
+        // After forget: the role is taken away and the member's rows are gone.
+        "forgotten" => {
+            let removed = discord
+                .wait_for_member_role(GUILD, MEMBER, SUPPORTER, false, WAIT)
+                .await
+                .is_ok();
+            let rows = subscriptions_of(app, MEMBER).await.len();
+            format!("removed={removed} rows={rows}")
+        }
+        other => panic!("unknown step {other}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser() {
     let (chromium, dir) = match browser_setup() {
@@ -179,32 +251,8 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard");
     let mut script = Script::start(&dir, &chromium, &app.url(""), &link, &shots);
     while let Some(step) = script.next_step().await {
-        match step.as_str() {
-            "purchase" => {
-                buy_as(&app, &webhook, "evt_browser_live", SECOND_MEMBER).await;
-                script.answer("done");
-            }
-            // After the grant, the import: the role reaches the fake Discord.
-            "comp" | "imported" => {
-                let given = discord
-                    .wait_for_member_role(GUILD, MEMBER, SUPPORTER, true, WAIT)
-                    .await
-                    .is_ok();
-                let rows = subscriptions_of(&app, MEMBER).await.len();
-                let puts = role_puts(&discord, MEMBER, SUPPORTER);
-                script.answer(&format!("given={given} puts={puts} rows={rows}"));
-            }
-            // After forget: the role is taken away and the member's rows are gone.
-            "forgotten" => {
-                let removed = discord
-                    .wait_for_member_role(GUILD, MEMBER, SUPPORTER, false, WAIT)
-                    .await
-                    .is_ok();
-                let rows = subscriptions_of(&app, MEMBER).await.len();
-                script.answer(&format!("removed={removed} rows={rows}"));
-            }
-            other => panic!("unknown step {other}"),
-        }
+        let answer = act_on(&step, &app, &discord, &webhook).await;
+        script.answer(&answer);
     }
     let seen = script.finish().await;
 
@@ -231,42 +279,7 @@ async fn an_owner_logs_in_from_discord_and_sees_the_overview_in_a_real_browser()
     assert_eq!(seen["stylesApplied"], "collapse", "{seen}");
     assert_eq!(seen["consoleErrors"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["horizontalOverflow"], false, "fits a phone: {seen}");
-    // Comp, export, forget, import, all from the browser.
-    assert!(
-        seen["grantNotice"]
-            .as_str()
-            .is_some_and(|t| t.contains("Done:")),
-        "{seen}"
-    );
-    assert_eq!(seen["compAnswer"], "given=true puts=1 rows=1", "{seen}");
-    assert!(
-        seen["exportName"]
-            .as_str()
-            .is_some_and(|n| n.ends_with(".jsonl")),
-        "{seen}"
-    );
-    assert_eq!(seen["exportHasMember"], true, "{seen}");
-    assert!(
-        seen["forgetNotice"]
-            .as_str()
-            .is_some_and(|t| t.contains("Done:")),
-        "{seen}"
-    );
-    assert_eq!(seen["forgetAnswer"], "removed=true rows=0", "{seen}");
-    assert!(
-        seen["importNotice"]
-            .as_str()
-            .is_some_and(|t| t.contains("Done:")),
-        "{seen}"
-    );
-    assert_eq!(
-        seen["importAnswer"], "given=true puts=2 rows=1",
-        "re-imported: {seen}"
-    );
-    assert_eq!(
-        seen["horizontalOverflowAfter"], false,
-        "fits a phone: {seen}"
-    );
+    assert_admin_round_trip(&seen);
     assert_eq!(seen["afterLogout"], "/dashboard/login", "{seen}");
     assert_eq!(seen["afterLogoutRevisit"], "/dashboard/login", "{seen}");
     for shot in [
