@@ -25,6 +25,13 @@ fn guild() -> GuildId {
 /// the poll at start) and has a log channel. Returns the webhook path.
 async fn shop(discord: &Arc<FakeDiscord>, api: &FakeApi) -> (TestApp, String) {
     let app = start_app(discord, &[]).await;
+    let path = connect_polar(&app, api).await;
+    (app, path)
+}
+
+/// Connects Polar (its API the fake `api`) to the test guild and sets its log channel.
+/// Returns the webhook path.
+pub(crate) async fn connect_polar(app: &TestApp, api: &FakeApi) -> String {
     let creds = [
         ("webhook_secret", POLAR_SECRET.to_owned()),
         ("access_token", "polar_oat_x".to_owned()),
@@ -42,7 +49,7 @@ async fn shop(discord: &Arc<FakeDiscord>, api: &FakeApi) -> (TestApp, String) {
         })
         .await
         .expect("log channel");
-    (app, format!("/webhooks/polar/{key}"))
+    format!("/webhooks/polar/{key}")
 }
 
 async fn sell_supporter(app: &TestApp) {

@@ -5,8 +5,7 @@
 //! id, bad days).
 
 use docobo::clock::Clock;
-use docobo::db::guilds;
-use docobo::domain::{Billing, ChannelId, GuildId, RoleId};
+use docobo::domain::{Billing, GuildId, RoleId};
 use docobo_testkit::FakeDiscord;
 use docobo_testkit::app::TestApp;
 use docobo_testkit::discord::SlashCommand;
@@ -15,9 +14,8 @@ use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION, SET_C
 use serde_json::{Value, json};
 
 use crate::bot::{
-    BUYER, DAY_MS, GUILD, LOG_CHANNEL, MEMBER, OWNER, POLAR_SECRET, PRODUCT, PUBLIC_URL, SUPPORTER,
-    WAIT, buy, fake_discord, now_ms, polar_api, role_puts, start_app, start_app_at,
-    wait_for_message,
+    BUYER, DAY_MS, GUILD, LOG_CHANNEL, MEMBER, OWNER, PRODUCT, PUBLIC_URL, SUPPORTER, WAIT, buy,
+    fake_discord, now_ms, polar_api, role_puts, start_app, start_app_at, wait_for_message,
 };
 use crate::dashboard::login_link;
 use crate::fake_api::FakeApi;
@@ -32,23 +30,7 @@ fn guild() -> GuildId {
 /// A Polar shop (its API the fake `api`) with a log channel, selling Supporter. Returns the
 /// webhook path.
 async fn shop(app: &TestApp, api: &FakeApi) -> String {
-    let creds = [
-        ("webhook_secret", POLAR_SECRET.to_owned()),
-        ("access_token", "polar_oat_web".to_owned()),
-        ("api_url", api.url.clone()),
-    ];
-    let creds: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let key = app.add_guild(guild(), "polar", &creds).await;
-    app.db
-        .call(|conn| {
-            guilds::set_log_channel(
-                conn,
-                guild(),
-                Some(ChannelId::new(LOG_CHANNEL).expect("id")),
-            )
-        })
-        .await
-        .expect("log channel");
+    let path = crate::admin::connect_polar(app, api).await;
     app.add_paid_role(
         guild(),
         RoleId::new(SUPPORTER).expect("role"),
@@ -57,7 +39,7 @@ async fn shop(app: &TestApp, api: &FakeApi) -> String {
         Some(PRODUCT),
     )
     .await;
-    format!("/webhooks/polar/{key}")
+    path
 }
 
 /// A dashboard session in the browser's place: its cookie and CSRF token.
