@@ -6,7 +6,7 @@ use docobo::domain::{Billing, SubscriptionState, SubscriptionStatus, UserId};
 use crate::helpers::{BUSY, fresh_db, guild, open_raw, provider, role, seed_guild_with_role, usd};
 
 #[test]
-fn a_fresh_database_migrates_to_the_five_tables() {
+fn a_fresh_database_migrates_to_the_five_tables_and_the_revenue_totals() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The folder does not exist yet: it is created.
     let path = dir.path().join("nested/data/docobo.db");
@@ -21,7 +21,8 @@ fn a_fresh_database_migrates_to_the_five_tables() {
             "V5__failed_sync_index".to_owned(),
             "V6__scoped_event_ids".to_owned(),
             "V7__payment_code_valid_until".to_owned(),
-            "V8__plugin_api_0_2".to_owned()
+            "V8__plugin_api_0_2".to_owned(),
+            "V9__revenue_months".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -39,6 +40,7 @@ fn a_fresh_database_migrates_to_the_five_tables() {
             "guilds",
             "members",
             "paid_roles",
+            "revenue_months",
             "subscriptions",
             "webhook_events"
         ]
@@ -50,7 +52,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 8);
+    assert_eq!(first.applied.len(), 9);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -61,7 +63,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 8);
+    assert_eq!(versions, 9);
 }
 
 #[test]
