@@ -25,6 +25,7 @@ pub mod webhook_events;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -133,6 +134,8 @@ pub struct Db {
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
     /// Whether the last write could be made (see [`Db::writable`]).
     health: Arc<writer::WriteHealth>,
+    /// Writes (and `call`s) finished: see [`Db::generation`].
+    changes: Arc<AtomicU64>,
     path: Arc<PathBuf>,
     busy_timeout: Duration,
 }
@@ -263,6 +266,7 @@ impl Db {
                 reader,
                 writes,
                 health,
+                changes: Arc::default(),
                 path,
                 busy_timeout,
             },
@@ -280,13 +284,29 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             // A panic while holding the lock poisons it; the connection itself is still
             // sound (an open transaction was rolled back when it was dropped).
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             work(&mut conn)
         })
-        .await?
+        .await;
+        self.changed();
+        done?
+    }
+
+    /// How many writes have finished (through [`Db::write`] or [`Db::call`], committed or
+    /// not): a value read from the store after this returned `n` includes every change
+    /// counted in `n`. The dashboard's kept summary compares it (`crate::web::cache`);
+    /// one atomic add per write.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        // Release, after the commit: whoever reads the new count then sees the commit.
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Runs a small write in a transaction shared with other concurrent writes (group
@@ -302,7 +322,9 @@ impl Db {
     {
         let (job, reply) = writer::job(work);
         self.writes.send(job).map_err(|_| DbError::WriterGone)?;
-        reply.await.map_err(|_| DbError::WriteAborted)?
+        let done = reply.await.map_err(|_| DbError::WriteAborted);
+        self.changed();
+        done?
     }
 
     /// Runs a read on the reader connection, on tokio's blocking pool. Writes made through

@@ -4,7 +4,10 @@
 //! the page fetches again on each `changed` (htmx, triggered by `live.js`).
 //!
 //! The stream costs the webhook path one broadcast send per delivery while a page is open
-//! ([`crate::ingest::watch`]). It ends when the server shuts down (at once, not at the drain
+//! ([`crate::ingest::watch`]). Before it says `changed`, it waits until the kept summary
+//! was computed after the delivery ([`super::cache`]), so the page's fetch shows it; with
+//! deliveries arriving faster than the summary is refreshed, it says `changed` once per
+//! refresh. It ends when the server shuts down (at once, not at the drain
 //! deadline), when the session is logged out or expires (checked at each keep-alive), or when
 //! the browser leaves.
 
@@ -25,6 +28,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What one step of the stream waits on.
 struct Stream {
     watcher: Watcher,
+    guild: crate::domain::GuildId,
+    services: Services,
+    summaries: super::pages::Summaries,
     shutdown: CancellationToken,
     logins: std::sync::Arc<super::Logins>,
     session: String,
@@ -42,6 +48,16 @@ impl Stream {
             changed = self.watcher.changed() => if changed { Next::Changed } else { return None },
             () = tokio::time::sleep(KEEP_ALIVE) => Next::KeepAlive,
         };
+        if matches!(next, Next::Changed) {
+            let guild = self.guild;
+            let generation = self.services.db.generation();
+            let source = super::pages::OverviewSource::new(&self.services, guild);
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                // An error is the page's to show when it fetches the summary.
+                _ = self.summaries.at_least(guild, generation, source) => {}
+            }
+        }
         self.logins.session(&self.session).is_some().then_some(next)
     }
 }
@@ -49,6 +65,7 @@ impl Stream {
 /// `GET /dashboard/guilds/{id}/events`.
 pub(super) fn events(
     services: &Services,
+    dashboard: &super::Dashboard,
     shutdown: &CancellationToken,
     id: &str,
     req: &Request,
@@ -60,6 +77,9 @@ pub(super) fn events(
     };
     let stream = Stream {
         watcher: services.deliveries.subscribe(guild),
+        guild,
+        services: services.clone(),
+        summaries: dashboard.summaries.clone(),
         shutdown: shutdown.clone(),
         logins: std::sync::Arc::clone(&services.logins),
         session: session_id,

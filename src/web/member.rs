@@ -42,6 +42,8 @@ pub struct Dashboard {
     notifier: Notifier,
     /// By session id. In memory like the sessions themselves: a restart ends both.
     notices: Arc<Mutex<HashMap<String, Notice>>>,
+    /// Each guild's overview summary, kept between renders ([`super::cache`]).
+    pub(super) summaries: super::pages::Summaries,
 }
 
 /// An action's result, for the member's page it returns to.
@@ -62,6 +64,7 @@ impl Dashboard {
             roles,
             notifier,
             notices: Arc::default(),
+            summaries: super::pages::Summaries::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`auth`]: login links from `/dashboard` in Discord, the operator's admin token,
 //!   sessions and their CSRF tokens (in memory).
-//! - [`data`]: what the pages show, read from the store.
+//! - [`data`]: what the pages show, read from the store; [`cache`]: the overview's summary,
+//!   kept between renders and refreshed at a bounded rate.
 //! - `pages`: the HTTP edge: one function per page, templates, cookies.
 //! - `ops`, [`ops_data`]: the operations pages (failed role syncs, deliveries, plugins,
 //!   backups, health) and what they read and do.
@@ -11,6 +12,7 @@
 //!   [`crate::admin`] calls `/admin` makes).
 
 pub mod auth;
+pub mod cache;
 pub mod data;
 mod live;
 mod member;

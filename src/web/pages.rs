@@ -42,11 +42,70 @@ struct GuildsPage<'a> {
 }
 
 /// The part of the overview that live updates render again.
-struct Summary {
+#[derive(Debug)]
+pub(super) struct Summary {
     id: u64,
     active: usize,
     roles: Vec<data::RoleLine>,
     charts: Vec<super::trends::Chart>,
+}
+
+/// A guild's overview as kept between renders: `None` for a guild Docobo does not know.
+pub(super) type Computed = Option<(data::Overview, Summary)>;
+
+/// The kept overviews, by guild.
+pub(super) type Summaries = super::cache::Cache<GuildId, Computed>;
+
+/// Where a kept overview comes from: the store, and the store's change counter.
+pub(super) struct OverviewSource {
+    services: Services,
+    guild: GuildId,
+}
+
+impl OverviewSource {
+    pub(super) fn new(services: &Services, guild: GuildId) -> Self {
+        Self {
+            services: services.clone(),
+            guild,
+        }
+    }
+}
+
+impl super::cache::Source<Computed> for OverviewSource {
+    fn generation(&self) -> u64 {
+        self.services.db.generation()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.services.now()
+    }
+
+    async fn compute(&self) -> Result<Computed, crate::db::DbError> {
+        overview(&self.services, self.guild).await
+    }
+}
+
+/// The guild's overview from the kept summaries (see [`super::cache`]).
+async fn kept_overview(
+    services: &Services,
+    summaries: &Summaries,
+    guild: GuildId,
+) -> Result<std::sync::Arc<super::cache::Kept<Computed>>, std::sync::Arc<crate::db::DbError>> {
+    let kept = summaries
+        .page(guild, OverviewSource::new(services, guild))
+        .await?;
+    if kept.value.is_none() {
+        // Not kept for an id nobody has: the operator may type any.
+        summaries.forget(guild);
+    }
+    Ok(kept)
+}
+
+/// `HH:MM:SS UTC`: when a kept summary was computed.
+fn as_of(at_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(at_ms)
+        .map(|t| t.strftime("%H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -58,12 +117,14 @@ struct OverviewPage<'a> {
     name: &'a str,
     provider: &'a str,
     s: &'a Summary,
+    as_of: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "summary_part.html")]
 struct SummaryPart<'a> {
     s: &'a Summary,
+    as_of: &'a str,
 }
 
 #[derive(Template)]
@@ -109,10 +170,12 @@ pub async fn serve(
         Page::Login => login_page(services, req, res).await,
         Page::Logout => logout(services, req, res).await,
         Page::Home => home(services, req, res).await,
-        Page::Guild(id) => guild(services, &id, req, res).await,
+        Page::Guild(id) => guild(services, &state.dashboard, &id, req, res).await,
         Page::Members(id) => members(services, &id, req, res).await,
-        Page::Summary(id) => summary(services, &id, req, res).await,
-        Page::Events(id) => super::live::events(services, &state.shutdown, &id, req, res),
+        Page::Summary(id) => summary(services, &state.dashboard, &id, req, res).await,
+        Page::Events(id) => {
+            super::live::events(services, &state.dashboard, &state.shutdown, &id, req, res);
+        }
         Page::Syncs(id) => ops::syncs(services, &id, req, res).await,
         Page::SyncRetry(id) => ops::retry_sync(services, &id, req, res).await,
         Page::Deliveries(id) => ops::deliveries(services, &id, req, res).await,
@@ -417,37 +480,61 @@ async fn overview(
     }))
 }
 
-async fn guild(services: &Services, id: &str, req: &Request, res: &mut Response) {
+async fn guild(
+    services: &Services,
+    dashboard: &super::Dashboard,
+    id: &str,
+    req: &Request,
+    res: &mut Response,
+) {
     let Some((session, guild)) = guild_session(services, id, req, res) else {
         return;
     };
-    match overview(services, guild).await {
-        Ok(Some((o, summary))) => html(
-            res,
-            StatusCode::OK,
-            &OverviewPage {
-                operator: matches!(session.scope, Scope::Operator),
-                csrf: &session.csrf,
-                guild: summary.id,
-                name: &o.name,
-                provider: &o.provider,
-                s: &summary,
-            },
-        ),
-        Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+    match kept_overview(services, &dashboard.summaries, guild).await {
+        Ok(kept) => match &kept.value {
+            Some((o, summary)) => html(
+                res,
+                StatusCode::OK,
+                &OverviewPage {
+                    operator: matches!(session.scope, Scope::Operator),
+                    csrf: &session.csrf,
+                    guild: summary.id,
+                    name: &o.name,
+                    provider: &o.provider,
+                    s: summary,
+                    as_of: &as_of(kept.at_ms),
+                },
+            ),
+            None => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+        },
         Err(e) => store_failed(res, &e),
     }
 }
 
 /// `GET /dashboard/guilds/{id}/summary`: the overview's counts and charts alone (what the
 /// live overview swaps in).
-async fn summary(services: &Services, id: &str, req: &Request, res: &mut Response) {
+async fn summary(
+    services: &Services,
+    dashboard: &super::Dashboard,
+    id: &str,
+    req: &Request,
+    res: &mut Response,
+) {
     let Some((_, guild)) = guild_session(services, id, req, res) else {
         return;
     };
-    match overview(services, guild).await {
-        Ok(Some((_, summary))) => html(res, StatusCode::OK, &SummaryPart { s: &summary }),
-        Ok(None) => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+    match kept_overview(services, &dashboard.summaries, guild).await {
+        Ok(kept) => match &kept.value {
+            Some((_, summary)) => html(
+                res,
+                StatusCode::OK,
+                &SummaryPart {
+                    s: summary,
+                    as_of: &as_of(kept.at_ms),
+                },
+            ),
+            None => problem(res, StatusCode::NOT_FOUND, "Not found", "No such server."),
+        },
         Err(e) => store_failed(res, &e),
     }
 }

@@ -198,6 +198,7 @@ fn main() {
         set.split(';').next().expect("cookie").to_owned()
     });
     let base = app.url("");
+    let live_cookie = cookie.clone();
     let get = {
         let client = client.clone();
         move |path: String| {
@@ -235,7 +236,13 @@ fn main() {
             format!("{members}?before={deep}"),
         ),
     ];
-    let (_, overview) = server.block_on(get(pages[0].1.clone()));
+    // The first render computes the summary (nothing is kept yet); the ones after it find
+    // it kept, until something changes (`src/web/cache.rs`).
+    let (first_render, overview) = server.block_on(get(pages[0].1.clone()));
+    println!(
+        "render: overview, the first (summary computed)              {:>7.2} ms",
+        first_render.as_secs_f64() * 1e3
+    );
     let counted = overview
         .split(r#"id="active-count">"#)
         .nth(1)
@@ -261,16 +268,49 @@ fn main() {
         let first = if with_dashboard { 2_000_000 } else { 1_000_000 };
         let acks = server.block_on(async {
             let stop = tokio_util::sync::CancellationToken::new();
+            // An owner watching: the overview's live stream open, and the overview and the
+            // members list loaded in turn every 100 ms.
+            let live = with_dashboard.then(|| {
+                let (stop, client, cookie) = (stop.clone(), client.clone(), live_cookie.clone());
+                let url = app.url(&format!("/dashboard/guilds/{GUILD}/events"));
+                tokio::spawn(async move {
+                    let mut response = client
+                        .get(url)
+                        .header("cookie", cookie)
+                        .send()
+                        .await
+                        .expect("events");
+                    assert_eq!(response.status(), 200);
+                    let mut changed = 0;
+                    loop {
+                        let chunk = tokio::select! {
+                            () = stop.cancelled() => break,
+                            chunk = response.chunk() => chunk,
+                        };
+                        match chunk {
+                            Ok(Some(bytes)) => {
+                                changed += String::from_utf8_lossy(&bytes)
+                                    .matches("event: changed")
+                                    .count();
+                            }
+                            _ => break,
+                        }
+                    }
+                    changed
+                })
+            });
             let reader = with_dashboard.then(|| {
                 let (stop, get, pages) = (stop.clone(), get.clone(), pages.clone());
                 tokio::spawn(async move {
                     let mut i = 0;
+                    let mut took: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
                     while !stop.is_cancelled() {
-                        let _ = get(pages[i % 2].1.clone()).await;
+                        let (t, _) = get(pages[i % 2].1.clone()).await;
+                        took[i % 2].push(t);
                         i += 1;
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    i
+                    took
                 })
             });
             let started = Instant::now();
@@ -293,8 +333,13 @@ fn main() {
             }
             stop.cancel();
             if let Some(reader) = reader {
-                let reloads = reader.await.expect("reader");
-                println!("  ({reloads} dashboard pages loaded during the phase)");
+                let [overviews, lists] = reader.await.expect("reader");
+                report("  render during the phase: overview", overviews);
+                report("  render during the phase: members, first page", lists);
+            }
+            if let Some(live) = live {
+                let changed = live.await.expect("live");
+                println!("  (the live stream said `changed` {changed} times in the phase)");
             }
             acks
         });
