@@ -129,6 +129,10 @@ pub struct Db {
     /// A second connection for reads on the request path, so that looking something up never
     /// waits behind the writer's batch (WAL lets readers run beside the writer).
     reader: Arc<Mutex<Connection>>,
+    /// A third connection for the dashboard's reads, which count and list thousands of rows:
+    /// on `reader` they held up the webhook path's key lookups (an ack p99 of 186 ms with an
+    /// owner browsing a 100 000-subscription server, BENCHMARKS.md).
+    slow_reader: Arc<Mutex<Connection>>,
     /// Queue of the group-commit writer thread (see `writer`), which uses the same
     /// connection.
     writes: tokio::sync::mpsc::UnboundedSender<writer::Job>,
@@ -242,6 +246,7 @@ impl Db {
                 source,
             })?;
         let reader = Arc::new(Mutex::new(connect(path)?));
+        let slow_reader = Arc::new(Mutex::new(connect(path)?));
         let conn = Arc::new(Mutex::new(conn));
         let wal_too_long = writer::WalTooLong::default();
         let health = Arc::new(writer::WriteHealth::default());
@@ -264,6 +269,7 @@ impl Db {
             Self {
                 conn,
                 reader,
+                slow_reader,
                 writes,
                 health,
                 changes: Arc::default(),
@@ -339,6 +345,24 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
         let conn = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&conn)
+        })
+        .await?
+    }
+
+    /// Runs a read that may take long (the dashboard's) on a connection of its own, so that
+    /// it never holds up [`Db::read`]'s, which the request path uses.
+    ///
+    /// # Errors
+    /// Whatever the closure returns, or [`DbError::Task`] if it panicked.
+    pub async fn read_slow<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.slow_reader);
         tokio::task::spawn_blocking(move || {
             let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             work(&conn)

@@ -101,7 +101,7 @@ impl Dashboard {
     async fn log(&self, services: &Services, guild: GuildId, done: &Done) {
         match services
             .db
-            .read(move |conn| crate::db::guilds::get(conn, guild))
+            .read_slow(move |conn| crate::db::guilds::get(conn, guild))
             .await
         {
             Ok(Some(saved)) => {
@@ -532,7 +532,7 @@ pub(super) async fn import(
     };
     let saved = match services
         .db
-        .read(move |conn| crate::db::guilds::get(conn, guild))
+        .read_slow(move |conn| crate::db::guilds::get(conn, guild))
         .await
     {
         Ok(Some(saved)) => saved,

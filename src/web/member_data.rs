@@ -51,7 +51,7 @@ pub async fn member(
     let grace = services.grace_ms;
     services
         .db
-        .read(move |conn| {
+        .read_slow(move |conn| {
             let Some(saved) = guilds::get(conn, guild)? else {
                 return Ok(None);
             };

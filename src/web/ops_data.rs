@@ -72,7 +72,7 @@ pub async fn failed_syncs(
 ) -> Result<(Vec<FailedSync>, usize), DbError> {
     services
         .db
-        .read(move |conn| {
+        .read_slow(move |conn| {
             let total: i64 = conn
                 .prepare_cached(
                     "SELECT count(*) FROM (SELECT 1 FROM subscriptions
@@ -197,7 +197,7 @@ pub async fn retry_syncs(
         tokio::time::sleep(Duration::from_millis(50)).await;
         let after = services
             .db
-            .read(move |conn| failed_rows(conn, guild, user, paid_role))
+            .read_slow(move |conn| failed_rows(conn, guild, user, paid_role))
             .await?;
         let outcome = tally(&before, &after);
         if outcome.waiting == 0 || Instant::now() >= deadline {
@@ -276,7 +276,7 @@ pub async fn deliveries(
 ) -> Result<DeliveryPage, DbError> {
     services
         .db
-        .read(move |conn| {
+        .read_slow(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, provider, event_type, outcome, received_at, test FROM webhook_events
                  WHERE (guild_id = ?1 OR scope = ?2) AND provider <> ?3
@@ -330,7 +330,7 @@ pub async fn last_delivery(
 ) -> Result<Option<Delivery>, DbError> {
     services
         .db
-        .read(move |conn| {
+        .read_slow(move |conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT provider, event_type, outcome, received_at, test FROM webhook_events
@@ -462,7 +462,7 @@ fn plugin_line(services: &Services, p: &PluginInfo) -> PluginLine {
 pub async fn plugins(services: &Services, guild: GuildId) -> Result<Plugins, DbError> {
     let provider = services
         .db
-        .read(move |conn| {
+        .read_slow(move |conn| {
             Ok(guilds::get(conn, guild)?
                 .and_then(|g| g.provider)
                 .map(|p| p.as_str().to_owned()))

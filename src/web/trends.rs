@@ -182,7 +182,10 @@ fn read(conn: &rusqlite::Connection, guild: GuildId, now: i64) -> Result<Trends,
 /// The store cannot be read.
 pub async fn trends(services: &Services, guild: GuildId) -> Result<Trends, DbError> {
     let now = services.now();
-    services.db.read(move |conn| read(conn, guild, now)).await
+    services
+        .db
+        .read_slow(move |conn| read(conn, guild, now))
+        .await
 }
 
 /// A bar chart as the template draws it: bars in a `WIDTH` × `HEIGHT` view box.
