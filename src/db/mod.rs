@@ -144,6 +144,20 @@ pub struct Db {
     busy_timeout: Duration,
 }
 
+/// Runs `work` on one of the read connections, on tokio's blocking pool.
+async fn read_on<T, F>(conn: &Arc<Mutex<Connection>>, work: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+{
+    let conn = Arc::clone(conn);
+    tokio::task::spawn_blocking(move || {
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&conn)
+    })
+    .await?
+}
+
 /// When SQLite reports a commit done, which is when a webhook is acknowledged.
 ///
 /// In WAL mode, `FULL` fsyncs the WAL at every commit; the group-commit writer makes that one
@@ -344,12 +358,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&conn)
-        })
-        .await?
+        read_on(&self.reader, work).await
     }
 
     /// Runs a read that may take long (the dashboard's) on a connection of its own, so that
@@ -362,12 +371,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.slow_reader);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&conn)
-        })
-        .await?
+        read_on(&self.slow_reader, work).await
     }
 
     /// Checks that the database answers (for `/health`).
