@@ -286,9 +286,11 @@ fn refresh<T: Send + Sync + 'static, S: Source<T>>(slot: &Slot<T>, source: S) {
             let at_ms = source.now_ms();
             let began = Instant::now();
             let result = source.compute().await;
-            let current = source.generation();
             let mut again = false;
             slot.send_modify(|s| {
+                // Read under the lock: a caller that read a later counter and found this
+                // task running is waiting by now, so it is counted below.
+                let current = source.generation();
                 s.began = Some(began);
                 s.took = began.elapsed();
                 s.finished += 1;
