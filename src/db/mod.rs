@@ -129,9 +129,9 @@ pub struct Db {
     /// A second connection for reads on the request path, so that looking something up never
     /// waits behind the writer's batch (WAL lets readers run beside the writer).
     reader: Arc<Mutex<Connection>>,
-    /// A third connection for the dashboard's reads, which count and list thousands of rows:
-    /// on `reader` they held up the webhook path's key lookups (an ack p99 of 186 ms with an
-    /// owner browsing a 100 000-subscription server, BENCHMARKS.md).
+    /// A third connection for the dashboard's reads, which count and list thousands of rows
+    /// (a recount takes ≈ 250 ms at 100 000 subscriptions): on `reader`, the webhook path's
+    /// key lookups would queue behind them.
     slow_reader: Arc<Mutex<Connection>>,
     /// Queue of the group-commit writer thread (see `writer`), which uses the same
     /// connection.
