@@ -9,9 +9,13 @@
 //! and like `LazyFS` it cannot model a disk that acknowledges an fsync it did not do, nor torn
 //! sector writes within a synced range.
 //!
-//! The image is the whole file read back through the page cache right after `fsync`
-//! returned: exactly the data that fsync made durable (every write made before it, by any
-//! connection, since fsync flushes the file, not a file descriptor).
+//! The image is the whole file read through the page cache just before `fsync` is called,
+//! and it becomes the durable image when that `fsync` returns. Every write in it was made
+//! before the `fsync`, so the `fsync` made it durable (it flushes the file, not a file
+//! descriptor, so writes by any connection count). A write that lands between the read and
+//! the `fsync` is durable on a real disk but not in the image: the model errs towards loss,
+//! never towards keeping what a disk would not have kept. A cut that comes while an `fsync`
+//! is still running gets the image from before it, as a disk would; it does not wait.
 
 #![allow(
     unsafe_code,
@@ -28,8 +32,14 @@ use rusqlite::ffi;
 /// Files under these folders are tracked (others pass through untouched).
 static TRACKED_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// The durable image of each tracked file: its content at its last fsync.
-static DURABLE: Mutex<Option<HashMap<PathBuf, Vec<u8>>>> = Mutex::new(None);
+/// The durable image of each tracked file: its content at its last fsync, with the number
+/// of the read that took it (see [`READS`]).
+static DURABLE: Mutex<Option<HashMap<PathBuf, (u64, Vec<u8>)>>> = Mutex::new(None);
+
+/// Numbers the images in the order they were read, so that of two `fsync`s of one file that
+/// overlap (the writer's and the checkpointer's), the one that read later wins, whichever
+/// returns last. Held across the read, so the numbers follow the reads.
+static READS: Mutex<u64> = Mutex::new(0);
 
 /// The real VFS, found once.
 struct Real(*mut ffi::sqlite3_vfs);
@@ -82,11 +92,12 @@ pub fn track(dir: &Path) {
 
 /// Writes what the disk would hold after a power cut now: the durable image of every
 /// tracked file under `dir`, into `into` under the same names. A file never fsynced is
-/// absent. Holds the lock that `xSync` takes, so the cut is one instant.
+/// absent. Holds the lock under which `xSync` records an image, so the cut is one instant;
+/// an `fsync` still running then has not recorded its image yet, and does not count.
 pub fn cut(dir: &Path, into: &Path) -> Vec<PathBuf> {
     let durable = DURABLE.lock().unwrap_or_else(PoisonError::into_inner);
     let mut written = Vec::new();
-    for (path, bytes) in durable.iter().flatten() {
+    for (path, (_, bytes)) in durable.iter().flatten() {
         let (Ok(rest), Some(name)) = (path.strip_prefix(dir), path.file_name()) else {
             continue;
         };
@@ -184,24 +195,28 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     let shim = file.cast::<ShimFile>();
-    // The image is taken under the lock that `cut` takes, so that a cut falls either
-    // before this fsync or after it, never between the fsync and its image.
-    let mut durable = DURABLE.lock().unwrap_or_else(PoisonError::into_inner);
-    // SAFETY: an open file of ours (SQLite calls methods only on open files).
+    // SAFETY: an open file of ours (SQLite calls methods only on open files); `tracked` is
+    // null or our Box.
+    let image = unsafe { (*shim).tracked.as_ref() }.and_then(|path| {
+        let mut reads = READS.lock().unwrap_or_else(PoisonError::into_inner);
+        *reads += 1;
+        std::fs::read(path).ok().map(|bytes| (path, *reads, bytes))
+    });
+    // SAFETY: an open file of ours, as above.
     let rc = unsafe {
         match real_methods(file).xSync {
             Some(real_sync) => real_sync(real_file(file), flags),
             None => ffi::SQLITE_OK,
         }
     };
-    // SAFETY: as above; `tracked` is null or our Box.
     if rc == ffi::SQLITE_OK
-        && let Some(path) = unsafe { (*shim).tracked.as_ref() }
-        && let Ok(bytes) = std::fs::read(path)
+        && let Some((path, read, bytes)) = image
     {
-        durable
-            .get_or_insert_with(HashMap::new)
-            .insert(path.clone(), bytes);
+        let mut durable = DURABLE.lock().unwrap_or_else(PoisonError::into_inner);
+        let images = durable.get_or_insert_with(HashMap::new);
+        if images.get(path).is_none_or(|(newest, _)| *newest < read) {
+            images.insert(path.clone(), (read, bytes));
+        }
     }
     rc
 }
