@@ -8,12 +8,14 @@
 //! guild's log channel ([`Done::log`]), which the edge posts.
 //!
 //! - grant, extend, revoke: here;
+//! - [`enforcement`]: pause and resume the removal of roles in the guild;
 //! - [`lookup`]: a member's history; forget: delete a member's personal data;
 //! - [`transfer`]: export and import (a file, or the provider's subscriber list).
 //!
 //! "Tier": a guild sells paid roles today; a tier is named by its role ([`TierId`]), so that
 //! it can become a tier id when tiers exist.
 
+pub mod enforcement;
 pub mod lookup;
 pub mod transfer;
 
@@ -387,10 +389,12 @@ fn revoke_in(
         )?;
     }
     let why = reason.map(|r| format!(" Reason: {r}")).unwrap_or_default();
-    let mut reply = format!(
-        "Revoked <@{member}>'s {}: the role is removed within a few seconds.{why}",
-        roles.join(", ")
-    );
+    let when = if guilds::enforcement_paused_at(conn, guild)?.is_some() {
+        "enforcement is paused here, so the role stays until you run /admin resume"
+    } else {
+        "the role is removed within a few seconds"
+    };
+    let mut reply = format!("Revoked <@{member}>'s {}: {when}.{why}", roles.join(", "));
     billed.dedup();
     if !billed.is_empty() {
         use std::fmt::Write as _;

@@ -251,6 +251,46 @@ pub fn set_setting(conn: &Connection, id: GuildId, key: &str, value: &str) -> Re
     Ok(())
 }
 
+/// The `settings` key that holds when the owner paused enforcement (unix ms, as text).
+const PAUSED_SETTING: &str = "enforcement_paused_at";
+
+/// When the owner paused enforcement in this guild (`/admin pause`), if it is paused: while
+/// it is, role sync takes no paid role away.
+///
+/// # Errors
+/// A database error, or a stored value that is not a time.
+pub fn enforcement_paused_at(conn: &Connection, id: GuildId) -> Result<Option<i64>, DbError> {
+    setting(conn, id, PAUSED_SETTING)?
+        .map(|at| {
+            at.parse().map_err(|_| DbError::Corrupt {
+                table: "guilds",
+                message: format!("settings.{PAUSED_SETTING} is not a time: {at:?}"),
+            })
+        })
+        .transpose()
+}
+
+/// Pauses enforcement from `at`, or (with `None`) resumes it.
+///
+/// # Errors
+/// A database error.
+pub fn set_enforcement_paused(
+    conn: &Connection,
+    id: GuildId,
+    at: Option<i64>,
+) -> Result<(), DbError> {
+    match at {
+        Some(at) => set_setting(conn, id, PAUSED_SETTING, &at.to_string()),
+        None => {
+            conn.prepare_cached(
+                "UPDATE guilds SET settings = json_remove(settings, '$.' || ?2) WHERE guild_id = ?1",
+            )?
+            .execute(params![id.as_i64(), PAUSED_SETTING])?;
+            Ok(())
+        }
+    }
+}
+
 /// What [`forget`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forgotten {

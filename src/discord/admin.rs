@@ -55,6 +55,9 @@ pub(super) enum AdminCommand {
         size: u32,
     },
     ImportProvider,
+    /// Stop removing roles in the guild, or start again.
+    Pause,
+    Resume,
 }
 
 /// `/admin`'s definition (registered with the other commands in `ui`).
@@ -140,6 +143,14 @@ pub(super) fn definition() -> CreateCommand {
                 "Import the provider's current subscribers instead",
             )),
         )
+        .add_option(sub(
+            "pause",
+            "Stop removing roles here until /admin resume (purchases still give them)",
+        ))
+        .add_option(sub(
+            "resume",
+            "Remove roles again when access ends, catching up on what ended while paused",
+        ))
 }
 
 /// Reads the subcommand and its options.
@@ -147,7 +158,7 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
     let options = data.options();
     let Some(first) = options.first() else {
         return Err(BotError::refused(
-            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export or import.",
+            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export, import, pause or resume.",
         ));
     };
     let ResolvedValue::SubCommand(inner) = &first.value else {
@@ -198,6 +209,8 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
         "lookup" => AdminCommand::Lookup { member: user()? },
         "forget" => AdminCommand::Forget { member: user()? },
         "export" => AdminCommand::Export,
+        "pause" => AdminCommand::Pause,
+        "resume" => AdminCommand::Resume,
         "import" => match (find("file"), find("from_provider")) {
             (Some(ResolvedValue::Attachment(file)), _) => AdminCommand::ImportFile {
                 url: file.url.clone(),
@@ -237,6 +250,8 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
         AdminCommand::Revoke { member, reason } => {
             admin::revoke(s, guild, who, member, reason).await
         }
+        AdminCommand::Pause => admin::enforcement::pause(s, guild, who).await,
+        AdminCommand::Resume => admin::enforcement::resume(s, guild, who).await,
         AdminCommand::Lookup { member } => {
             let found = admin::lookup(s, guild, member).await.map_err(failed)?;
             return Ok(Reply::private(lookup_text(&found)));

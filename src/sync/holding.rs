@@ -18,6 +18,8 @@ struct Loaded {
     guild: Option<Guild>,
     /// Whether the member is in the guild as far as Docobo knows (unknown: yes).
     present: bool,
+    /// The owner paused enforcement (`/admin pause`): no role is taken away.
+    paused: bool,
 }
 
 impl Loaded {
@@ -27,6 +29,7 @@ impl Loaded {
             role: paid_roles::by_id(conn, h.paid_role)?,
             guild: guilds::get(conn, h.guild)?,
             present: members::in_guild(conn, h.guild, h.user)?.unwrap_or(true),
+            paused: guilds::enforcement_paused_at(conn, h.guild)?.is_some(),
         })
     }
 }
@@ -85,6 +88,7 @@ impl RoleSync {
             role: Some(role),
             guild: Some(guild),
             present,
+            paused,
         } = loaded
         else {
             // The paid role or guild row is gone: nothing to apply.
@@ -97,6 +101,22 @@ impl RoleSync {
         let entitled = subs.iter().any(|s| s.is_entitled(now, grace));
         let applied = subs.iter().any(|s| s.role_applied);
         let desired = entitled && present;
+        if !desired && applied && paused {
+            // Enforcement is paused: the role stays, and so does the record that it is on
+            // the member, so `resume` (which makes the guild due) takes it away then. The
+            // change is not announced either: it has not happened yet.
+            tracing::info!(
+                guild = h.guild.get(),
+                user = h.user.get(),
+                role = role.role_id.get(),
+                "enforcement paused; the role stays until the owner resumes"
+            );
+            return self
+                .services
+                .db
+                .write(move |conn| subscriptions::mark_synced(conn, &subs, true, None))
+                .await;
+        }
         let result = if desired && !applied {
             self.roles.grant_role(h.guild, h.user, role.role_id).await
         } else if !desired && applied {

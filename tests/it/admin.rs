@@ -520,3 +520,107 @@ async fn forget_removes_the_role_and_leaves_nothing_with_the_members_id() {
     let reply = admin(&discord, OWNER, "forget", &[("member", json!(id))]).await;
     assert!(text(&reply).contains("nothing to forget"), "{reply:?}");
 }
+
+/// Issue 21, item 6: while the owner has paused enforcement, a verified end of access (here
+/// Polar's revocation) is recorded but takes no role away, the sweep's re-check included;
+/// `/admin resume` catches up and removes it. Both actions are in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_enforcement_is_paused_nothing_is_removed_and_resume_catches_up() {
+    let discord = fake_discord().await;
+    let api = polar_api().await;
+    let (app, path) = shop(&discord, &api).await;
+    sell_supporter(&app).await;
+    buy(&app, &path, "msg_pause_buy").await;
+    discord
+        .wait_for_member_role(GUILD, BUYER, SUPPORTER, true, WAIT)
+        .await
+        .expect("bought");
+
+    let reply = admin(&discord, OWNER, "pause", &[]).await;
+    assert!(text(&reply).contains("Enforcement paused"), "{reply:?}");
+    log_line(&discord, "paused enforcement").await;
+    let again = admin(&discord, OWNER, "pause", &[]).await;
+    assert!(text(&again).contains("already paused"), "{again:?}");
+
+    let revoked = polar_event("subscription.revoked", "revoked", false, now_ms() + 1000);
+    let response = crate::bot::deliver_polar(&app, &path, "msg_pause_revoke", &revoked).await;
+    assert_eq!(response.status(), 202);
+    // The state is recorded and role sync has looked at it (the row is not due any more)...
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let settled = app
+            .count(
+                "SELECT count(*) FROM subscriptions
+                 WHERE status = 'revoked' AND role_applied = 1 AND next_sync_at IS NULL",
+            )
+            .await;
+        if settled == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never synced");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // ...an owner's own revoke waits too, and says so...
+    let reply = admin(
+        &discord,
+        OWNER,
+        "grant",
+        &[
+            ("member", json!(MEMBER.to_string())),
+            ("tier", json!(SUPPORTER.to_string())),
+        ],
+    )
+    .await;
+    assert!(
+        text(&reply).contains("Granted"),
+        "purchases and grants still give roles: {reply:?}"
+    );
+    discord
+        .wait_for_member_role(GUILD, MEMBER, SUPPORTER, true, WAIT)
+        .await
+        .expect("granted while paused");
+    let reply = admin(
+        &discord,
+        OWNER,
+        "revoke",
+        &[("member", json!(MEMBER.to_string()))],
+    )
+    .await;
+    assert!(
+        text(&reply).contains("stays until you run /admin resume"),
+        "{reply:?}"
+    );
+    // ...and nothing was taken away at Discord.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        discord.count_requests("DELETE", "/guilds/*/members/*/roles/*"),
+        0
+    );
+    assert_eq!(
+        discord
+            .member_roles(GUILD, BUYER)
+            .map(|r| r.contains(&SUPPORTER)),
+        Some(true)
+    );
+
+    let reply = admin(&discord, OWNER, "resume", &[]).await;
+    assert!(text(&reply).contains("Enforcement resumed"), "{reply:?}");
+    for user in [BUYER, MEMBER] {
+        discord
+            .wait_for_member_role(GUILD, user, SUPPORTER, false, WAIT)
+            .await
+            .expect("removed after resume");
+    }
+    log_line(&discord, "resumed enforcement").await;
+    let again = admin(&discord, OWNER, "resume", &[]).await;
+    assert!(text(&again).contains("not paused"), "{again:?}");
+    let trail: Vec<String> = audit_trail(&app)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        trail,
+        ["admin.pause", "admin.grant", "admin.revoke", "admin.resume"]
+    );
+}
