@@ -22,6 +22,7 @@ use crate::ingest::poll::Poller;
 use crate::ingest::watch::DeliveryWatch;
 use crate::metrics::Metrics;
 use crate::providers::{FetchPolicy, HostOptions, Limits, ProviderHost};
+use crate::reminders::Reminders;
 use crate::retention::Pruner;
 use crate::secrets::CredentialBox;
 use crate::services::{Services, SyncTrigger};
@@ -196,10 +197,14 @@ impl App {
             RoleSync::new(services.clone(), roles.clone(), notifier.clone()).run(shutdown.clone()),
         );
         let alerts = tokio::spawn(alert_sender.run(shutdown.clone()));
-        let sweep = tokio::spawn(Sweeper::new(services.clone(), roles, notifier).run(
+        let sweep = tokio::spawn(Sweeper::new(services.clone(), roles, notifier.clone()).run(
             Duration::from_secs(u64::from(settings.sweep_interval_secs)),
             shutdown.clone(),
         ));
+        let reminders = tokio::spawn(
+            Reminders::new(services.clone(), notifier.clone(), settings.reminder_hours)
+                .run(settings.reminder_every(), shutdown.clone()),
+        );
         let poll = tokio::spawn(Poller::new(services.clone()).run(
             Duration::from_secs(u64::from(settings.poll_interval_secs)),
             shutdown.clone(),
@@ -238,6 +243,7 @@ impl App {
         let sync_ended = finish("role-sync", sync, stop_by).await;
         let sweep_ended = finish("sweep", sweep, stop_by).await;
         let poll_ended = finish("poll", poll, stop_by).await;
+        let reminders_ended = finish("reminders", reminders, stop_by).await;
         let prune_ended = finish("pruning", prune, stop_by).await;
         let test_purchases_ended = finish("test purchases", test_purchases, stop_by).await;
         let alerts_ended = finish("alerts", alerts, stop_by).await;
@@ -248,6 +254,7 @@ impl App {
         sync_ended?;
         sweep_ended?;
         poll_ended?;
+        reminders_ended?;
         prune_ended?;
         test_purchases_ended?;
         alerts_ended?;

@@ -53,6 +53,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod plugin_tools;
 pub mod providers;
+pub mod reminders;
 pub mod retention;
 pub mod roster;
 pub mod secrets;

@@ -188,13 +188,7 @@ pub fn account_fingerprint(plugin: &PluginInfo, config: &PluginConfig) -> String
             hash.update(part.as_bytes());
         }
     }
-    hash.finalize()[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::domain::hex(&hash.finalize()[..16])
 }
 
 /// The owner's fix when a price is in a currency the provider does not take (the plugin's

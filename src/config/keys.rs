@@ -208,6 +208,11 @@ settings! {
         10 sweep_interval_secs: u32 = Whole { default: 600, range: 1..=86_400 },
         /// How often the providers' `poll` runs to catch missed webhooks, in seconds.
         11 poll_interval_secs: u32 = Whole { default: 900, range: 1..=86_400 },
+        /// How long before a pass (or a cancelled subscription) ends its member gets a direct
+        /// message to renew, in hours; a failed card payment is told at once. `0`: no reminders.
+        81 reminder_hours: u32 = Whole { default: 72, range: 0..=24 * 90 },
+        /// How often Docobo looks for reminders to send, in seconds.
+        82 reminder_check_secs: u32 = Whole { default: 300, range: 1..=86_400 },
     }
 
     #[derive(Debug, Clone)]

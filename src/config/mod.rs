@@ -82,6 +82,12 @@ impl SubscriptionsConfig {
     pub fn grace_ms(self) -> i64 {
         i64::from(self.grace_period_hours) * 3_600_000
     }
+
+    /// How often the reminders are looked for.
+    #[must_use]
+    pub fn reminder_every(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.reminder_check_secs))
+    }
 }
 
 /// What the command about to run needs from the configuration, beyond what every command

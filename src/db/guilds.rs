@@ -279,16 +279,14 @@ pub fn set_enforcement_paused(
     id: GuildId,
     at: Option<i64>,
 ) -> Result<(), DbError> {
-    match at {
-        Some(at) => set_setting(conn, id, PAUSED_SETTING, &at.to_string()),
-        None => {
-            conn.prepare_cached(
-                "UPDATE guilds SET settings = json_remove(settings, '$.' || ?2) WHERE guild_id = ?1",
-            )?
-            .execute(params![id.as_i64(), PAUSED_SETTING])?;
-            Ok(())
-        }
+    if let Some(at) = at {
+        return set_setting(conn, id, PAUSED_SETTING, &at.to_string());
     }
+    conn.prepare_cached(
+        "UPDATE guilds SET settings = json_remove(settings, '$.' || ?2) WHERE guild_id = ?1",
+    )?
+    .execute(params![id.as_i64(), PAUSED_SETTING])?;
+    Ok(())
 }
 
 /// What [`forget`] did.

@@ -62,3 +62,20 @@ pub fn in_guild(conn: &Connection, guild: GuildId, user: UserId) -> Result<Optio
         .query_row(params![guild.as_i64(), user.as_i64()], |row| row.get(0))
         .optional()?)
 }
+
+/// The member's Discord username as last seen (`None`: unknown member or never seen).
+///
+/// # Errors
+/// A database error.
+pub fn username(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+) -> Result<Option<String>, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .prepare_cached("SELECT username FROM members WHERE guild_id = ?1 AND user_id = ?2")?
+        .query_row(params![guild.as_i64(), user.as_i64()], |row| row.get(0))
+        .optional()?
+        .flatten())
+}

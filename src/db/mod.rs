@@ -17,6 +17,7 @@ pub mod guilds;
 mod lock;
 pub mod members;
 pub mod paid_roles;
+pub mod reminders;
 mod restore;
 pub mod retention;
 pub mod revenue;

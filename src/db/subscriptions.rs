@@ -359,6 +359,19 @@ pub fn for_member(
     )
 }
 
+/// The subscription with this id.
+///
+/// # Errors
+/// A database error.
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Subscription>, DbError> {
+    Ok(many(
+        conn,
+        &format!("SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"),
+        [id],
+    )?
+    .pop())
+}
+
 /// Every subscription that gives (or gave) one member one paid role: together they decide
 /// whether the member should hold it.
 pub fn for_holding(

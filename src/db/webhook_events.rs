@@ -108,6 +108,23 @@ pub fn exists(
         )?)
 }
 
+/// The provider's customer id of a subscription, from the newest delivery about it that
+/// carried one (providers send it with their events; Docobo keeps it only there).
+///
+/// # Errors
+/// A database error.
+pub fn customer_of(conn: &Connection, subscription: i64) -> Result<Option<String>, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .prepare_cached(
+            "SELECT json_extract(event, '$.customer_id') FROM webhook_events
+             WHERE subscription_id = ?1 AND json_extract(event, '$.customer_id') IS NOT NULL
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([subscription], |row| row.get(0))
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use refinery::Target;

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::domain::RoleId;
+use crate::domain::{GuildId, RoleId};
 
 /// A component's or a modal's custom id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub(super) enum CustomId {
     JoinRole,
     /// `doctor:test`: `/doctor`'s Test purchase button.
     DoctorTest,
+    /// `reminders:off:{guild}` / `reminders:on:{guild}`: the buttons of a reminder (a direct
+    /// message, so the guild is in the id).
+    Reminders { guild: GuildId, on: bool },
 }
 
 /// The `/setup` steps' ids.
@@ -43,6 +46,17 @@ impl CustomId {
         }
         if text == "doctor:test" {
             return Some(Self::DoctorTest);
+        }
+        if let Some(rest) = text.strip_prefix("reminders:") {
+            let (on, guild) = match rest.split_once(':')? {
+                ("on", guild) => (true, guild),
+                ("off", guild) => (false, guild),
+                _ => return None,
+            };
+            let guild = GuildId::parse(guild)
+                .ok()
+                .filter(|g| g.to_string() == guild)?;
+            return Some(Self::Reminders { guild, on });
         }
         let step = text.strip_prefix("setup:")?;
         let id = match step {
@@ -79,6 +93,9 @@ impl fmt::Display for CustomId {
         match self {
             Self::JoinRole => f.write_str("join:role"),
             Self::DoctorTest => f.write_str("doctor:test"),
+            Self::Reminders { guild, on } => {
+                write!(f, "reminders:{}:{guild}", if *on { "on" } else { "off" })
+            }
             Self::Setup(SetupId::Roles) => f.write_str("setup:roles"),
             Self::Setup(SetupId::Prices(page)) => write!(f, "setup:prices:{page}"),
             Self::Setup(SetupId::Provider) => f.write_str("setup:provider"),
@@ -144,6 +161,20 @@ mod tests {
             ("setup:verify", CustomId::Setup(SetupId::Verify)),
             ("join:role", CustomId::JoinRole),
             ("doctor:test", CustomId::DoctorTest),
+            (
+                "reminders:off:42",
+                CustomId::Reminders {
+                    guild: GuildId::new(42).expect("guild"),
+                    on: false,
+                },
+            ),
+            (
+                "reminders:on:42",
+                CustomId::Reminders {
+                    guild: GuildId::new(42).expect("guild"),
+                    on: true,
+                },
+            ),
         ] {
             assert_eq!(CustomId::parse(wire), Some(id.clone()), "{wire}");
             assert_eq!(id.to_string(), wire);
@@ -172,6 +203,11 @@ mod tests {
             "join:",
             "other:roles",
             "SETUP:roles",
+            "reminders:off",
+            "reminders:off:",
+            "reminders:off:042",
+            "reminders:maybe:42",
+            "reminders:on:x",
         ] {
             assert_eq!(CustomId::parse(wire), None, "{wire:?}");
         }

@@ -269,6 +269,9 @@ async fn dispatch(bot: &Bot, interaction: Interaction) {
                     Ok(Reply::Nothing)
                 }
                 (CustomId::DoctorTest, _) => doctor::test_purchase(bot, &actor),
+                (CustomId::Reminders { guild, on }, _) => {
+                    super::remind::set_wanted(bot, &actor, guild, on).await
+                }
             };
             let to = Target::new(component.id, &component.token, &actor);
             reply::send(bot, &to, outcome).await;

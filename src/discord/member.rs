@@ -111,7 +111,7 @@ fn checkout_failed(e: CheckoutError) -> BotError {
 }
 
 /// The checkout: a link button, or a QR code with the transfer's payment code.
-fn checkout_view(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> View {
+pub(super) fn checkout_view(provider_name: &str, paid: &PaidRole, checkout: &Checkout) -> View {
     let price = price_text(paid.price, paid.billing);
     let mut view = View::default();
     if let Some(qr) = &checkout.qr_image_url {

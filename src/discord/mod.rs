@@ -29,6 +29,7 @@ mod interaction;
 pub mod invite;
 mod member;
 pub mod notify;
+mod remind;
 mod reply;
 pub mod roles;
 mod setup;
@@ -52,6 +53,7 @@ use crate::services::Services;
 
 pub use directory::Directory;
 pub use notify::Notifier;
+pub use remind::{RemindError, ReminderMessage};
 pub use roles::{DiscordApiError, Missing, RoleError, RoleManager};
 pub use status::{GatewayState, GatewayStatus};
 

@@ -18,7 +18,7 @@ use crate::domain::{RoleId, SubscriptionStatus, UnixMillis};
 /// Sends staff notices.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    http: Arc<Http>,
+    pub(super) http: Arc<Http>,
 }
 
 impl Notifier {

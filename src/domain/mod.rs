@@ -53,3 +53,15 @@ impl ValidationError {
         }
     }
 }
+
+/// Lower-case hexadecimal of `bytes` (digests and random tokens in text).
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -20,6 +20,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::limits::EPOCH_TICK;
+use crate::domain::hex;
 
 /// Plugin instances that can be alive at once. Each call holds one from instantiation until
 /// its store is dropped; further calls wait for a free slot (see `ProviderHost`).
@@ -212,16 +213,6 @@ impl Hasher for Sha256Hasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Creates the cache folder (mode 0700) and checks that only this user can write it.

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::domain::{GuildId, UnixMillis, UserId};
+use crate::domain::{GuildId, UnixMillis, UserId, hex};
 
 /// How long a login link from `/dashboard` stays usable.
 pub const LINK_TTL_MS: i64 = 10 * 60 * 1000;
@@ -270,14 +270,6 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     hex(&buf)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -621,7 +621,7 @@ async fn credentials_the_provider_refuses_are_explained_and_nothing_is_saved() {
 }
 
 /// A SePay transfer in the format of the fixture, carrying `code`, dated now (Vietnam time).
-fn sepay_transfer(id: i64, code: &str, amount: i64) -> Vec<u8> {
+pub(crate) fn sepay_transfer(id: i64, code: &str, amount: i64) -> Vec<u8> {
     let vn = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7)));
     SepayTransfer::fixture()
         .id(id)

@@ -27,6 +27,7 @@ mod plugin_api;
 mod powercut;
 mod providers;
 mod recovery;
+mod reminders;
 mod retention;
 mod service;
 mod setup_guards;

@@ -23,7 +23,8 @@ fn a_fresh_database_migrates_to_the_five_tables_and_the_revenue_totals() {
             "V7__payment_code_valid_until".to_owned(),
             "V8__plugin_api_0_2".to_owned(),
             "V9__revenue_months".to_owned(),
-            "V10__members_list_index".to_owned()
+            "V10__members_list_index".to_owned(),
+            "V11__reminders".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -53,7 +54,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 10);
+    assert_eq!(first.applied.len(), 11);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -64,7 +65,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 10);
+    assert_eq!(versions, 11);
 }
 
 #[test]

@@ -34,7 +34,10 @@ static TRACKED_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// The durable image of each tracked file: its content at its last fsync, with the number
 /// of the read that took it (see [`READS`]).
-static DURABLE: Mutex<Option<HashMap<PathBuf, (u64, Vec<u8>)>>> = Mutex::new(None);
+static DURABLE: Mutex<Option<HashMap<PathBuf, Image>>> = Mutex::new(None);
+
+/// A durable image: the number of the read that took it, and the bytes.
+type Image = (u64, Vec<u8>);
 
 /// Numbers the images in the order they were read, so that of two `fsync`s of one file that
 /// overlap (the writer's and the checkpointer's), the one that read later wins, whichever

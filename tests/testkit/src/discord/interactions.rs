@@ -238,6 +238,21 @@ impl State {
         data: Value,
         message: Option<Value>,
     ) -> Result<InteractionHandle, FakeError> {
+        self.create_interaction_in(kind, guild_id, user_id, data, message, None)
+    }
+
+    /// As [`Self::create_interaction`]; with `dm`, in the bot's DM channel with the user, as
+    /// Discord sends it there: no `guild_id` or `member`, the `user` instead, and the
+    /// bot-DM context. `guild_id` only says where to find the user.
+    fn create_interaction_in(
+        &mut self,
+        kind: u8,
+        guild_id: u64,
+        user_id: u64,
+        data: Value,
+        message: Option<Value>,
+        dm: Option<u64>,
+    ) -> Result<InteractionHandle, FakeError> {
         let id = self.model.next_id();
         let token = format!("fake-token-{id}");
         let guild = self.member_for(guild_id, user_id)?;
@@ -261,7 +276,22 @@ impl State {
         if let Some(m) = &message {
             payload["message"] = m.clone();
         }
-        let channel_id = guild.channel_id;
+        let mut channel_id = guild.channel_id;
+        if let (Some(dm), Some(fields)) = (dm, payload.as_object_mut()) {
+            for field in ["guild_id", "guild", "guild_locale"] {
+                fields.remove(field);
+            }
+            if let Some(user) = fields
+                .remove("member")
+                .and_then(|mut m| m.get_mut("user").map(Value::take))
+            {
+                fields.insert("user".into(), user);
+            }
+            fields.insert("channel_id".into(), json!(dm.to_string()));
+            fields.insert("channel".into(), json!({ "id": dm.to_string(), "type": 1 }));
+            fields.insert("context".into(), json!(1));
+            channel_id = dm;
+        }
         let seq = self.dispatch("INTERACTION_CREATE", payload)?;
         self.interactions.by_token.insert(
             token.clone(),
@@ -445,6 +475,39 @@ impl State {
             user_id,
             data,
             Some(on.body.clone()),
+        )
+    }
+
+    /// A user clicks a button of a message the bot sent them by DM (`on`).
+    pub(crate) fn click_dm_button(
+        &mut self,
+        guild_id: u64,
+        user_id: u64,
+        on: &Value,
+        custom_id: &str,
+    ) -> Result<InteractionHandle, FakeError> {
+        let found = on
+            .get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row.get("components").and_then(Value::as_array))
+            .flatten()
+            .any(|c| c.get("custom_id").and_then(Value::as_str) == Some(custom_id));
+        if !found {
+            return Err(FakeError::Invalid(format!(
+                "the message has no button {custom_id:?}"
+            )));
+        }
+        let dm = self.model.dm_channel(user_id);
+        let data = json!({ "custom_id": custom_id, "component_type": 2 });
+        self.create_interaction_in(
+            MESSAGE_COMPONENT,
+            guild_id,
+            user_id,
+            data,
+            Some(on.clone()),
+            Some(dm),
         )
     }
 

@@ -666,6 +666,24 @@ impl FakeDiscord {
         handle
     }
 
+    /// A user clicks a button on a message the bot sent them by DM (`on`, from
+    /// [`Self::sent_messages`]); `guild_id` is a guild the user is in (where the fake finds
+    /// them), not part of the interaction.
+    pub fn click_dm_button(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        on: &SentMessage,
+        custom_id: &str,
+    ) -> Result<InteractionHandle, FakeError> {
+        let handle = self
+            .shared
+            .lock()
+            .click_dm_button(guild_id, user_id, &on.message, custom_id);
+        self.shared.notify();
+        handle
+    }
+
     /// A user fills in and submits a modal the bot opened. Inputs not listed are sent empty
     /// (an error if they are `required`, as Discord's client would refuse).
     pub fn submit_modal(

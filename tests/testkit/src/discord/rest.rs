@@ -714,9 +714,25 @@ fn create_message(state: &mut State, channel: u64, body: &Value) -> Result<Answe
     if !has_content {
         return Err(ApiError::new(400, 50006, "Cannot send an empty message"));
     }
+    // `enforce_nonce`: a message by the same author with the same nonce (Discord: in the
+    // past few minutes; here: ever) is returned instead of creating another.
+    let nonce = body.get("nonce").filter(|n| !n.is_null()).cloned();
+    if body.get("enforce_nonce") == Some(&Value::Bool(true))
+        && let Some(nonce) = &nonce
+        && let Some(earlier) = state
+            .model
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel && m.message.get("nonce") == Some(nonce))
+    {
+        return Ok(Answer::Json(200, earlier.message.clone()));
+    }
     let id = state.model.next_id();
     let bot = state.model.bot.clone();
-    let message = payloads::message(id, channel, &bot, body, payloads::MESSAGE_DEFAULT, None);
+    let mut message = payloads::message(id, channel, &bot, body, payloads::MESSAGE_DEFAULT, None);
+    if let Some(nonce) = nonce {
+        message["nonce"] = nonce;
+    }
     state.model.messages.push(super::model::SentMessage {
         channel_id: channel,
         recipient_id: recipient,
