@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use docobo::clock::Clock;
 use docobo::domain::{Billing, GuildId, RoleId};
-use docobo_testkit::discord::SentMessage;
+use docobo_testkit::discord::{Fault, FaultRule, SentMessage};
 use docobo_testkit::webhooks::sepay_request;
 use serde_json::{Value, json};
 
@@ -313,6 +313,16 @@ async fn a_failed_card_payment_is_told_once_with_the_providers_page_to_fix_it() 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(dms(&discord).is_empty(), "{:?}", dms(&discord));
 
+    // Discord fails the first send: the reminder stays claimed and goes out on the next
+    // pass, with the same nonce (so Discord would drop it had the first arrived).
+    discord.inject_fault(
+        FaultRule::new(
+            "POST",
+            "/channels/*/messages",
+            Fault::error(500, 0, "500: Internal Server Error"),
+        )
+        .once(),
+    );
     let failed = polar_event("subscription.updated", "past_due", false, now_ms() + 1000);
     assert_eq!(
         deliver_polar(&app, &path, "msg_rem_due", &failed)
@@ -324,6 +334,18 @@ async fn a_failed_card_payment_is_told_once_with_the_providers_page_to_fix_it() 
     assert!(
         content(&dm).contains("payment") && content(&dm).contains("failed"),
         "{dm:?}"
+    );
+    let nonces: Vec<Value> = discord
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|body| body["enforce_nonce"] == json!(true))
+        .map(|body| body["nonce"].clone())
+        .collect();
+    assert!(
+        nonces.len() >= 2 && nonces.iter().all(|n| *n == nonces[0] && n.is_string()),
+        "{nonces:?}"
     );
     let link = dm.message["components"].to_string();
     assert!(
