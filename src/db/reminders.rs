@@ -40,19 +40,20 @@ pub struct Due {
 
 /// Every ending entitlement (`?1` now, `?2` now + the reminder window) and failed payment
 /// whose member wants reminders and is in the guild. Complimentary access (provider `admin`)
-/// is the owner's to end, and is not reminded.
+/// is the owner's to end, and test purchases (`/doctor`'s, minutes long) are the owner's own:
+/// neither is reminded.
 const CANDIDATES: &str = "
     SELECT s.id, s.reminder_key, s.reminder_sent_at FROM subscriptions s
     JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
     WHERE s.period_end > ?1 AND s.period_end <= ?2
       AND (s.status = 'canceled'
            OR (s.status = 'active' AND (s.payment_code IS NOT NULL OR s.cancel_at_period_end = 1)))
-      AND s.provider <> 'admin' AND m.reminders = 1 AND m.in_guild = 1
+      AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1
     UNION ALL
     SELECT s.id, s.reminder_key, s.reminder_sent_at FROM subscriptions s
     JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
     WHERE s.status = 'past_due' AND s.period_end IS NOT NULL
-      AND s.provider <> 'admin' AND m.reminders = 1 AND m.in_guild = 1";
+      AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1";
 
 /// The reminders to send now, each claimed: its key is written (with no sent time) before it
 /// is returned, in this transaction. A subscription whose current reminder was claimed and
