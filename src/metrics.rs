@@ -5,6 +5,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -37,6 +38,26 @@ pub struct AlertLabels {
     pub kind: String,
 }
 
+/// A tier (a guild's paid role), or `other` for those past [`MAX_SERIES`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub guild: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CurrencyLabels {
+    /// An ISO 4217 code as recorded, or `other` past [`MAX_SERIES`].
+    pub currency: String,
+}
+
+/// The most series a shop figure has: the largest tiers (or currencies) get their own, the
+/// rest are summed under `other`, so that many small guilds cannot grow `/metrics`.
+pub const MAX_SERIES: usize = 50;
+
+/// How long the shop's figures are kept between scrapes while the store does not change.
+pub const SHOP_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Docobo's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -53,6 +74,14 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Counter>,
     /// Alerts that reached nobody (no log channel or owner, DMs closed, the webhook refused).
     pub alerts_undelivered: Family<AlertLabels, Counter>,
+    /// Members entitled now, per tier.
+    pub shop_members: Family<TierLabels, Gauge>,
+    /// Members whose access ended in the last 30 days, per tier (churn).
+    pub shop_ended_30d: Family<TierLabels, Gauge>,
+    /// This UTC month's revenue, in minor units, per currency (refunds taken off).
+    pub shop_revenue_month: Family<CurrencyLabels, Gauge>,
+    /// When the shop's figures were last counted, and the store's change counter then.
+    shop_counted: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -120,8 +149,30 @@ impl Metrics {
             "Alert messages that reached nobody (no log channel or owner, DMs closed, the operator's webhook refused)",
             alerts_undelivered.clone(),
         );
+        let shop_members = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "shop_members",
+            "Members entitled now per tier (guild and paid role; the largest 50, the rest as other)",
+            shop_members.clone(),
+        );
+        let shop_ended_30d = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "shop_ended_30d",
+            "Members whose access ended in the last 30 days per tier (churn)",
+            shop_ended_30d.clone(),
+        );
+        let shop_revenue_month = Family::<CurrencyLabels, Gauge>::default();
+        registry.register(
+            "shop_revenue_month_minor_units",
+            "This UTC month's revenue per currency, in minor units, refunds taken off",
+            shop_revenue_month.clone(),
+        );
         Arc::new(Self {
             registry,
+            shop_members,
+            shop_ended_30d,
+            shop_revenue_month,
+            shop_counted: std::sync::Mutex::new(None),
             webhooks,
             webhook_replays,
             webhook_ack_seconds,
@@ -182,6 +233,58 @@ impl Metrics {
             .inc();
     }
 
+    /// Whether the shop's figures must be counted again: never counted, the store changed
+    /// since (`generation`, [`crate::db::Db::generation`]), or older than [`SHOP_FRESH`]
+    /// (ends pass with time alone).
+    #[must_use]
+    pub fn shop_stale(&self, generation: u64) -> bool {
+        self.shop_counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|(at, seen)| seen != generation || at.elapsed() >= SHOP_FRESH)
+    }
+
+    /// Replaces the shop's figures with these counts, made at store `generation`.
+    pub fn set_shop(&self, figures: &crate::db::revenue::ShopFigures, generation: u64) {
+        self.shop_members.clear();
+        self.shop_ended_30d.clear();
+        self.shop_revenue_month.clear();
+        for (i, tier) in figures.tiers.iter().enumerate() {
+            let labels = if i < MAX_SERIES {
+                TierLabels {
+                    guild: tier.guild.to_string(),
+                    role: tier.role.to_string(),
+                }
+            } else {
+                TierLabels {
+                    guild: "other".into(),
+                    role: "other".into(),
+                }
+            };
+            self.shop_members
+                .get_or_create(&labels)
+                .inc_by(tier.members);
+            self.shop_ended_30d
+                .get_or_create(&labels)
+                .inc_by(tier.ended_30d);
+        }
+        for (i, (currency, minor)) in figures.revenue.iter().enumerate() {
+            let currency = if i < MAX_SERIES {
+                currency.clone()
+            } else {
+                "other".into()
+            };
+            self.shop_revenue_month
+                .get_or_create(&CurrencyLabels { currency })
+                .inc_by(*minor);
+        }
+        *self
+            .shop_counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), generation));
+    }
+
     /// The `OpenMetrics` text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -189,5 +292,43 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::revenue::{ShopFigures, TierFigures};
+
+    #[test]
+    fn past_fifty_tiers_or_currencies_the_rest_are_summed_as_other() {
+        let metrics = Metrics::new();
+        let figures = ShopFigures {
+            tiers: (0..60)
+                .map(|i| TierFigures {
+                    guild: 1000 + i,
+                    role: 7,
+                    members: 100 - i,
+                    ended_30d: 1,
+                })
+                .collect(),
+            revenue: (0..55).map(|i| (format!("C{i:02}"), 10)).collect(),
+        };
+        metrics.set_shop(&figures, 1);
+        let text = metrics.render();
+        let members: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("docobo_shop_members{"))
+            .collect();
+        assert_eq!(members.len(), MAX_SERIES + 1, "{text}");
+        // The ten smallest tiers (members 50 down to 41) are summed.
+        assert!(
+            text.contains("docobo_shop_members{guild=\"other\",role=\"other\"} 455"),
+            "{text}"
+        );
+        assert!(text.contains("docobo_shop_ended_30d{guild=\"other\",role=\"other\"} 10"));
+        assert!(text.contains("docobo_shop_revenue_month_minor_units{currency=\"other\"} 50"));
+        assert!(!metrics.shop_stale(1));
+        assert!(metrics.shop_stale(2), "a change to the store counts again");
     }
 }

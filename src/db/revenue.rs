@@ -123,3 +123,68 @@ mod tests {
         assert_eq!(since(&conn, guild, "2026-01").expect("read").len(), 3);
     }
 }
+
+/// One tier's figures for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierFigures {
+    pub guild: i64,
+    pub role: i64,
+    /// Members entitled now (an active, trialing, past-due, or cancelled but paid-up
+    /// subscription; complimentary access and test purchases left out).
+    pub members: i64,
+    /// Members whose access ended in the last 30 days (expired, refunded, revoked, or
+    /// cancelled and past its end; a plan change's old row is not an end).
+    pub ended_30d: i64,
+}
+
+/// The shop's figures across every guild (see [`shop_figures`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShopFigures {
+    /// Largest first.
+    pub tiers: Vec<TierFigures>,
+    /// This UTC month's revenue: (currency, minor units, refunds taken off).
+    pub revenue: Vec<(String, i64)>,
+}
+
+/// The shop's figures across every guild: per tier, and this UTC month's revenue per
+/// currency (minor units, refunds taken off).
+///
+/// # Errors
+/// A database error.
+pub fn shop_figures(conn: &Connection, now: UnixMillis) -> Result<ShopFigures, DbError> {
+    const DAYS_30: i64 = 30 * 86_400_000;
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.guild_id, p.role_id,
+                count(DISTINCT CASE WHEN s.status IN ('active', 'trialing', 'past_due', 'canceled')
+                                     AND (s.period_end IS NULL OR s.period_end > ?1)
+                                    THEN s.user_id END),
+                count(DISTINCT CASE WHEN (s.status IN ('expired', 'refunded', 'revoked')
+                                          AND s.updated_at > ?1 - ?2
+                                          AND (s.external_id IS NOT NULL OR s.payment_code IS NOT NULL))
+                                      OR (s.status = 'canceled' AND s.period_end <= ?1
+                                          AND s.period_end > ?1 - ?2)
+                                    THEN s.user_id END)
+         FROM paid_roles p JOIN subscriptions s ON s.paid_role_id = p.id
+         WHERE s.test = 0 AND s.provider <> 'admin'
+         GROUP BY p.id ORDER BY 3 DESC, 4 DESC, p.guild_id, p.role_id",
+    )?;
+    let tiers = stmt
+        .query_map(params![now, DAYS_30], |r| {
+            Ok(TierFigures {
+                guild: r.get(0)?,
+                role: r.get(1)?,
+                members: r.get(2)?,
+                ended_30d: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT currency, sum(minor_units) FROM revenue_months
+         WHERE month = strftime('%Y-%m', ?1 / 1000, 'unixepoch')
+         GROUP BY currency ORDER BY currency",
+    )?;
+    let revenue = stmt
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ShopFigures { tiers, revenue })
+}

@@ -98,7 +98,7 @@ impl Dispatch {
                 };
                 salvo::Handler::handle(&health, req, depot, res, ctrl).await;
             }
-            route::Route::Metrics => metrics(&self.state, req, res),
+            route::Route::Metrics => metrics(&self.state, req, res).await,
             route::Route::Webhook { provider, key } => {
                 webhooks::Webhook {
                     state: Arc::clone(&self.state),
@@ -124,7 +124,7 @@ impl Dispatch {
 
 /// `GET /metrics`: Prometheus text format; 401 without the bearer token when
 /// `server.metrics_token` is set.
-fn metrics(state: &HttpState, req: &Request, res: &mut Response) {
+async fn metrics(state: &HttpState, req: &Request, res: &mut Response) {
     let authorization = req
         .headers()
         .get("authorization")
@@ -143,7 +143,24 @@ fn metrics(state: &HttpState, req: &Request, res: &mut Response) {
         true,
     )
     .ok();
-    res.write_body(state.services.metrics.render()).ok();
+    let services = &state.services;
+    // Read before the count: a write that lands during it makes the next scrape count again.
+    let generation = services.db.generation();
+    if state.protection.metrics_private() && services.metrics.shop_stale(generation) {
+        // The shop's figures, counted again when the store changed or after 30 s, on the
+        // dashboard's own connection; a failed count keeps the last figures (and is
+        // logged), the other metrics still go.
+        let now = services.now();
+        match services
+            .db
+            .read_slow(move |conn| crate::db::revenue::shop_figures(conn, now))
+            .await
+        {
+            Ok(figures) => services.metrics.set_shop(&figures, generation),
+            Err(e) => tracing::warn!(error = %e, "cannot count the shop's figures for /metrics"),
+        }
+    }
+    res.write_body(services.metrics.render()).ok();
 }
 
 impl HttpState {

@@ -90,6 +90,13 @@ impl Protection {
         }
     }
 
+    /// Whether `/metrics` needs a token: only then does it show the shop's figures (guild
+    /// and role ids, revenue), which are not for anyone who can reach the server.
+    #[must_use]
+    pub fn metrics_private(&self) -> bool {
+        self.metrics_token.is_some()
+    }
+
     /// Whether `authorization` (the header's value) may read `/metrics`.
     #[must_use]
     pub fn metrics_allowed(&self, authorization: Option<&[u8]>) -> bool {

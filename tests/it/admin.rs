@@ -624,3 +624,90 @@ async fn while_enforcement_is_paused_nothing_is_removed_and_resume_catches_up() 
         ["admin.pause", "admin.grant", "admin.revoke", "admin.resume"]
     );
 }
+
+/// The value of the `/metrics` line that starts with `series` (labels included), if any.
+fn metric(text: &str, series: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// Issue 21, item 7: `/metrics` has the shop's figures, with bounded labels: members per
+/// tier, their ends in the last 30 days (churn), and this month's revenue per currency, as
+/// the store has them, counted again after a change; only behind `server.metrics_token`,
+/// as they name guilds and their revenue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_members_per_tier_their_ends_and_the_months_revenue() {
+    let discord = fake_discord().await;
+    let api = polar_api().await;
+    let app = start_app(
+        &discord,
+        &[("DOCOBO_SERVER__METRICS_TOKEN", "metrics-token")],
+    )
+    .await;
+    let path = connect_polar(&app, &api).await;
+    sell_supporter(&app).await;
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .bearer_auth("metrics-token")
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let tier = format!("{{guild=\"{GUILD}\",role=\"{SUPPORTER}\"}}");
+    let members = format!("docobo_shop_members{tier}");
+    let ended = format!("docobo_shop_ended_30d{tier}");
+    assert_eq!(metric(&scrape().await, &members), None, "nothing sold yet");
+
+    buy(&app, &path, "msg_metrics_buy").await;
+    let text = scrape().await;
+    assert_eq!(metric(&text, &members), Some(1), "{text}");
+    assert_eq!(metric(&text, &ended), Some(0), "{text}");
+    let (currency, minor): (String, i64) = app
+        .db
+        .call(|conn| {
+            Ok(conn.query_row(
+                "SELECT currency, sum(minor_units) FROM revenue_months GROUP BY currency",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .expect("revenue");
+    assert!(minor > 0, "the purchase earned something");
+    assert_eq!(
+        metric(
+            &text,
+            &format!("docobo_shop_revenue_month_minor_units{{currency=\"{currency}\"}}")
+        ),
+        Some(minor),
+        "{text}"
+    );
+
+    let revoked = polar_event("subscription.revoked", "revoked", false, now_ms() + 1000);
+    let response = crate::bot::deliver_polar(&app, &path, "msg_metrics_revoke", &revoked).await;
+    assert_eq!(response.status(), 202);
+    let text = scrape().await;
+    assert_eq!(metric(&text, &members), Some(0), "{text}");
+    assert_eq!(metric(&text, &ended), Some(1), "{text}");
+    app.stop().await;
+
+    // Public metrics (no token) have none of it.
+    let (public, path) = shop(&discord, &api).await;
+    buy(&public, &path, "msg_metrics_public").await;
+    let text = public
+        .client
+        .get(public.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("docobo_webhooks_total"), "{text}");
+    assert!(!text.contains("docobo_shop_"), "{text}");
+}
