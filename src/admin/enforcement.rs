@@ -1,3 +1,5 @@
+//! `policy`: what a partial refund does to a tier's access (keep it, the default, or end it).
+//!
 //! `pause` and `resume`: the owner stops Docobo from taking any paid role away in the guild
 //! (issue 21, item 6), for a migration, a provider set up wrong, or a doubt about what Docobo
 //! is about to do. While paused, purchases still grant roles and every state is still
@@ -8,8 +10,8 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use super::{Actor, AdminError, Done, audit};
-use crate::db::{DbError, guilds, subscriptions};
-use crate::domain::{GuildId, UnixMillis};
+use crate::db::{DbError, guilds, paid_roles, subscriptions};
+use crate::domain::{GuildId, RoleId, UnixMillis};
 use crate::services::Services;
 
 /// `pause`: no paid role is removed in the guild until [`resume`].
@@ -97,4 +99,49 @@ fn resume_in(
         ),
         log: format!("▶️ {text}"),
     }))
+}
+
+/// `policy tier partial_refund`: whether a partial refund of `tier` ends the member's access
+/// (`revoke`) or keeps it (`keep`, the default). A full refund and a lost dispute always end
+/// it; an opened dispute never does.
+///
+/// # Errors
+/// [`AdminError::Refused`] for a role the guild does not sell.
+pub async fn set_partial_refund(
+    services: &Services,
+    guild: GuildId,
+    actor: Actor,
+    tier: RoleId,
+    revoke: bool,
+) -> Result<Done, AdminError> {
+    services
+        .db
+        .write(move |conn| {
+            if !paid_roles::set_partial_refund(conn, guild, tier, revoke)? {
+                return Ok(Err(super::not_sold(tier)));
+            }
+            let (what, does) = if revoke {
+                ("revoke", "ends the member's access, as a full refund does")
+            } else {
+                ("keep", "keeps the member's access")
+            };
+            let text = format!("{actor} set <@&{tier}>'s policy: a partial refund {does}");
+            audit(
+                conn,
+                guild,
+                actor,
+                "policy",
+                None,
+                None,
+                &json!({"role_id": tier.to_string(), "partial_refund": what}),
+                &text,
+            )?;
+            Ok(Ok(Done {
+                reply: format!(
+                    "From now on a partial refund of <@&{tier}> {does}. A full refund or a lost dispute always ends access; an opened dispute never does."
+                ),
+                log: format!("⚖️ {text}"),
+            }))
+        })
+        .await?
 }

@@ -200,3 +200,41 @@ pub fn all(conn: &Connection, guild: GuildId) -> Result<Vec<PaidRole>, DbError> 
     let rows = stmt.query_map([guild.as_i64()], raw)?;
     rows.map(|r| to_paid_role(r?)).collect()
 }
+
+/// Whether a partial refund of this paid role ends access (its policy is `revoke`; the
+/// default `keep` keeps it).
+///
+/// # Errors
+/// A database error.
+pub fn partial_refund_revokes(conn: &Connection, id: i64) -> Result<bool, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .prepare_cached("SELECT partial_refund = 'revoke' FROM paid_roles WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Sets the guild's paid role `role`'s partial-refund policy. Returns whether it is sold here.
+///
+/// # Errors
+/// A database error.
+pub fn set_partial_refund(
+    conn: &Connection,
+    guild: GuildId,
+    role: RoleId,
+    revoke: bool,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE paid_roles SET partial_refund = ?3,
+                 updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+             WHERE guild_id = ?1 AND role_id = ?2",
+        )?
+        .execute(rusqlite::params![
+            guild.as_i64(),
+            role.as_i64(),
+            if revoke { "revoke" } else { "keep" }
+        ])?
+        == 1)
+}

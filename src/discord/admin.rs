@@ -55,6 +55,11 @@ pub(super) enum AdminCommand {
         size: u32,
     },
     ImportProvider,
+    /// A tier's partial-refund policy: `revoke` ends access, else it is kept.
+    Policy {
+        tier: RoleId,
+        revoke: bool,
+    },
     /// Stop removing roles in the guild, or start again.
     Pause,
     Resume,
@@ -73,7 +78,7 @@ pub(super) fn definition() -> CreateCommand {
     let sub = |name: &str, description: &str| {
         CreateCommandOption::new(CommandOptionType::SubCommand, name, description)
     };
-    CreateCommand::new("admin")
+    let command = CreateCommand::new("admin")
         .description("Manage members' access (Manage Server)")
         .default_member_permissions(Permissions::MANAGE_GUILD)
         .contexts(vec![InteractionContext::Guild])
@@ -142,15 +147,45 @@ pub(super) fn definition() -> CreateCommand {
                 "from_provider",
                 "Import the provider's current subscribers instead",
             )),
+        );
+    enforcement_options()
+        .into_iter()
+        .fold(command, CreateCommand::add_option)
+}
+
+/// `/admin`'s subcommands about enforcement: the partial-refund policy, pause and resume.
+fn enforcement_options() -> [CreateCommandOption; 3] {
+    let sub = |name: &str, description: &str| {
+        CreateCommandOption::new(CommandOptionType::SubCommand, name, description)
+    };
+    [
+        sub(
+            "policy",
+            "What a partial refund does to a paid role's access",
         )
-        .add_option(sub(
+        .add_sub_option(
+            CreateCommandOption::new(CommandOptionType::Role, "tier", "The paid role")
+                .required(true),
+        )
+        .add_sub_option(
+            CreateCommandOption::new(
+                CommandOptionType::String,
+                "partial_refund",
+                "Keep access (default) or end it",
+            )
+            .add_string_choice("keep access", "keep")
+            .add_string_choice("end access", "revoke")
+            .required(true),
+        ),
+        sub(
             "pause",
             "Stop removing roles here until /admin resume (purchases still give them)",
-        ))
-        .add_option(sub(
+        ),
+        sub(
             "resume",
             "Remove roles again when access ends, catching up on what ended while paused",
-        ))
+        ),
+    ]
 }
 
 /// Reads the subcommand and its options.
@@ -158,7 +193,7 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
     let options = data.options();
     let Some(first) = options.first() else {
         return Err(BotError::refused(
-            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export, import, pause or resume.",
+            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export, import, policy, pause or resume.",
         ));
     };
     let ResolvedValue::SubCommand(inner) = &first.value else {
@@ -182,18 +217,31 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
         _ if required => Err(BotError::refused("Give the number of days.")),
         _ => Ok(None),
     };
+    let tier = || {
+        match find("tier") {
+            Some(ResolvedValue::Role(role)) => RoleId::new(role.id.get()).ok(),
+            Some(ResolvedValue::Unresolved(Unresolved::RoleId(id))) => RoleId::new(id.get()).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| BotError::refused("Name the paid role (the `tier` option)."))
+    };
     Ok(match first.name {
         "grant" => AdminCommand::Grant {
             member: user()?,
-            tier: match find("tier") {
-                Some(ResolvedValue::Role(role)) => RoleId::new(role.id.get()).ok(),
-                Some(ResolvedValue::Unresolved(Unresolved::RoleId(id))) => {
-                    RoleId::new(id.get()).ok()
-                }
-                _ => None,
-            }
-            .ok_or_else(|| BotError::refused("Name the paid role (the `tier` option)."))?,
+            tier: tier()?,
             days: days(false)?,
+        },
+        "policy" => AdminCommand::Policy {
+            tier: tier()?,
+            revoke: match find("partial_refund") {
+                Some(ResolvedValue::String("revoke")) => true,
+                Some(ResolvedValue::String("keep")) => false,
+                _ => {
+                    return Err(BotError::refused(
+                        "Say what a partial refund does: `keep` access or `revoke` it.",
+                    ));
+                }
+            },
         },
         "extend" => AdminCommand::Extend {
             member: user()?,
@@ -249,6 +297,9 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
         AdminCommand::Extend { member, days } => admin::extend(s, guild, who, member, days).await,
         AdminCommand::Revoke { member, reason } => {
             admin::revoke(s, guild, who, member, reason).await
+        }
+        AdminCommand::Policy { tier, revoke } => {
+            admin::enforcement::set_partial_refund(s, guild, who, tier, revoke).await
         }
         AdminCommand::Pause => admin::enforcement::pause(s, guild, who).await,
         AdminCommand::Resume => admin::enforcement::resume(s, guild, who).await,

@@ -282,9 +282,12 @@ impl Ctx<'_> {
                 };
                 self.apply_status(event, status, event.period_end)
             }
-            // A partial refund keeps access (issue 21 makes it a per-tier policy); a full
-            // one, or one that does not say (0.1 plugins), ends it.
-            EventKind::Refund if event.refund.as_ref().is_some_and(|r| r.partial) => {
+            // A partial refund keeps access, unless the tier's policy (`/admin policy`) says
+            // it ends it; a full one, or one that does not say (0.1 plugins), ends it.
+            EventKind::Refund
+                if event.refund.as_ref().is_some_and(|r| r.partial)
+                    && !self.partial_refund_revokes(event)? =>
+            {
                 let r = event.refund.as_ref().map_or_else(String::new, |r| {
                     format!("{} {}", r.amount.minor_units, r.amount.currency)
                 });
@@ -310,6 +313,17 @@ impl Ctx<'_> {
                 // A one-time purchase: active for good.
                 None => self.apply_status(event, SubscriptionStatus::Active, None),
             },
+        }
+    }
+
+    /// Whether the tier of the subscription `event` is about ends access on a partial refund.
+    fn partial_refund_revokes(&self, event: &ProviderEvent) -> Result<bool, DbError> {
+        let Some(external_id) = event.subscription_id.as_deref() else {
+            return Ok(false);
+        };
+        match rows::by_external_id(self.tx, self.provider, self.scope, external_id)? {
+            Some(sub) => paid_roles::partial_refund_revokes(self.tx, sub.paid_role_id),
+            None => Ok(false),
         }
     }
 

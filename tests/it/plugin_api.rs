@@ -392,6 +392,53 @@ async fn a_partial_polar_refund_keeps_the_role_and_a_full_one_removes_it() {
     );
 }
 
+/// Issue 21, item 6: a tier whose owner chose `/admin policy … partial_refund:revoke` loses
+/// access on a partial refund, as on a full one; the choice is in the audit trail.
+#[tokio::test]
+async fn a_partial_refund_ends_access_when_the_tiers_policy_says_so() {
+    use docobo_testkit::discord::SlashCommand;
+    let (app, discord, path) = polar_shop(None).await;
+    let policy = SlashCommand::new(GUILD, crate::bot::OWNER, "admin")
+        .subcommand("policy")
+        .option("tier", SUPPORTER.to_string())
+        .option("partial_refund", "revoke");
+    let reply = discord
+        .run_slash_command(&policy, crate::bot::WAIT)
+        .await
+        .expect("/admin policy answers");
+    assert!(
+        reply.content().is_some_and(|t| t.contains("ends the member's access")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_events WHERE event_type = 'admin.policy'")
+            .await,
+        1
+    );
+    let t0 = now_ms();
+    deliver_polar(
+        &app,
+        &path,
+        "m_pol_buy",
+        &polar_event("subscription.active", "active", false, t0),
+    )
+    .await;
+    wait_for_role(&discord, true).await;
+    let response = deliver_polar(
+        &app,
+        &path,
+        "m_pol_part",
+        &polar_refund(t0 + 1000, 200, "partially_refunded"),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    wait_for_role(&discord, false).await;
+    assert_eq!(
+        the_subscription(&app).await.state.status,
+        SubscriptionStatus::Refunded
+    );
+}
+
 #[tokio::test]
 async fn a_plan_change_moves_the_subscription_to_the_new_products_role() {
     use docobo_testkit::discord::{FakeDiscord, RoleSpec};

@@ -24,7 +24,7 @@ fn a_fresh_database_migrates_to_the_five_tables_and_the_revenue_totals() {
             "V8__plugin_api_0_2".to_owned(),
             "V9__revenue_months".to_owned(),
             "V10__members_list_index".to_owned(),
-            "V11__reminders".to_owned()
+            "V11__reminders_and_refund_policy".to_owned()
         ]
     );
     let conn = open_raw(&path);

@@ -1,4 +1,4 @@
--- Reminders before access ends (issue 21, item 5).
+-- Reminders before access ends, and the partial-refund policy (issue 21, items 5 and 6).
 --
 -- `members.reminders`: 0 once the member pressed "Stop reminders" in a reminder (per guild);
 -- "Turn reminders back on" sets it to 1 again. Existing members get reminders (1).
@@ -16,3 +16,8 @@ ALTER TABLE subscriptions ADD COLUMN reminder_sent_at INTEGER;
 -- Failed card payments, found without reading every subscription (ends are found through
 -- `subscriptions_period_end`).
 CREATE INDEX subscriptions_past_due ON subscriptions (period_end) WHERE status = 'past_due';
+
+-- Per-tier policy for a partial refund (issue 21, item 6): `keep` (the default, as before)
+-- keeps access; `revoke` ends it as a full refund does. Set with `/admin policy`.
+ALTER TABLE paid_roles ADD COLUMN partial_refund TEXT NOT NULL DEFAULT 'keep'
+    CHECK (partial_refund IN ('keep', 'revoke'));
