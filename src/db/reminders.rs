@@ -8,7 +8,7 @@ use super::subscriptions::{self, Subscription};
 use crate::domain::{GuildId, UnixMillis, UserId};
 
 /// Why a member is reminded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// A bank-transfer pass ends soon: pay again to extend it.
     PassEnding,
@@ -155,4 +155,153 @@ pub fn set_wanted(
         )?
         .execute(params![guild.as_i64(), user.as_i64(), wanted])?
         == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::db::open_connection;
+
+    const HOUR: i64 = 3_600_000;
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// A database as today's main leaves it (V10): a SePay pass ending in two days, a Polar
+    /// subscription renewing in 20 days, one cancelled at its end in a day, a past-due one, a
+    /// complimentary access ending tomorrow, and each holding's role given.
+    fn v10_database(dir: &std::path::Path) -> Connection {
+        let mut conn =
+            open_connection(&dir.join("v10.db"), std::time::Duration::from_secs(5)).expect("open");
+        crate::db::migrate_to(&mut conn, 10).expect("migrate to V10");
+        conn.execute_batch(&format!(
+            "INSERT INTO guilds (guild_id, webhook_key) VALUES (1, 'k1');
+             INSERT INTO paid_roles (id, guild_id, role_id, price_minor, currency, billing) VALUES
+                 (1, 1, 10, 50000, 'VND', 'days:30'), (2, 1, 20, 499, 'USD', 'monthly');
+             INSERT INTO members (guild_id, user_id) VALUES (1, 100), (1, 101), (1, 102), (1, 103), (1, 104);
+             INSERT INTO subscriptions (id, guild_id, user_id, paid_role_id, provider, scope,
+                     external_id, status, period_end, cancel_at_period_end, payment_code,
+                     role_applied) VALUES
+                 (1, 1, 100, 1, 'sepay', '1', 'tx1', 'active', {pass}, 0, 'DCB1', 1),
+                 (2, 1, 101, 2, 'polar', '1', 'sub2', 'active', {renews}, 0, NULL, 1),
+                 (3, 1, 102, 2, 'polar', '1', 'sub3', 'active', {cancelled}, 1, NULL, 1),
+                 (4, 1, 103, 2, 'polar', '1', 'sub4', 'past_due', {due}, 0, NULL, 1),
+                 (5, 1, 104, 2, 'admin', '1', 'comp-1', 'active', {comp}, 0, NULL, 1);",
+            pass = NOW + 48 * HOUR,
+            renews = NOW + 480 * HOUR,
+            cancelled = NOW + 24 * HOUR,
+            due = NOW - HOUR,
+            comp = NOW + 24 * HOUR,
+        ))
+        .expect("V10 rows");
+        conn
+    }
+
+    fn holdings(conn: &Connection) -> Vec<(i64, i64, i64, String, Option<i64>, bool)> {
+        conn.prepare(
+            "SELECT id, user_id, paid_role_id, status, period_end, role_applied
+             FROM subscriptions ORDER BY id",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    #[test]
+    fn v11_keeps_every_holding_and_gives_everyone_reminders_and_the_keep_policy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = v10_database(dir.path());
+        let before = holdings(&conn);
+        crate::db::migrate(&mut conn).expect("migrate to V11");
+        assert_eq!(holdings(&conn), before);
+        let wanted: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM members WHERE reminders = 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("members");
+        assert_eq!(wanted, 5);
+        let keep: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM paid_roles WHERE partial_refund = 'keep'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("roles");
+        assert_eq!(keep, 2);
+    }
+
+    #[test]
+    fn what_is_due_is_claimed_once_sent_once_and_a_new_end_is_due_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = v10_database(dir.path());
+        crate::db::migrate(&mut conn).expect("migrate");
+        let due = |conn: &Connection| {
+            claim_due(conn, NOW, 72 * HOUR, 100)
+                .expect("claim")
+                .into_iter()
+                .map(|d| (d.sub.id, d.kind, d.key))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let first = due(&conn);
+        assert_eq!(
+            first,
+            [
+                (1, Kind::PassEnding, format!("end:{}", NOW + 48 * HOUR)),
+                (3, Kind::Ending, format!("end:{}", NOW + 24 * HOUR)),
+                (4, Kind::PastDue, format!("past_due:{}", NOW - HOUR)),
+            ]
+            .into_iter()
+            .collect(),
+            "not the renewing one, not the complimentary access"
+        );
+        // Claimed and not marked sent (Docobo stopped): due again, with the same key.
+        assert_eq!(due(&conn), first);
+        for (id, _, key) in &first {
+            assert!(mark_sent(&conn, *id, key, NOW).expect("mark"));
+        }
+        assert!(due(&conn).is_empty(), "sent once");
+        // The pass is renewed: its new end is due in its own time, not now.
+        conn.execute(
+            "UPDATE subscriptions SET period_end = period_end + 720 * 3600000 WHERE id = 1",
+            [],
+        )
+        .expect("renew");
+        assert!(due(&conn).is_empty());
+        let later = claim_due(&conn, NOW + 720 * HOUR, 72 * HOUR, 100).expect("claim");
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].key, format!("end:{}", NOW + 768 * HOUR));
+        // A member who stopped reminders gets none.
+        conn.execute(
+            "UPDATE subscriptions SET period_end = period_end + 720 * 3600000 WHERE id = 1",
+            [],
+        )
+        .expect("renew");
+        assert!(
+            set_wanted(
+                &conn,
+                GuildId::new(1).expect("g"),
+                UserId::new(100).expect("u"),
+                false
+            )
+            .expect("off")
+        );
+        assert!(
+            claim_due(&conn, NOW + 1440 * HOUR, 72 * HOUR, 100)
+                .expect("claim")
+                .is_empty()
+        );
+    }
 }

@@ -407,7 +407,9 @@ async fn a_partial_refund_ends_access_when_the_tiers_policy_says_so() {
         .await
         .expect("/admin policy answers");
     assert!(
-        reply.content().is_some_and(|t| t.contains("ends the member's access")),
+        reply
+            .content()
+            .is_some_and(|t| t.contains("ends the member's access")),
         "{reply:?}"
     );
     assert_eq!(
