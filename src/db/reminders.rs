@@ -39,12 +39,14 @@ pub struct Due {
 }
 
 /// Every ending entitlement (`?1` now, `?2` now + the reminder window) and failed payment
-/// whose member wants reminders and is in the guild. Complimentary access (provider `admin`)
+/// whose member wants reminders and is in the guild, in a guild the bot is still in (one it
+/// left is not served: see `guilds.left_at`). Complimentary access (provider `admin`)
 /// is the owner's to end, and test purchases (`/doctor`'s, minutes long) are the owner's own:
 /// neither is reminded.
 const CANDIDATES: &str = "
     SELECT s.id, s.reminder_key, s.reminder_sent_at FROM subscriptions s
     JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
+    JOIN guilds g ON g.guild_id = s.guild_id AND g.left_at IS NULL
     WHERE s.period_end > ?1 AND s.period_end <= ?2
       AND (s.status = 'canceled'
            OR (s.status = 'active' AND (s.payment_code IS NOT NULL OR s.cancel_at_period_end = 1)))
@@ -52,6 +54,7 @@ const CANDIDATES: &str = "
     UNION ALL
     SELECT s.id, s.reminder_key, s.reminder_sent_at FROM subscriptions s
     JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
+    JOIN guilds g ON g.guild_id = s.guild_id AND g.left_at IS NULL
     WHERE s.status = 'past_due' AND s.period_end IS NOT NULL
       AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1";
 
@@ -302,6 +305,26 @@ mod tests {
             claim_due(&conn, NOW + 1440 * HOUR, 72 * HOUR, 100)
                 .expect("claim")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn nothing_is_reminded_in_a_guild_the_bot_has_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = v10_database(dir.path());
+        crate::db::migrate(&mut conn).expect("migrate");
+        let guild = GuildId::new(1).expect("g");
+        assert!(crate::db::guilds::mark_left(&conn, guild, NOW).expect("left"));
+        assert!(
+            claim_due(&conn, NOW, 72 * HOUR, 100)
+                .expect("claim")
+                .is_empty()
+        );
+        conn.execute("UPDATE guilds SET left_at = NULL", [])
+            .expect("back");
+        assert_eq!(
+            claim_due(&conn, NOW, 72 * HOUR, 100).expect("claim").len(),
+            3
         );
     }
 }
