@@ -105,3 +105,13 @@ impl ProviderAccounts {
         self.operator.iter().map(|(k, v)| (k.as_str(), v))
     }
 }
+/// The page where members manage their subscription, if the owner gave one in `/setup` (a
+/// plugin's `manage_url` field; wit/README.md). Only https links without spaces count.
+#[must_use]
+pub fn owner_manage_url(config: &PluginConfig) -> Option<String> {
+    config
+        .iter()
+        .find(|(k, _)| k == "manage_url")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| v.starts_with("https://") && !v.contains(char::is_whitespace))
+}

@@ -235,11 +235,7 @@ impl Reminders {
                 }
             }
         }
-        config
-            .into_iter()
-            .find(|(k, _)| k == "manage_url")
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| v.starts_with("https://") && !v.contains(char::is_whitespace))
+        crate::accounts::owner_manage_url(&config)
     }
 }
 

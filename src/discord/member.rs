@@ -210,11 +210,7 @@ pub(super) async fn status(bot: &Bot, actor: &Actor) -> Outcome<'static> {
 /// (a plugin's `manage_url` field; wit/README.md). Only https links are shown.
 fn manage_url(bot: &Bot, guild: &Guild) -> Option<String> {
     let (_, config) = bot.services.accounts.for_guild(guild).ok()??;
-    config
-        .into_iter()
-        .find(|(k, _)| k == "manage_url")
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| v.starts_with("https://") && !v.contains(char::is_whitespace))
+    crate::accounts::owner_manage_url(&config)
 }
 
 fn describe(sub: &Subscription, now: i64, grace_ms: i64) -> String {
