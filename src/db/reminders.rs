@@ -39,6 +39,7 @@ pub struct Due {
 }
 
 /// Every ending entitlement (`?1` now, `?2` now + the reminder window) and failed payment
+/// not yet reminded of its current end (so the writer never reads what was sent already),
 /// whose member wants reminders and is in the guild, in a guild the bot is still in (one it
 /// left is not served: see `guilds.left_at`). Complimentary access (provider `admin`)
 /// is the owner's to end, and test purchases (`/doctor`'s, minutes long) are the owner's own:
@@ -51,12 +52,14 @@ const CANDIDATES: &str = "
       AND (s.status = 'canceled'
            OR (s.status = 'active' AND (s.payment_code IS NOT NULL OR s.cancel_at_period_end = 1)))
       AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1
+      AND (s.reminder_sent_at IS NULL OR s.reminder_key IS NOT 'end:' || s.period_end)
     UNION ALL
     SELECT s.id, s.reminder_key, s.reminder_sent_at FROM subscriptions s
     JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
     JOIN guilds g ON g.guild_id = s.guild_id AND g.left_at IS NULL
     WHERE s.status = 'past_due' AND s.period_end IS NOT NULL
-      AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1";
+      AND s.provider <> 'admin' AND s.test = 0 AND m.reminders = 1 AND m.in_guild = 1
+      AND (s.reminder_sent_at IS NULL OR s.reminder_key IS NOT 'past_due:' || s.period_end)";
 
 /// The reminders to send now, each claimed: its key is written (with no sent time) before it
 /// is returned, in this transaction. A subscription whose current reminder was claimed and
