@@ -43,7 +43,8 @@ pub use gateway::{GatewayStats, ResumePolicy};
 pub use interactions::{EPHEMERAL, InteractionHandle, Reply, ReplyKind, SlashCommand};
 pub use model::{
     ADMINISTRATOR, ChannelOverwrite, DEFAULT_EVERYONE, GuildSpec, INTENT_GUILD_MEMBERS,
-    INTENT_GUILDS, MANAGE_ROLES, MemberSpec, PRIVILEGED_INTENTS, RoleSpec, SentMessage,
+    INTENT_GUILDS, KICK_MEMBERS, MANAGE_ROLES, MemberSpec, PRIVILEGED_INTENTS, RoleSpec,
+    SentMessage,
 };
 pub use payloads::ApiError;
 pub use rest::LoggedRequest;

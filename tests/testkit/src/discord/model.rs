@@ -15,6 +15,7 @@ use super::payloads::ApiError;
 pub const ADMINISTRATOR: u64 = 1 << 3;
 /// `MANAGE_ROLES`: needed to add or remove roles.
 pub const MANAGE_ROLES: u64 = 1 << 28;
+pub const KICK_MEMBERS: u64 = 1 << 1;
 /// `VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | USE_APPLICATION_COMMANDS`: what
 /// `@everyone` gets by default in the fake.
 pub const DEFAULT_EVERYONE: u64 = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31);
@@ -446,6 +447,32 @@ impl Model {
             }
             _ => RoleChange::Unchanged,
         })
+    }
+
+    /// `DELETE /guilds/{g}/members/{u}` (kick) with Discord's checks: unknown guild (10004),
+    /// unknown member (10007), then Missing Permissions (50013) when the bot lacks Kick
+    /// Members, the target owns the guild, or the target's highest role is not below the
+    /// bot's. Returns the member removed.
+    pub fn kick_member(&mut self, guild_id: u64, user_id: u64) -> Result<Member, ApiError> {
+        let bot_id = self.bot.id;
+        let guild = self
+            .guilds
+            .get_mut(&guild_id)
+            .ok_or_else(ApiError::unknown_guild)?;
+        if !guild.members.contains_key(&user_id) {
+            return Err(ApiError::unknown_member());
+        }
+        if guild.permissions(bot_id) & KICK_MEMBERS == 0
+            || user_id == guild.owner_id
+            || (guild.owner_id != bot_id
+                && guild.top_position(user_id) >= guild.top_position(bot_id))
+        {
+            return Err(ApiError::missing_permissions());
+        }
+        guild
+            .members
+            .remove(&user_id)
+            .ok_or_else(ApiError::unknown_member)
     }
 
     /// The DM channel with a user, opened on first use.

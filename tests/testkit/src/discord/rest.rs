@@ -473,6 +473,16 @@ fn route(
             snowflake(role)?,
             method == "PUT",
         ),
+        ("DELETE", ["guilds", guild, "members", user]) => {
+            let guild = snowflake(guild)?;
+            let member = state.model.kick_member(guild, snowflake(user)?)?;
+            let _ = state.dispatch_if(
+                INTENT_GUILD_MEMBERS,
+                "GUILD_MEMBER_REMOVE",
+                payloads::member_remove(guild, &member.user),
+            );
+            Ok(Answer::NoContent)
+        }
         ("GET", ["guilds", guild, "members", user]) => {
             let guild = state.model.guild(snowflake(guild)?)?;
             let member = guild
