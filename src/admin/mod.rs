@@ -17,6 +17,7 @@
 
 pub mod enforcement;
 pub mod lookup;
+pub mod tiers;
 pub mod transfer;
 
 use rusqlite::Connection;

@@ -22,6 +22,7 @@ mod restore;
 pub mod retention;
 pub mod revenue;
 pub mod subscriptions;
+pub mod tiers;
 pub mod webhook_events;
 mod writer;
 
@@ -503,9 +504,13 @@ pub fn migrate(conn: &mut Connection) -> Result<MigrationReport, DbError> {
     })
 }
 
-/// Migrates `conn` up to migration `version` only: for tests of a later migration.
-#[cfg(test)]
-pub(crate) fn migrate_to(conn: &mut Connection, version: i32) -> Result<(), DbError> {
+/// Migrates `conn` up to migration `version` only: for tests of a later migration (a
+/// database as an older release left it).
+///
+/// # Errors
+/// A migration failed.
+#[doc(hidden)]
+pub fn migrate_to(conn: &mut Connection, version: i32) -> Result<(), DbError> {
     embedded::migrations::runner()
         .set_target(refinery::Target::Version(version))
         .run(conn)?;

@@ -24,6 +24,8 @@ pub struct Subscription {
     pub payment_code: Option<String>,
     /// Whether the role is on the member at Discord, as far as Docobo knows.
     pub role_applied: bool,
+    /// Which roles its last sync left on the member (see [`super::tiers::applied_roles`]).
+    pub applied_roles: Option<String>,
     /// Failed role-sync attempts since the last success.
     pub sync_attempts: u32,
     pub last_sync_error: Option<String>,
@@ -78,6 +80,7 @@ impl Subscription {
             cancel_at_period_end: false,
             payment_code: payment_code.map(str::to_owned),
             role_applied: false,
+            applied_roles: None,
             sync_attempts: 0,
             last_sync_error: None,
             announced: None,
@@ -102,7 +105,7 @@ pub struct NewSubscription {
 
 const COLUMNS: &str = "id, guild_id, user_id, paid_role_id, provider, external_id, status, period_end, \
                        last_event_at, cancel_at_period_end, payment_code, role_applied, \
-                       sync_attempts, last_sync_error, announced, sync_version, scope";
+                       sync_attempts, last_sync_error, announced, sync_version, scope, applied_roles";
 
 fn corrupt(message: &dyn std::fmt::Display) -> DbError {
     DbError::Corrupt {
@@ -141,6 +144,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Result<Subscription, DbError>> {
             cancel_at_period_end: row.get(9)?,
             payment_code: row.get(10)?,
             role_applied: row.get(11)?,
+            applied_roles: row.get(17)?,
             sync_attempts: row.get(12)?,
             last_sync_error: row.get(13)?,
             announced: row.get(14)?,
@@ -220,6 +224,7 @@ pub fn insert_at(
         cancel_at_period_end: new.state.status == SubscriptionStatus::Canceled,
         payment_code: new.payment_code.clone(),
         role_applied: false,
+        applied_roles: None,
         sync_attempts: 0,
         last_sync_error: None,
         announced: None,
@@ -398,17 +403,25 @@ pub fn for_holding(
 pub fn mark_synced(
     conn: &Connection,
     seen: &[Subscription],
-    applied: bool,
+    applied: &std::collections::BTreeSet<crate::domain::RoleId>,
     next_sync_at: Option<UnixMillis>,
 ) -> Result<(), DbError> {
     let mut update = conn.prepare_cached(
-        "UPDATE subscriptions SET role_applied = ?3, sync_attempts = 0, last_sync_error = NULL,
+        "UPDATE subscriptions SET role_applied = ?3, applied_roles = ?5, sync_attempts = 0,
+             last_sync_error = NULL,
              next_sync_at = CASE WHEN sync_version = ?2 THEN ?4 ELSE next_sync_at END,
              updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER)
          WHERE id = ?1",
     )?;
+    let text = (!applied.is_empty()).then(|| super::tiers::applied_text(applied));
     for sub in seen {
-        update.execute(params![sub.id, sub.sync_version, applied, next_sync_at])?;
+        update.execute(params![
+            sub.id,
+            sub.sync_version,
+            !applied.is_empty(),
+            next_sync_at,
+            text
+        ])?;
     }
     Ok(())
 }
@@ -471,6 +484,24 @@ pub fn mark_member_due(
             role_applied,
             now
         ])?)
+}
+
+/// Makes every subscription of a tier due now (what it gives changed). Returns how many.
+///
+/// # Errors
+/// A database error.
+pub fn mark_tier_due(
+    conn: &Connection,
+    paid_role_id: i64,
+    now: UnixMillis,
+) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE subscriptions SET next_sync_at = ?2, sync_attempts = 0,
+                 sync_version = sync_version + 1
+             WHERE paid_role_id = ?1",
+        )?
+        .execute(params![paid_role_id, now])?)
 }
 
 /// Makes every subscription of a guild due now (the bot is back in it). Returns how many.

@@ -60,6 +60,11 @@ pub(super) enum AdminCommand {
         tier: RoleId,
         revoke: bool,
     },
+    /// What a tier gives (roles, trial role) and what its end does; no edit shows it.
+    Tier {
+        tier: RoleId,
+        edit: admin::tiers::TierEdit,
+    },
     /// Stop removing roles in the guild, or start again.
     Pause,
     Resume,
@@ -151,6 +156,40 @@ pub(super) fn definition() -> CreateCommand {
     enforcement_options()
         .into_iter()
         .fold(command, CreateCommand::add_option)
+        .add_option(tier_option())
+}
+
+/// `/admin tier`: the roles a tier gives besides its own, its trial role, its end policy.
+fn tier_option() -> CreateCommandOption {
+    let role = |name: &str, description: &str| {
+        CreateCommandOption::new(CommandOptionType::Role, name, description)
+    };
+    CreateCommandOption::new(
+        CommandOptionType::SubCommand,
+        "tier",
+        "What a paid role's tier gives (more roles, a trial role) and what its end does",
+    )
+    .add_sub_option(role("tier", "The paid role (the tier)").required(true))
+    .add_sub_option(role("add_role", "Another role the tier gives"))
+    .add_sub_option(role("remove_role", "A role the tier should stop giving"))
+    .add_sub_option(role(
+        "trial_role",
+        "A role given on top while a trial lasts",
+    ))
+    .add_sub_option(CreateCommandOption::new(
+        CommandOptionType::Boolean,
+        "no_trial_role",
+        "Stop giving a trial role",
+    ))
+    .add_sub_option(
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            "on_end",
+            "When access ends: remove the roles (default) or kick the member",
+        )
+        .add_string_choice("remove the roles", "remove")
+        .add_string_choice("kick the member", "kick"),
+    )
 }
 
 /// `/admin`'s subcommands about enforcement: the partial-refund policy, pause and resume.
@@ -193,7 +232,7 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
     let options = data.options();
     let Some(first) = options.first() else {
         return Err(BotError::refused(
-            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export, import, policy, pause or resume.",
+            "Pick a subcommand: /admin grant, extend, revoke, lookup, forget, export, import, policy, pause, resume or tier.",
         ));
     };
     let ResolvedValue::SubCommand(inner) = &first.value else {
@@ -257,6 +296,10 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
         "lookup" => AdminCommand::Lookup { member: user()? },
         "forget" => AdminCommand::Forget { member: user()? },
         "export" => AdminCommand::Export,
+        "tier" => AdminCommand::Tier {
+            tier: tier()?,
+            edit: tier_edit(&find),
+        },
         "pause" => AdminCommand::Pause,
         "resume" => AdminCommand::Resume,
         "import" => match (find("file"), find("from_provider")) {
@@ -277,6 +320,30 @@ pub(super) fn parse(data: &CommandData) -> Result<AdminCommand, BotError> {
             )));
         }
     })
+}
+
+/// `/admin tier`'s optional edits.
+fn tier_edit<'a>(find: &impl Fn(&str) -> Option<&'a ResolvedValue<'a>>) -> admin::tiers::TierEdit {
+    let role = |name: &str| match find(name) {
+        Some(ResolvedValue::Role(role)) => RoleId::new(role.id.get()).ok(),
+        Some(ResolvedValue::Unresolved(Unresolved::RoleId(id))) => RoleId::new(id.get()).ok(),
+        _ => None,
+    };
+    let trial_role = match (role("trial_role"), find("no_trial_role")) {
+        (Some(r), _) => Some(Some(r)),
+        (None, Some(ResolvedValue::Boolean(true))) => Some(None),
+        _ => None,
+    };
+    admin::tiers::TierEdit {
+        add_role: role("add_role"),
+        remove_role: role("remove_role"),
+        trial_role,
+        kick: match find("on_end") {
+            Some(ResolvedValue::String("kick")) => Some(true),
+            Some(ResolvedValue::String("remove")) => Some(false),
+            _ => None,
+        },
+    }
 }
 
 /// Runs an `/admin` subcommand for someone with Manage Server.
@@ -300,6 +367,15 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
         }
         AdminCommand::Policy { tier, revoke } => {
             admin::enforcement::set_partial_refund(s, guild, who, tier, revoke).await
+        }
+        AdminCommand::Tier { tier, edit } => {
+            let done = admin::tiers::edit(s, guild, who, tier, edit)
+                .await
+                .map_err(failed)?;
+            if !done.log.is_empty() {
+                log(bot, guild, &done).await;
+            }
+            return Ok(Reply::private(done.reply));
         }
         AdminCommand::Pause => admin::enforcement::pause(s, guild, who).await,
         AdminCommand::Resume => admin::enforcement::resume(s, guild, who).await,

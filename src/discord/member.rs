@@ -1,11 +1,12 @@
 //! The members' commands: `/join` (buy a role), `/status` (my subscriptions), `/help`. Each
 //! returns the reply as a value; [`super::reply::send`] sends it.
 
+use std::fmt::Write as _;
+
 use serenity::all::{
     CreateActionRow, CreateButton, CreateEmbed, CreateSelectMenu, CreateSelectMenuKind,
     CreateSelectMenuOption,
 };
-use std::fmt::Write as _;
 
 use super::Bot;
 use super::custom_id::CustomId;
@@ -32,9 +33,19 @@ pub(super) async fn join(bot: &Bot, actor: &Actor) -> Outcome<'static> {
     if !configured || roles.is_empty() {
         return Ok(Reply::private(NOT_FOR_SALE));
     }
-    Ok(Reply::private(
-        View::text("Which role would you like?").row(role_select(&roles)),
-    ))
+    let tiers = bot
+        .services
+        .db
+        .read(move |conn| crate::db::tiers::of_guild(conn, guild))
+        .await?;
+    let mut text = "Which role would you like?".to_owned();
+    for role in roles.iter().take(25) {
+        if let Some(tier) = tiers.get(&role.id).filter(|t| !t.extra.is_empty()) {
+            let gives: Vec<String> = tier.roles().iter().map(|r| format!("<@&{r}>")).collect();
+            let _ = write!(text, "\n<@&{}> gives {}.", role.role_id, gives.join(", "));
+        }
+    }
+    Ok(Reply::private(View::text(text).row(role_select(&roles))))
 }
 
 fn role_select(roles: &[PaidRole]) -> CreateActionRow {

@@ -66,6 +66,7 @@ impl std::fmt::Display for DiscordApiError {
 /// The reason Discord shows in the audit log.
 const GRANT_REASON: &str = "Docobo: paid role purchased";
 const REVOKE_REASON: &str = "Docobo: paid role ended";
+const KICK_REASON: &str = "Docobo: paid access ended (the tier kicks when access ends)";
 
 /// Gives and takes roles.
 #[derive(Debug, Clone)]
@@ -201,6 +202,30 @@ impl RoleManager {
             }
         }
         Err(error)
+    }
+
+    /// Kicks `user` out of `guild` (a tier whose end policy is `kick`). A member already gone
+    /// is no error.
+    ///
+    /// # Errors
+    /// [`RoleError`], with the cause (the bot needs Kick Members, above the member's roles).
+    pub async fn kick_member(&self, guild: GuildId, user: UserId) -> Result<(), RoleError> {
+        let call = self.http.kick_member(
+            sid::GuildId::new(guild.get()),
+            sid::UserId::new(user.get()),
+            Some(KICK_REASON),
+        );
+        match self.call(call).await {
+            Ok(()) | Err(RoleError::NotFound(Missing::Member)) => {
+                tracing::info!(
+                    guild = guild.get(),
+                    user = user.get(),
+                    "member kicked: paid access ended"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The roles `user` has in `guild` at Discord, as the sweep compares them.

@@ -1,12 +1,14 @@
 //! One holding's sync (a member × a paid role): read it, decide what Discord must show,
 //! act through [`crate::discord::RoleManager`], record the outcome in one write.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Holding, RETRY_BASE, RETRY_MAX, RoleSync};
 use crate::alerts::{Alert, AlertKind, Target};
 use crate::db::guilds::Guild;
 use crate::db::subscriptions::{self, Subscription};
+use crate::db::tiers::{self, Tier};
 use crate::db::{DbError, guilds, members, paid_roles};
 use crate::discord::{Missing, RoleError};
 use crate::domain::{GuildId, RoleId, SubscriptionStatus, UnixMillis, UserId};
@@ -20,24 +22,103 @@ struct Loaded {
     present: bool,
     /// The owner paused enforcement (`/admin pause`): no role is taken away.
     paused: bool,
+    /// The member's other holdings in the guild, with their tiers: a role one of them
+    /// gives is never taken away by this one (a plan change keeps shared roles on).
+    others: Vec<(Subscription, Option<Tier>)>,
+    tier: Option<Tier>,
 }
 
 impl Loaded {
     fn read(conn: &rusqlite::Connection, h: Holding) -> Result<Self, DbError> {
+        let tiers = tiers::of_guild(conn, h.guild)?;
+        let others = subscriptions::for_member(conn, h.guild, h.user)?
+            .into_iter()
+            .filter(|s| s.paid_role_id != h.paid_role)
+            .map(|s| {
+                let tier = tiers.get(&s.paid_role_id).cloned();
+                (s, tier)
+            })
+            .collect();
         Ok(Self {
             subs: subscriptions::for_holding(conn, h.guild, h.user, h.paid_role)?,
             role: paid_roles::by_id(conn, h.paid_role)?,
             guild: guilds::get(conn, h.guild)?,
             present: members::in_guild(conn, h.guild, h.user)?.unwrap_or(true),
             paused: guilds::enforcement_paused_at(conn, h.guild)?.is_some(),
+            others,
+            tier: tiers.get(&h.paid_role).cloned(),
         })
     }
+}
+
+/// The role changes a holding's sync makes at Discord, decided from what it read.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    grant: BTreeSet<RoleId>,
+    revoke: BTreeSet<RoleId>,
+    /// What to record as on the member once the changes are made.
+    applied: BTreeSet<RoleId>,
+    /// Kick the member after the revokes (the tier's end policy, nothing else keeps them).
+    kick: bool,
+}
+
+/// Decides a holding's changes: give what the tier gives (and its trial role while
+/// trialing) when the member is entitled; take away what this holding gave and no longer
+/// should, except a role another entitled holding of the member gives.
+fn plan(
+    tier: &Tier,
+    subs: &[Subscription],
+    others: &[(Subscription, Option<Tier>)],
+    desired: bool,
+    now: UnixMillis,
+    grace: i64,
+) -> Result<Plan, DbError> {
+    let mut applied = BTreeSet::new();
+    for s in subs {
+        applied.extend(tiers::applied_roles(
+            s.role_applied,
+            s.applied_roles.as_deref(),
+            tier.role,
+        )?);
+    }
+    let trialing = subs
+        .iter()
+        .any(|s| s.state.status == SubscriptionStatus::Trialing && s.is_entitled(now, grace));
+    let wanted = if desired {
+        tier.roles_while(trialing)
+    } else {
+        BTreeSet::new()
+    };
+    let mut kept_by_others = BTreeSet::new();
+    for (s, other) in others {
+        if let Some(other) = other
+            && s.is_entitled(now, grace)
+        {
+            kept_by_others
+                .extend(other.roles_while(s.state.status == SubscriptionStatus::Trialing));
+        }
+    }
+    let mut revoke: BTreeSet<RoleId> = if !desired && !applied.is_empty() {
+        // Ending: everything the tier gives goes, whatever the record says it gave (the
+        // sweep records "on the member" without the list).
+        applied.union(&tier.roles_while(true)).copied().collect()
+    } else {
+        applied.difference(&wanted).copied().collect()
+    };
+    revoke.retain(|r| !kept_by_others.contains(r));
+    let ending = !desired && !applied.is_empty();
+    Ok(Plan {
+        grant: wanted.difference(&applied).copied().collect(),
+        revoke,
+        kick: ending && tier.kick && kept_by_others.is_empty(),
+        applied: wanted,
+    })
 }
 
 /// What a holding's sync did, to record.
 enum Outcome {
     Synced {
-        applied: bool,
+        applied: BTreeSet<RoleId>,
         next: Option<UnixMillis>,
     },
     MemberLeft,
@@ -89,44 +170,70 @@ impl RoleSync {
             guild: Some(guild),
             present,
             paused,
+            others,
+            tier: Some(tier),
         } = loaded
         else {
             // The paid role or guild row is gone: nothing to apply.
             self.services
                 .db
-                .write(move |conn| subscriptions::mark_synced(conn, &loaded.subs, false, None))
+                .write(move |conn| {
+                    subscriptions::mark_synced(conn, &loaded.subs, &BTreeSet::new(), None)
+                })
                 .await?;
             return Ok(());
         };
         let entitled = subs.iter().any(|s| s.is_entitled(now, grace));
-        let applied = subs.iter().any(|s| s.role_applied);
         let desired = entitled && present;
-        if !desired && applied && paused {
-            // Enforcement is paused: the role stays, and so does the record that it is on
-            // the member, so `resume` (which makes the guild due) takes it away then. The
-            // change is not announced either: it has not happened yet.
+        let mut plan = plan(&tier, &subs, &others, desired, now, grace)?;
+        if paused && (!plan.revoke.is_empty() || plan.kick) {
+            // Enforcement is paused: the roles stay, and so does the record that they are
+            // on the member, so `resume` (which makes the guild due) takes them away then.
+            // The change is not announced either: it has not happened yet.
             tracing::info!(
                 guild = h.guild.get(),
                 user = h.user.get(),
                 role = role.role_id.get(),
                 "enforcement paused; the role stays until the owner resumes"
             );
-            return self
-                .services
-                .db
-                .write(move |conn| subscriptions::mark_synced(conn, &subs, true, None))
-                .await;
+            plan.applied.extend(std::mem::take(&mut plan.revoke));
+            plan.kick = false;
+            if plan.grant.is_empty() {
+                let applied = plan.applied;
+                return self
+                    .services
+                    .db
+                    .write(move |conn| subscriptions::mark_synced(conn, &subs, &applied, None))
+                    .await;
+            }
         }
-        let result = if desired && !applied {
-            self.roles.grant_role(h.guild, h.user, role.role_id).await
-        } else if !desired && applied {
-            self.roles.revoke_role(h.guild, h.user, role.role_id).await
-        } else {
-            Ok(())
-        };
+        // Gives first, then takes away: a role the member keeps is never off meanwhile.
+        let mut result = Ok(());
+        let mut role_id = role.role_id;
+        for (&r, grant) in plan
+            .grant
+            .iter()
+            .map(|r| (r, true))
+            .chain(plan.revoke.iter().map(|r| (r, false)))
+        {
+            role_id = r;
+            result = if grant {
+                self.roles.grant_role(h.guild, h.user, r).await
+            } else {
+                self.roles.revoke_role(h.guild, h.user, r).await
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            role_id = role.role_id;
+            if plan.kick {
+                self.kick(h, &tier).await;
+            }
+        }
         let previous_error = subs.iter().find_map(|s| s.last_sync_error.clone());
         let attempts = subs.iter().map(|s| s.sync_attempts).max().unwrap_or(0);
-        let role_id = role.role_id;
         // Discord failing or not answering: the log line waits for the next attempt rather
         // than holding this one for another deadline.
         let discord_failing = matches!(result, Err(RoleError::DiscordApi(_)));
@@ -142,7 +249,7 @@ impl RoleSync {
                     );
                 }
                 Outcome::Synced {
-                    applied: desired,
+                    applied: plan.applied,
                     next: next_change(&subs, now, grace),
                 }
             }
@@ -185,7 +292,9 @@ impl RoleSync {
         let announced = if discord_failing {
             Vec::new()
         } else {
-            self.notifier.announce(&guild, role_id, &subs, now).await
+            self.notifier
+                .announce(&guild, role.role_id, &subs, now)
+                .await
         };
         // One write records it all.
         self.services
@@ -193,7 +302,7 @@ impl RoleSync {
             .write(move |conn| {
                 match outcome {
                     Outcome::Synced { applied, next } => {
-                        subscriptions::mark_synced(conn, &subs, applied, next)?;
+                        subscriptions::mark_synced(conn, &subs, &applied, next)?;
                     }
                     Outcome::MemberLeft => {
                         // Unless they came back while Discord was being asked (which
@@ -201,7 +310,7 @@ impl RoleSync {
                         if !subscriptions::any_moved(conn, &subs)? {
                             members::set_in_guild(conn, h.guild, h.user, false)?;
                         }
-                        subscriptions::mark_synced(conn, &subs, false, None)?;
+                        subscriptions::mark_synced(conn, &subs, &BTreeSet::new(), None)?;
                     }
                     Outcome::Failed { retry_at, error } => {
                         subscriptions::mark_failed(conn, &subs, &error, Some(retry_at))?;
@@ -213,6 +322,39 @@ impl RoleSync {
                 Ok(())
             })
             .await
+    }
+}
+
+impl RoleSync {
+    /// Kicks a member whose access to `tier` ended (its policy), after their roles went.
+    /// A refusal is the owner's to fix and is told once per streak; the roles are gone
+    /// either way, and the kick is not retried (a member who rejoins is not kicked again).
+    async fn kick(&self, h: Holding, tier: &Tier) {
+        if let Err(error) = self.roles.kick_member(h.guild, h.user).await {
+            tracing::warn!(guild = h.guild.get(), user = h.user.get(), error = %error, "kick refused");
+            let (kind, fix) = match &error {
+                RoleError::Permission(_) => (
+                    AlertKind::RolePermission,
+                    "give the bot the Kick Members permission and move its role above the member's roles, or set the tier back to removing roles with /admin tier on_end:remove.",
+                ),
+                _ => (
+                    AlertKind::RoleDiscordError,
+                    "kick them by hand if they should go; Docobo does not retry a kick.",
+                ),
+            };
+            self.services.alerts.raise(
+                Alert::new(
+                    kind,
+                    Target::Guild(h.guild),
+                    format!(
+                        "Docobo removed the paid roles of <@{}> (their access to <@&{}> ended) but could not kick them: {error}.",
+                        h.user, tier.role
+                    ),
+                    fix,
+                )
+                .about(format!("<@{}>", h.user)),
+            );
+        }
     }
 }
 

@@ -194,16 +194,24 @@ impl Sweeper {
                 let subs = subscriptions::for_member(conn, guild, user)?;
                 let mut reports = Vec::new();
                 let mut wake = false;
+                let tiers = crate::db::tiers::of_guild(conn, guild)?;
                 for role in paid_roles::all(conn, guild)? {
                     let holding: Vec<&Subscription> =
                         subs.iter().filter(|s| s.paid_role_id == role.id).collect();
                     if moved_meanwhile(&before, &holding) {
                         continue;
                     }
+                    let entitled = holding.iter().any(|s| s.is_entitled(now, grace));
+                    // A paying member must show every role of the tier; one who is not
+                    // is judged by the tier's own role (the one nobody else sells).
+                    let on_member = match tiers.get(&role.id) {
+                        Some(tier) if entitled => tier.roles().iter().all(|r| has.contains(r)),
+                        _ => has.contains(&role.role_id),
+                    };
                     let seen = Seen {
-                        entitled: holding.iter().any(|s| s.is_entitled(now, grace)),
+                        entitled,
                         applied: holding.iter().any(|s| s.role_applied),
-                        on_member: has.contains(&role.role_id),
+                        on_member,
                         came_back,
                     };
                     let desired_applied = match verdict(seen) {

@@ -296,6 +296,9 @@ fn seed_holders(
 ) -> Result<(), docobo::db::DbError> {
     use docobo::db::{members, subscriptions};
     use docobo::domain::{ProviderId, SubscriptionState, SubscriptionStatus, UserId};
+    let applied = docobo::db::tiers::get(conn, paid)?
+        .map(|tier| tier.roles())
+        .unwrap_or_default();
     let provider =
         ProviderId::parse("polar").map_err(|e| docobo::db::DbError::Conflict(e.to_string()))?;
     for user in first..first + n {
@@ -318,7 +321,7 @@ fn seed_holders(
                 payment_code: None,
             },
         )?;
-        subscriptions::mark_synced(conn, &[sub], true, Some(end))?;
+        subscriptions::mark_synced(conn, &[sub], &applied, Some(end))?;
     }
     Ok(())
 }

@@ -228,7 +228,7 @@ fn migrate_then_backup_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("11 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("12 migration(s) applied"));
     let second = docobo(dir.path(), &env)
         .arg("migrate")
         .output()

@@ -33,5 +33,6 @@ mod service;
 mod setup_guards;
 mod store;
 mod stripe;
+mod tiers;
 mod webhook_path;
 mod webhooks;

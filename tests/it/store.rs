@@ -24,7 +24,8 @@ fn a_fresh_database_migrates_to_the_five_tables_and_the_revenue_totals() {
             "V8__plugin_api_0_2".to_owned(),
             "V9__revenue_months".to_owned(),
             "V10__members_list_index".to_owned(),
-            "V11__reminders_and_refund_policy".to_owned()
+            "V11__reminders_and_refund_policy".to_owned(),
+            "V12__tier_roles".to_owned()
         ]
     );
     let conn = open_raw(&path);
@@ -44,6 +45,7 @@ fn a_fresh_database_migrates_to_the_five_tables_and_the_revenue_totals() {
             "paid_roles",
             "revenue_months",
             "subscriptions",
+            "tier_roles",
             "webhook_events"
         ]
     );
@@ -54,7 +56,7 @@ fn migrating_twice_is_a_no_op() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("docobo.db");
     let (db, first) = Db::open(&path, BUSY).expect("first open");
-    assert_eq!(first.applied.len(), 11);
+    assert_eq!(first.applied.len(), 12);
     drop(db);
     let (_db, second) = Db::open(&path, BUSY).expect("second open");
     assert!(second.applied.is_empty(), "{:?}", second.applied);
@@ -65,7 +67,7 @@ fn migrating_twice_is_a_no_op() {
             r.get(0)
         })
         .expect("history");
-    assert_eq!(versions, 11);
+    assert_eq!(versions, 12);
 }
 
 #[test]
@@ -421,7 +423,13 @@ fn a_sync_reschedules_only_the_subscriptions_it_read_unchanged() {
     let mut refunded = changes.state;
     refunded.status = SubscriptionStatus::Refunded;
     subscriptions::set_state(&conn, changes.id, refunded, false, due_at + 1).expect("change");
-    subscriptions::mark_synced(&conn, &seen, true, Some(i64::MAX)).expect("synced");
+    subscriptions::mark_synced(
+        &conn,
+        &seen,
+        &std::collections::BTreeSet::from([paid.role_id]),
+        Some(i64::MAX),
+    )
+    .expect("synced");
     assert_eq!(next_sync_at(stays.id), Some(i64::MAX), "rescheduled");
     // Both record what the sync did at Discord, which the next sync compares with.
     let applied: i64 = conn

@@ -34,6 +34,12 @@ const SUBSCRIPTION: &str = "sub_1QvipSub";
 const LIFETIME: &str = "pi_3QvipLifetime";
 const MONTHLY_PRICE: &str = "price_1QvipMonthly";
 const LIFETIME_PRICE: &str = "price_1QvipLifetime";
+/// The price the plan-change vector moves the subscription to.
+const YEARLY_PRICE: &str = "price_1QvipYearly";
+/// The yearly tier's own role, a role both tiers give, and a trial role.
+const YEARLY_ROLE: u64 = 3200;
+const SHARED: u64 = 3201;
+const TRIAL: u64 = 3202;
 
 fn guild() -> GuildId {
     GuildId::new(GUILD).expect("guild")
@@ -84,7 +90,13 @@ async fn stripe_shop(
 ) -> Shop {
     let discord = Arc::new(
         FakeDiscord::builder()
-            .guild(crate::bot::shop().role(RoleSpec::new(ROLE, "Stripe supporter", 1, 0)))
+            .guild(
+                crate::bot::shop()
+                    .role(RoleSpec::new(ROLE, "Stripe supporter", 1, 0))
+                    .role(RoleSpec::new(YEARLY_ROLE, "Yearly", 1, 0))
+                    .role(RoleSpec::new(SHARED, "Members' chat", 1, 0))
+                    .role(RoleSpec::new(TRIAL, "Trying it out", 1, 0)),
+            )
             .start()
             .await
             .expect("fake Discord"),
@@ -661,5 +673,142 @@ fn plugin_inspect_and_plugin_test_read_the_built_stripe_plugin() {
         text(&out).contains("refused") && text(&out).contains("bad signature"),
         "{}",
         text(&out)
+    );
+}
+
+/// `/admin tier` as the owner.
+async fn admin_tier(discord: &FakeDiscord, options: &[(&str, String)]) {
+    let mut command = docobo_testkit::discord::SlashCommand::new(GUILD, crate::bot::OWNER, "admin")
+        .subcommand("tier");
+    for (name, value) in options {
+        command = command.option(name, value.clone());
+    }
+    let reply = discord
+        .run_slash_command(&command, WAIT)
+        .await
+        .expect("/admin tier answers");
+    assert!(
+        reply.content().is_some_and(|t| t.starts_with("The tier")),
+        "{reply:?}"
+    );
+}
+
+/// What the buyer's roles did at the fake Discord: `(method, role)` in order.
+fn role_log(discord: &FakeDiscord) -> Vec<(String, u64)> {
+    let prefix = format!("/guilds/{GUILD}/members/{BUYER}/roles/");
+    discord
+        .requests()
+        .into_iter()
+        .filter_map(|r| {
+            let role = r.path.strip_prefix(&prefix)?.parse().ok()?;
+            Some((r.method, role))
+        })
+        .collect()
+}
+
+async fn roles_become(discord: &FakeDiscord, want: &[u64], lack: &[u64]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let roles = discord.member_roles(GUILD, BUYER).unwrap_or_default();
+        if want.iter().all(|r| roles.contains(r)) && lack.iter().all(|r| !roles.contains(r)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "roles {roles:?}; want {want:?}, lack {lack:?}; log {:?}",
+            role_log(discord)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 21, item 2: a plan change at Stripe (the monthly price to the yearly one, each
+/// the price of a tier) swaps the tiers' roles, and the role both tiers give is never
+/// removed and given again: the role log at the fake Discord shows no removal of it.
+#[tokio::test]
+async fn a_stripe_plan_change_swaps_the_tiers_roles_without_removing_the_shared_one() {
+    let shop = monthly_shop().await;
+    shop.app
+        .add_paid_role(
+            guild(),
+            RoleId::new(YEARLY_ROLE).expect("role"),
+            (5000, "USD"),
+            Billing::Yearly,
+            Some(YEARLY_PRICE),
+        )
+        .await;
+    for tier in [ROLE, YEARLY_ROLE] {
+        admin_tier(
+            &shop.discord,
+            &[("tier", tier.to_string()), ("add_role", SHARED.to_string())],
+        )
+        .await;
+    }
+    shop.accepted(&valid("checkout.session.completed.subscription"))
+        .await;
+    roles_become(&shop.discord, &[ROLE, SHARED], &[YEARLY_ROLE]).await;
+
+    shop.accepted(&valid("customer.subscription.updated.plan_change"))
+        .await;
+    roles_become(&shop.discord, &[YEARLY_ROLE, SHARED], &[ROLE]).await;
+    // Let role sync and the sweep (every second) look again: nothing moves.
+    shop.app.services.sync.wake();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = role_log(&shop.discord);
+    assert!(
+        !log.iter().any(|(m, r)| m == "DELETE" && *r == SHARED),
+        "the shared role was removed: {log:?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|(m, r)| m == "DELETE" && *r == ROLE)
+            .count(),
+        1,
+        "{log:?}"
+    );
+    let roles = shop.discord.member_roles(GUILD, BUYER).expect("member");
+    assert!(
+        roles.contains(&SHARED) && roles.contains(&YEARLY_ROLE) && !roles.contains(&ROLE),
+        "{roles:?}"
+    );
+    // The new row is the yearly tier's, under the same Stripe id.
+    let sub = shop.subscription(SUBSCRIPTION).await;
+    assert_eq!(sub.state.status, SubscriptionStatus::Active);
+    assert_eq!(
+        shop.app
+            .count("SELECT count(*) FROM subscriptions WHERE status = 'active'")
+            .await,
+        1
+    );
+}
+
+/// Issue 21, item 4: a Stripe trial gives the tier and its separate trial role; when the
+/// trial converts (the first invoice is paid) the trial role goes and the tier stays.
+#[tokio::test]
+async fn a_stripe_trial_gives_the_trial_role_until_it_converts() {
+    let shop = monthly_shop().await;
+    admin_tier(
+        &shop.discord,
+        &[
+            ("tier", ROLE.to_string()),
+            ("trial_role", TRIAL.to_string()),
+        ],
+    )
+    .await;
+    shop.accepted(&valid("customer.subscription.created.trialing.legacy"))
+        .await;
+    assert_eq!(
+        shop.status(SUBSCRIPTION).await,
+        SubscriptionStatus::Trialing
+    );
+    roles_become(&shop.discord, &[ROLE, TRIAL], &[]).await;
+
+    shop.accepted(&valid("invoice.paid.renewal")).await;
+    assert_eq!(shop.status(SUBSCRIPTION).await, SubscriptionStatus::Active);
+    roles_become(&shop.discord, &[ROLE], &[TRIAL]).await;
+    let log = role_log(&shop.discord);
+    assert!(
+        !log.iter().any(|(m, r)| m == "DELETE" && *r == ROLE),
+        "the tier's role was removed: {log:?}"
     );
 }
