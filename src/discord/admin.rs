@@ -369,6 +369,7 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
             admin::enforcement::set_partial_refund(s, guild, who, tier, revoke).await
         }
         AdminCommand::Tier { tier, edit } => {
+            can_give(bot, guild, [edit.add_role, edit.trial_role.flatten()]).await?;
             let done = admin::tiers::edit(s, guild, who, tier, edit)
                 .await
                 .map_err(failed)?;
@@ -435,6 +436,41 @@ pub(super) async fn run<'a>(bot: &'a Bot, actor: &Actor, data: &CommandData) -> 
     let done = done.map_err(failed)?;
     log(bot, guild, &done).await;
     Ok(Reply::private(done.reply))
+}
+
+/// Refuses a role the bot could not give (as `/setup` refuses one for sale), with the fix,
+/// before a tier is made to give it.
+async fn can_give(
+    bot: &Bot,
+    guild: GuildId,
+    roles: impl IntoIterator<Item = Option<RoleId>>,
+) -> Result<(), BotError> {
+    use super::directory::Refusal;
+    let roles: Vec<RoleId> = roles.into_iter().flatten().collect();
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let snapshot = bot.roles.snapshot(guild).await.map_err(|e| {
+        BotError::refused(format!(
+            "Discord did not say which roles Docobo can give ({e}). Try again in a moment."
+        ))
+    })?;
+    for role in roles {
+        match snapshot.can_manage(guild, role) {
+            Ok(()) => {}
+            Err(Refusal::UnknownRole) => {
+                return Err(BotError::refused(format!(
+                    "<@&{role}> does not exist at Discord (any more). Fix: pick an existing role."
+                )));
+            }
+            Err(Refusal::Permission(problem)) => {
+                return Err(BotError::refused(format!(
+                    "Docobo could not give <@&{role}>: {problem}."
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn failed(e: AdminError) -> BotError {

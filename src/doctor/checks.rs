@@ -2,7 +2,6 @@
 
 use crate::db::doctor::{FailedSyncs, LastDelivery};
 use crate::db::guilds::Guild;
-use crate::db::paid_roles::PaidRole;
 use crate::discord::directory::{
     ADMINISTRATOR, GuildSnapshot, MANAGE_ROLES, PermissionProblem, Refusal,
 };
@@ -101,12 +100,8 @@ pub fn channel_permissions(
     bits
 }
 
-/// Manage Roles, and for each paid role whether the bot can give it.
-pub(super) fn permissions(
-    guild: GuildId,
-    roles: &[PaidRole],
-    discord: &DiscordFacts,
-) -> Vec<Check> {
+/// Manage Roles, and for each role a tier for sale gives whether the bot can give it.
+pub(super) fn permissions(guild: GuildId, roles: &[RoleId], discord: &DiscordFacts) -> Vec<Check> {
     let snapshot = match &discord.snapshot {
         Ok(s) => s,
         Err(why) => {
@@ -132,9 +127,9 @@ pub(super) fn permissions(
             "run /setup and pick the roles to sell",
         ));
     }
-    for paid in roles {
-        let name = format!("Role @{}", snapshot.role_name(paid.role_id));
-        out.push(match snapshot.can_manage(guild, paid.role_id) {
+    for &role in roles {
+        let name = format!("Role @{}", snapshot.role_name(role));
+        out.push(match snapshot.can_manage(guild, role) {
             Ok(()) => Check::pass(name, "Docobo can give and take it"),
             Err(Refusal::UnknownRole) => Check::fail(
                 name,
@@ -142,7 +137,7 @@ pub(super) fn permissions(
                 "run /setup and pick the roles to sell again",
             ),
             Err(Refusal::Permission(PermissionProblem::MissingManageRoles)) => {
-                without_manage_roles(guild, snapshot, paid.role_id, name)
+                without_manage_roles(guild, snapshot, role, name)
             }
             Err(Refusal::Permission(problem)) => {
                 let (detail, fix) = split(&problem.to_string());

@@ -143,9 +143,21 @@ impl Doctor {
             .services
             .db
             .read(move |conn| {
+                // Every role a tier for sale gives (its own first), and its trial role.
+                let tiers = db::tiers::of_guild(conn, guild)?;
+                let mut roles = Vec::new();
+                for paid in paid_roles::for_sale(conn, guild)? {
+                    roles.push(paid.role_id);
+                    if let Some(tier) = tiers.get(&paid.id) {
+                        roles.extend(tier.extra.iter().copied());
+                        roles.extend(tier.trial_role);
+                    }
+                }
+                let mut seen = std::collections::HashSet::new();
+                roles.retain(|r| seen.insert(*r));
                 Ok((
                     guilds::get(conn, guild)?,
-                    paid_roles::for_sale(conn, guild)?,
+                    roles,
                     db::doctor::last_delivery(conn, guild)?,
                     db::doctor::failed_syncs(conn, guild)?,
                 ))

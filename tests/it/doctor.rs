@@ -492,3 +492,34 @@ async fn a_guild_not_set_up_fails_and_a_polar_sandbox_test_purchase_ends_on_time
         .expect("the sandbox test purchase ends");
     app.stop().await;
 }
+
+/// Issue 21: `/doctor` checks every role a tier gives, not only its own: a role added to a
+/// tier and then dragged above Docobo's (or added before the check existed) is a ✘ with the
+/// fix, while the tier's own role passes.
+#[tokio::test]
+async fn doctor_checks_every_role_a_tier_gives() {
+    const KEY: &str = "sepay-doctor-tier-key";
+    let discord = fake_discord().await;
+    let app = start(&discord, &[("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL)], None).await;
+    app.add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
+        .await;
+    log_channel_and_owner(&app).await;
+    app.db
+        .call(|conn| {
+            conn.execute(
+                "INSERT INTO tier_roles (paid_role_id, role_id) SELECT id, ?1 FROM paid_roles",
+                [VIP as i64],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("tier role");
+    let report = checks(&doctor(&discord, OWNER).await);
+    assert!(
+        line(&report, "Role @Supporter").starts_with('✔'),
+        "{report:?}"
+    );
+    let vip = line(&report, "Role @VIP");
+    assert!(vip.starts_with('✘') && vip.contains("not below"), "{vip}");
+    assert!(vip.contains("drag Docobo"), "{vip}");
+}

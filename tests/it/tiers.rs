@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::admin::connect_polar;
 use crate::bot::{
-    BOT_ENV, BOT_ROLE, BUYER, GUILD, LOG_CHANNEL, MEMBER, OWNER, PRODUCT, SUPPORTER, WAIT,
+    BOT_ENV, BOT_ROLE, BUYER, GUILD, LOG_CHANNEL, MEMBER, OWNER, PRODUCT, SUPPORTER, VIP, WAIT,
     deliver_polar, now_ms, polar_api, polar_event, start_app, start_app_with,
 };
 
@@ -114,6 +114,19 @@ async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
     )
     .await;
     assert!(text(&refused).contains("not a paid role"), "{refused:?}");
+    // A role above the bot's would fail at every sync: refused now, with the fix.
+    let above = tier(
+        &discord,
+        &[
+            ("tier", json!(SUPPORTER.to_string())),
+            ("add_role", json!(VIP.to_string())),
+        ],
+    )
+    .await;
+    assert!(
+        text(&above).contains("drag Docobo's role above"),
+        "{above:?}"
+    );
     let added = tier(
         &discord,
         &[
