@@ -30,8 +30,9 @@ use crate::subscriptions::{CreateSubscription, SubscriptionError};
 
 /// The file's `format`.
 pub const FORMAT: &str = "docobo-export";
-/// The file version this Docobo writes and reads.
-pub const VERSION: u32 = 1;
+/// The file version this Docobo writes; it reads this one and the ones before it (version 2
+/// added the tiers' other roles, trial role and policies, all optional).
+pub const VERSION: u32 = 2;
 /// The most lines one import takes.
 pub const MAX_LINES: usize = 100_000;
 /// The most pages of a provider's subscriber list read by one import.
@@ -53,6 +54,17 @@ pub enum Line {
         currency: String,
         billing: String,
         product_ref: Option<String>,
+        /// The other roles the tier gives (version 2; none in a version 1 file).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trial_role_id: Option<String>,
+        /// `remove` (the default) or `kick`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_end: Option<String>,
+        /// `keep` (the default) or `revoke`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partial_refund: Option<String>,
     },
     Entitlement {
         user_id: String,
@@ -105,6 +117,7 @@ pub async fn export(
         .db
         .write(move |conn| {
             let tiers = paid_roles::all(conn, guild)?;
+            let settings = crate::db::tiers::of_guild(conn, guild)?;
             let live = rows::live_subscriptions(conn, guild)?;
             let mut lines = vec![Line::Header {
                 format: FORMAT.into(),
@@ -112,13 +125,23 @@ pub async fn export(
                 guild_id: guild.to_string(),
                 exported_at: now,
             }];
-            lines.extend(tiers.iter().map(|t| Line::Tier {
-                role_id: t.role_id.to_string(),
-                price_minor: t.price.minor_units(),
-                currency: t.price.currency().as_str().to_owned(),
-                billing: t.billing.to_db(),
-                product_ref: t.product_ref.clone(),
-            }));
+            for t in &tiers {
+                let tier = settings.get(&t.id);
+                let revokes = paid_roles::partial_refund_revokes(conn, t.id)?;
+                lines.push(Line::Tier {
+                    role_id: t.role_id.to_string(),
+                    price_minor: t.price.minor_units(),
+                    currency: t.price.currency().as_str().to_owned(),
+                    billing: t.billing.to_db(),
+                    product_ref: t.product_ref.clone(),
+                    roles: tier
+                        .map(|t| t.extra.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default(),
+                    trial_role_id: tier.and_then(|t| t.trial_role).map(|r| r.to_string()),
+                    on_end: tier.filter(|t| t.kick).map(|_| "kick".to_owned()),
+                    partial_refund: revokes.then(|| "revoke".to_owned()),
+                });
+            }
             let mut entitlements = 0;
             for row in live {
                 let status = SubscriptionStatus::parse(&row.status).map_err(|e| corrupt(&e))?;
@@ -315,7 +338,7 @@ fn parse(text: &str) -> Result<Vec<Result<Line, String>>, AdminError> {
             Line::Header {
                 format, version, ..
             },
-        )) if format == FORMAT && *version == VERSION => {}
+        )) if format == FORMAT && (1..=VERSION).contains(version) => {}
         Some((
             _,
             Line::Header {
@@ -323,7 +346,7 @@ fn parse(text: &str) -> Result<Vec<Result<Line, String>>, AdminError> {
             },
         )) if format == FORMAT => {
             return Err(AdminError::Refused(format!(
-                "the file is version {version}; this Docobo reads version {VERSION}. Fix: export it again with this version"
+                "the file is version {version}; this Docobo reads versions 1 to {VERSION}. Fix: upgrade Docobo, or export it again with this version"
             )));
         }
         _ if errors.is_empty() => {
@@ -391,6 +414,59 @@ async fn apply(
     Ok((report, done))
 }
 
+/// A tier line's settings beyond its price (version 2).
+struct TierSettings {
+    extra: Vec<RoleId>,
+    trial: Option<RoleId>,
+    kick: bool,
+    revoke: bool,
+}
+
+impl TierSettings {
+    fn parse(
+        roles: &[String],
+        trial: Option<&str>,
+        on_end: Option<&str>,
+        partial_refund: Option<&str>,
+    ) -> Result<Self, crate::domain::ValidationError> {
+        let choice = |value: Option<&str>, default: &str, other: &str, field: &str| match value
+            .unwrap_or(default)
+        {
+            v if v == default => Ok(false),
+            v if v == other => Ok(true),
+            v => Err(crate::domain::ValidationError::new(
+                "tier",
+                format!("{field} must be {default:?} or {other:?}, not {v:?}"),
+            )),
+        };
+        Ok(Self {
+            extra: roles
+                .iter()
+                .map(|r| RoleId::parse(r))
+                .collect::<Result<_, _>>()?,
+            trial: trial.map(RoleId::parse).transpose()?,
+            kick: choice(on_end, "remove", "kick", "on_end")?,
+            revoke: choice(partial_refund, "keep", "revoke", "partial_refund")?,
+        })
+    }
+
+    fn store(
+        self,
+        conn: &Connection,
+        guild: GuildId,
+        role: RoleId,
+        id: i64,
+    ) -> Result<(), DbError> {
+        for r in self.extra.into_iter().filter(|r| *r != role) {
+            crate::db::tiers::add_role(conn, id, r)?;
+        }
+        crate::db::tiers::set_trial_role(conn, id, self.trial)?;
+        crate::db::tiers::set_kick(conn, id, self.kick)?;
+        paid_roles::set_partial_refund(conn, guild, role, self.revoke)?;
+        Ok(())
+    }
+}
+
 fn apply_line(
     conn: &Connection,
     guild: &Guild,
@@ -407,17 +483,32 @@ fn apply_line(
             currency,
             billing,
             product_ref,
+            roles,
+            trial_role_id,
+            on_end,
+            partial_refund,
         } => {
             let parsed = (|| {
                 let role = RoleId::parse(&role_id)?;
                 let price = Money::new(price_minor, Currency::parse(&currency)?)?;
-                Ok::<_, crate::domain::ValidationError>((role, price, Billing::parse(&billing)?))
+                let settings = TierSettings::parse(
+                    &roles,
+                    trial_role_id.as_deref(),
+                    on_end.as_deref(),
+                    partial_refund.as_deref(),
+                )?;
+                Ok::<_, crate::domain::ValidationError>((
+                    role,
+                    price,
+                    Billing::parse(&billing)?,
+                    settings,
+                ))
             })();
             match parsed {
                 Err(e) => report.skipped.push(format!("tier {role_id}: {e}")),
-                Ok((role, _, _)) if paid_roles::get(conn, guild.id, role)?.is_some() => {}
-                Ok((role, price, billing)) => {
-                    paid_roles::insert(
+                Ok((role, ..)) if paid_roles::get(conn, guild.id, role)?.is_some() => {}
+                Ok((role, price, billing, settings)) => {
+                    let id = paid_roles::insert(
                         conn,
                         &NewPaidRole {
                             guild_id: guild.id,
@@ -427,7 +518,9 @@ fn apply_line(
                             billing,
                             product_ref,
                         },
-                    )?;
+                    )?
+                    .id;
+                    settings.store(conn, guild.id, role, id)?;
                     report.tiers_added += 1;
                 }
             }

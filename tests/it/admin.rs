@@ -325,6 +325,48 @@ async fn without_manage_server_admin_is_refused_privately_and_changes_nothing() 
     assert_eq!(admin_cmd["default_member_permissions"], json!("32"));
 }
 
+/// `/admin tier` and `/admin policy` as the owner: the paid role gives `chat` too, kicks
+/// on end and ends access on a partial refund.
+async fn tier_gives_chat_and_kicks(discord: &FakeDiscord, chat: u64) {
+    admin(
+        discord,
+        OWNER,
+        "tier",
+        &[
+            ("tier", json!(SUPPORTER.to_string())),
+            ("add_role", json!(chat.to_string())),
+            ("on_end", json!("kick")),
+        ],
+    )
+    .await;
+    admin(
+        discord,
+        OWNER,
+        "policy",
+        &[
+            ("tier", json!(SUPPORTER.to_string())),
+            ("partial_refund", json!("revoke")),
+        ],
+    )
+    .await;
+}
+
+/// The tier's end policy, refund policy and other roles, as `on_end:partial_refund:roles`.
+async fn tier_settings(app: &TestApp) -> String {
+    app.db
+        .call(|conn| {
+            Ok(conn.query_row(
+                "SELECT p.on_end || ':' || p.partial_refund || ':' ||
+                        coalesce((SELECT group_concat(role_id) FROM tier_roles t WHERE t.paid_role_id = p.id), '')
+                 FROM paid_roles p",
+                [],
+                |r| r.get::<_, String>(0),
+            )?)
+        })
+        .await
+        .expect("tier settings")
+}
+
 /// Subscriptions as comparable text.
 async fn snapshot(app: &TestApp) -> String {
     app.db
@@ -344,10 +386,22 @@ async fn snapshot(app: &TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_then_import_into_a_fresh_instance_brings_everyone_back_and_twice_changes_nothing() {
-    let discord = fake_discord().await;
+    const CHAT: u64 = 3100;
+    let discord = Arc::new(
+        FakeDiscord::builder()
+            .guild(
+                crate::bot::shop().role(docobo_testkit::discord::RoleSpec::new(CHAT, "Chat", 1, 0)),
+            )
+            .start()
+            .await
+            .expect("fake Discord"),
+    );
     let api = polar_api().await;
     let (app, path) = shop(&discord, &api).await;
     sell_supporter(&app).await;
+    // The tier gives a second role and has both policies changed: all of it travels.
+    tier_gives_chat_and_kicks(&discord, CHAT).await;
+    assert_eq!(tier_settings(&app).await, format!("kick:revoke:{CHAT}"));
     buy(&app, &path, "msg_export_buy").await;
     admin(
         &discord,
@@ -371,7 +425,7 @@ async fn export_then_import_into_a_fresh_instance_brings_everyone_back_and_twice
     let file = discord.attachment_bytes(&attachment).expect("file sent");
     let file_text = String::from_utf8(file.clone()).expect("utf-8");
     assert!(
-        file_text.starts_with("{\"type\":\"header\",\"format\":\"docobo-export\",\"version\":1"),
+        file_text.starts_with("{\"type\":\"header\",\"format\":\"docobo-export\",\"version\":2"),
         "{file_text}"
     );
     assert!(
@@ -401,6 +455,7 @@ async fn export_then_import_into_a_fresh_instance_brings_everyone_back_and_twice
         "{reply:?}"
     );
     assert_eq!(snapshot(&fresh).await, before);
+    assert_eq!(tier_settings(&fresh).await, format!("kick:revoke:{CHAT}"));
     log_line(&discord, "imported").await;
     let upload = discord.upload("docobo-export.jsonl", file);
     let reply = admin(
