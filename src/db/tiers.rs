@@ -77,20 +77,45 @@ pub fn get(conn: &Connection, paid_role: i64) -> Result<Option<Tier>, DbError> {
 }
 
 /// Every tier of a guild, by paid role row id (retired ones included: their holders keep
-/// access).
+/// access). Two queries whatever the number of tiers: role sync reads this per holding.
 ///
 /// # Errors
 /// A database error.
 pub fn of_guild(conn: &Connection, guild: GuildId) -> Result<BTreeMap<i64, Tier>, DbError> {
+    let mut tiers = BTreeMap::new();
     let rows = conn
         .prepare_cached(
             "SELECT id, role_id, trial_role_id, on_end FROM paid_roles WHERE guild_id = ?1",
         )?
         .query_map([guild.as_i64()], row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|r| tier_from(conn, r).map(|t| (t.paid_role, t)))
-        .collect()
+    for (id, role, trial, on_end) in rows {
+        tiers.insert(
+            id,
+            Tier {
+                paid_role: id,
+                role: id_from("paid_roles", role)?,
+                extra: BTreeSet::new(),
+                trial_role: trial.map(|t| id_from("paid_roles", t)).transpose()?,
+                kick: on_end == "kick",
+            },
+        );
+    }
+    let extra = conn
+        .prepare_cached(
+            "SELECT t.paid_role_id, t.role_id FROM tier_roles t
+             JOIN paid_roles p ON p.id = t.paid_role_id WHERE p.guild_id = ?1",
+        )?
+        .query_map([guild.as_i64()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, role) in extra {
+        if let Some(tier) = tiers.get_mut(&id) {
+            tier.extra.insert(id_from("tier_roles", role)?);
+        }
+    }
+    Ok(tiers)
 }
 
 /// Adds `role` to the roles a tier gives. Returns false when it gives it already.
