@@ -395,6 +395,26 @@ pub fn for_holding(
     )
 }
 
+/// Whether every subscription of a holding is a test purchase (none is a real one).
+///
+/// # Errors
+/// A database error.
+pub fn holding_only_tests(
+    conn: &Connection,
+    guild: GuildId,
+    user: UserId,
+    paid_role_id: i64,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT NOT EXISTS (SELECT 1 FROM subscriptions
+                 WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3 AND test = 0)",
+        )?
+        .query_row(params![guild.as_i64(), user.as_i64(), paid_role_id], |r| {
+            r.get(0)
+        })?)
+}
+
 /// Records a successful role sync on the subscriptions it read (`seen`): the role is (or
 /// is not) on the member, and the next check is at `next_sync_at` (when an entitlement
 /// ends), or none. A row whose [`Subscription::sync_version`] moved since it was read keeps

@@ -26,6 +26,8 @@ struct Loaded {
     /// gives is never taken away by this one (a plan change keeps shared roles on).
     others: Vec<(Subscription, Option<Tier>)>,
     tier: Option<Tier>,
+    /// Only test purchases (`/doctor`'s): their end never kicks the admin who made them.
+    only_tests: bool,
 }
 
 impl Loaded {
@@ -47,6 +49,7 @@ impl Loaded {
             paused: guilds::enforcement_paused_at(conn, h.guild)?.is_some(),
             others,
             tier: tiers.get(&h.paid_role).cloned(),
+            only_tests: subscriptions::holding_only_tests(conn, h.guild, h.user, h.paid_role)?,
         })
     }
 }
@@ -100,8 +103,8 @@ fn plan(
     }
     let mut revoke: BTreeSet<RoleId> = if !desired && !applied.is_empty() {
         // Ending: everything the tier gives goes, whatever the record says it gave (the
-        // sweep records "on the member" without the list).
-        applied.union(&tier.roles_while(true)).copied().collect()
+        // sweep records "on the member" without the list); its trial role only if given.
+        applied.union(&tier.roles()).copied().collect()
     } else {
         applied.difference(&wanted).copied().collect()
     };
@@ -172,6 +175,7 @@ impl RoleSync {
             paused,
             others,
             tier: Some(tier),
+            only_tests,
         } = loaded
         else {
             // The paid role or guild row is gone: nothing to apply.
@@ -186,6 +190,7 @@ impl RoleSync {
         let entitled = subs.iter().any(|s| s.is_entitled(now, grace));
         let desired = entitled && present;
         let mut plan = plan(&tier, &subs, &others, desired, now, grace)?;
+        plan.kick &= !only_tests;
         if paused && (!plan.revoke.is_empty() || plan.kick) {
             // Enforcement is paused: the roles stay, and so does the record that they are
             // on the member, so `resume` (which makes the guild due) takes them away then.
@@ -497,6 +502,63 @@ mod tests {
             ),
             None
         );
+    }
+
+    fn tier(paid_role: i64, own: u64, extra: &[u64]) -> Tier {
+        Tier {
+            paid_role,
+            role: RoleId::new(own).expect("id"),
+            extra: extra.iter().map(|r| RoleId::new(*r).expect("id")).collect(),
+            trial_role: None,
+            kick: true,
+        }
+    }
+
+    fn roles(ids: &[u64]) -> BTreeSet<RoleId> {
+        ids.iter().map(|r| RoleId::new(*r).expect("id")).collect()
+    }
+
+    #[test]
+    fn a_plan_gives_what_is_missing_and_never_takes_what_another_tier_gives() {
+        use SubscriptionStatus::{Active, Expired};
+        let (now, grace) = (1_000, 0);
+        let gold = tier(1, 10, &[30]);
+        let silver = tier(2, 20, &[30]);
+        // The old tier ended (its roles 10 and 30 on the member); the new one is entitled
+        // and not applied yet: 10 goes, 30 stays (silver gives it), nobody is kicked.
+        let mut ended = Subscription::example(Expired, Some(500), None);
+        ended.role_applied = true;
+        ended.applied_roles = Some("10,30".into());
+        let mut new = Subscription::example(Active, Some(5_000), None);
+        new.paid_role_id = 2;
+        let others = vec![(new.clone(), Some(silver.clone()))];
+        let p = plan(&gold, &[ended], &others, false, now, grace).expect("plan");
+        assert_eq!(p.revoke, roles(&[10]));
+        assert!(
+            p.grant.is_empty() && p.applied.is_empty() && !p.kick,
+            "{p:?}"
+        );
+        // The new tier gives all of its roles (30 again is harmless: Discord keeps it on).
+        let p = plan(&silver, &[new], &[], true, now, grace).expect("plan");
+        assert_eq!(p.grant, roles(&[20, 30]));
+        assert!(p.revoke.is_empty());
+        assert_eq!(p.applied, roles(&[20, 30]));
+    }
+
+    #[test]
+    fn an_ending_with_nothing_else_kicks_and_an_old_row_means_its_own_role() {
+        use SubscriptionStatus::Expired;
+        let gold = tier(1, 10, &[30]);
+        // A row from before V12: applied, no list: its own role (and the tier's others).
+        let mut old = Subscription::example(Expired, Some(500), None);
+        old.role_applied = true;
+        let p = plan(&gold, &[old], &[], false, 1_000, 0).expect("plan");
+        assert_eq!(p.revoke, roles(&[10, 30]));
+        assert!(p.kick);
+        // Never applied: nothing to take away, nobody to kick.
+        let never = Subscription::example(Expired, Some(500), None);
+        let p = plan(&gold, &[never], &[], false, 1_000, 0).expect("plan");
+        assert_eq!(p, Plan::default());
     }
 
     #[test]

@@ -142,6 +142,11 @@ async fn a_healthy_guild_passes_and_its_test_purchase_grants_then_takes_the_role
     app.add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
         .await;
     log_channel_and_owner(&app).await;
+    // The tier kicks when access ends: the end of a test purchase never does.
+    app.db
+        .call(|conn| Ok(conn.execute("UPDATE paid_roles SET on_end = 'kick'", [])?))
+        .await
+        .expect("kick policy");
 
     // Everything but the deliveries: none has arrived yet, and the fix says how.
     let first = doctor(&discord, OWNER).await;
@@ -227,12 +232,29 @@ async fn a_healthy_guild_passes_and_its_test_purchase_grants_then_takes_the_role
         .wait_for_member_role(GUILD, OWNER, SUPPORTER, false, WAIT)
         .await
         .expect("the test role is taken back");
+    never_kicked(&app, &discord).await;
     assert_eq!(
         real_count(&app, "SELECT count(*) FROM subscriptions WHERE test = 0").await,
         subs
     );
     discord.assert_no_schema_violations();
     app.stop().await;
+}
+
+/// Once the test purchase's end is recorded (after any kick its sync made), the owner was
+/// not kicked although the tier kicks.
+async fn never_kicked(app: &TestApp, discord: &FakeDiscord) {
+    crate::helpers::wait_for_count(
+        app,
+        "SELECT count(*) FROM subscriptions WHERE test = 1 AND role_applied = 1",
+        0,
+    )
+    .await;
+    assert_eq!(
+        discord.count_requests("DELETE", &format!("/guilds/{GUILD}/members/{OWNER}")),
+        0,
+        "the end of a test purchase kicked"
+    );
 }
 
 async fn real_count(app: &TestApp, sql: &'static str) -> i64 {

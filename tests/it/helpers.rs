@@ -237,3 +237,19 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// Waits (up to [`crate::bot::WAIT`]) until the count `sql` selects is `want`.
+pub(crate) async fn wait_for_count(app: &crate::app::TestApp, sql: &'static str, want: i64) {
+    let deadline = tokio::time::Instant::now() + crate::bot::WAIT;
+    loop {
+        let got = app.count(sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: {got}, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -707,19 +707,7 @@ fn role_log(discord: &FakeDiscord) -> Vec<(String, u64)> {
 }
 
 async fn roles_become(discord: &FakeDiscord, want: &[u64], lack: &[u64]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let roles = discord.member_roles(GUILD, BUYER).unwrap_or_default();
-        if want.iter().all(|r| roles.contains(r)) && lack.iter().all(|r| !roles.contains(r)) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "roles {roles:?}; want {want:?}, lack {lack:?}; log {:?}",
-            role_log(discord)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::tiers::wait_for_roles(discord, BUYER, want, lack).await;
 }
 
 /// Issue 21, item 2: a plan change at Stripe (the monthly price to the yearly one, each

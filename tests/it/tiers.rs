@@ -13,10 +13,12 @@ use docobo_testkit::discord::{
 use serde_json::{Value, json};
 
 use crate::admin::connect_polar;
+use crate::app::TestApp;
 use crate::bot::{
     BOT_ENV, BOT_ROLE, BUYER, GUILD, LOG_CHANNEL, MEMBER, OWNER, PRODUCT, SUPPORTER, VIP, WAIT,
     deliver_polar, now_ms, polar_api, polar_event, start_app, start_app_with,
 };
+use crate::fake_api::FakeApi;
 
 /// Roles a tier gives besides its own.
 const CHAT: u64 = 3100;
@@ -64,7 +66,8 @@ fn text(reply: &Reply) -> String {
     reply.content().unwrap_or_default().to_owned()
 }
 
-async fn wait_for_roles(discord: &FakeDiscord, user: u64, want: &[u64], lack: &[u64]) {
+/// Waits until `user` holds every role of `want` and none of `lack` at the fake Discord.
+pub(crate) async fn wait_for_roles(discord: &FakeDiscord, user: u64, want: &[u64], lack: &[u64]) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let roles = discord.member_roles(GUILD, user).unwrap_or_default();
@@ -79,17 +82,11 @@ async fn wait_for_roles(discord: &FakeDiscord, user: u64, want: &[u64], lack: &[
     }
 }
 
-fn removals_of(discord: &FakeDiscord, role: u64) -> usize {
-    discord.count_requests("DELETE", &format!("/guilds/*/members/*/roles/{role}"))
-}
-
-/// A tier gives all its roles at once, a role added later reaches the members who hold it,
-/// a role taken out is taken from them, and the end of access takes every one away.
-#[tokio::test]
-async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
-    let discord = discord_with(guild_spec()).await;
+/// An app on `discord` whose guild sells [`SUPPORTER`] through Polar (the fake API `_api`
+/// must live as long as the app). Returns the webhook path.
+async fn supporter_shop(discord: &Arc<FakeDiscord>) -> (TestApp, String, FakeApi) {
     let api = polar_api().await;
-    let app = start_app(&discord, &[]).await;
+    let app = start_app(discord, &[]).await;
     let path = connect_polar(&app, &api).await;
     app.add_paid_role(
         docobo::domain::GuildId::new(GUILD).expect("guild"),
@@ -99,6 +96,19 @@ async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
         Some(PRODUCT),
     )
     .await;
+    (app, path, api)
+}
+
+fn removals_of(discord: &FakeDiscord, role: u64) -> usize {
+    discord.count_requests("DELETE", &format!("/guilds/*/members/*/roles/{role}"))
+}
+
+/// A tier gives all its roles at once, a role added later reaches the members who hold it,
+/// a role taken out is taken from them, and the end of access takes every one away.
+#[tokio::test]
+async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
+    let discord = discord_with(guild_spec()).await;
+    let (app, path, _api) = supporter_shop(&discord).await;
     let shown = tier(&discord, &[("tier", json!(SUPPORTER.to_string()))]).await;
     assert!(
         text(&shown).contains(&format!("gives <@&{SUPPORTER}>;")),
@@ -191,6 +201,8 @@ async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
         202
     );
     wait_for_roles(&discord, BUYER, &[], &[SUPPORTER, EVENTS, CHAT]).await;
+    // The sync records the end after any kick it makes.
+    crate::helpers::wait_for_count(&app, APPLIED, 0).await;
     assert!(
         discord.member_roles(GUILD, BUYER).is_some(),
         "removing roles is the default end: the buyer is still a member"
@@ -205,17 +217,7 @@ async fn a_tier_that_kicks_on_end_kicks_and_a_refused_kick_tells_the_owner() {
         .role(RoleSpec::new(KICKER, "Kicker", 2, KICK_MEMBERS))
         .bot_roles(&[BOT_ROLE, KICKER]);
     let discord = discord_with(spec).await;
-    let api = polar_api().await;
-    let app = start_app(&discord, &[]).await;
-    let path = connect_polar(&app, &api).await;
-    app.add_paid_role(
-        docobo::domain::GuildId::new(GUILD).expect("guild"),
-        role(SUPPORTER),
-        (500, "USD"),
-        Billing::Monthly,
-        Some(PRODUCT),
-    )
-    .await;
+    let (app, path, _api) = supporter_shop(&discord).await;
     let set = tier(
         &discord,
         &[
@@ -262,17 +264,7 @@ async fn a_tier_that_kicks_on_end_kicks_and_a_refused_kick_tells_the_owner() {
 #[tokio::test]
 async fn a_kick_the_bot_may_not_make_leaves_the_roles_removed_and_tells_the_owner() {
     let discord = discord_with(guild_spec()).await;
-    let api = polar_api().await;
-    let app = start_app(&discord, &[]).await;
-    let path = connect_polar(&app, &api).await;
-    app.add_paid_role(
-        docobo::domain::GuildId::new(GUILD).expect("guild"),
-        role(SUPPORTER),
-        (500, "USD"),
-        Billing::Monthly,
-        Some(PRODUCT),
-    )
-    .await;
+    let (app, path, _api) = supporter_shop(&discord).await;
     tier(
         &discord,
         &[
