@@ -280,6 +280,9 @@ impl Ctx<'_> {
                         "subscription event without a status",
                     ));
                 };
+                if self.moved_to_another_tier(event)? {
+                    return self.apply_plan_change(event);
+                }
                 self.apply_status(event, status, event.period_end)
             }
             // A partial refund keeps access, unless the tier's policy (`/admin policy`) says
@@ -338,6 +341,24 @@ impl Ctx<'_> {
             decision.subscription = Some(sub.id);
         }
         Ok(decision)
+    }
+
+    /// Whether a subscription event names the product of another tier than the stored
+    /// subscription's: the member changed plan at the provider. Polar says so only this way
+    /// (`subscription.updated` with the new `product_id`; its plugin sends no plan-change).
+    fn moved_to_another_tier(&self, event: &ProviderEvent) -> Result<bool, DbError> {
+        let (Some(external_id), Some(product)) = (
+            event.subscription_id.as_deref(),
+            event.product_id.as_deref(),
+        ) else {
+            return Ok(false);
+        };
+        let Some(sub) = rows::by_external_id(self.tx, self.provider, self.scope, external_id)?
+        else {
+            return Ok(false);
+        };
+        Ok(paid_roles::by_product_ref(self.tx, sub.guild_id, product)?
+            .is_some_and(|tier| tier.id != sub.paid_role_id))
     }
 
     /// A subscription moved to another product. Its role follows the new product's paid

@@ -373,3 +373,72 @@ async fn the_tiers_migration_keeps_every_holding_of_a_v11_database() {
     let (_db, report) = Db::open(&path, std::time::Duration::from_secs(5)).expect("reopen");
     assert!(report.applied.is_empty(), "{:?}", report.applied);
 }
+
+/// Item 2 at Polar: Polar reports a plan change only as `subscription.updated` naming the new
+/// product. The subscription moves to that product's tier; the role both tiers give stays on
+/// throughout (the role log shows no removal of it), the old tier's own role goes.
+#[tokio::test]
+async fn a_polar_product_change_moves_the_member_to_the_other_tier_without_flapping() {
+    const GOLD: u64 = 3103;
+    let discord = discord_with(guild_spec().role(RoleSpec::new(GOLD, "Gold", 1, 0))).await;
+    let (app, path, _api) = supporter_shop(&discord).await;
+    app.add_paid_role(
+        docobo::domain::GuildId::new(GUILD).expect("guild"),
+        role(GOLD),
+        (1500, "USD"),
+        Billing::Monthly,
+        Some("prod_gold"),
+    )
+    .await;
+    for paid in [SUPPORTER, GOLD] {
+        tier(
+            &discord,
+            &[
+                ("tier", json!(paid.to_string())),
+                ("add_role", json!(CHAT.to_string())),
+            ],
+        )
+        .await;
+    }
+    let t0 = now_ms();
+    let buy = polar_event("subscription.active", "active", false, t0);
+    deliver_polar(&app, &path, "m_up_buy", &buy).await;
+    wait_for_roles(&discord, BUYER, &[SUPPORTER, CHAT], &[GOLD]).await;
+
+    let mut upgrade: Value = serde_json::from_slice(&polar_event(
+        "subscription.updated",
+        "active",
+        false,
+        t0 + 1000,
+    ))
+    .expect("json");
+    upgrade["data"]["product_id"] = json!("prod_gold");
+    let upgrade = serde_json::to_vec(&upgrade).expect("json");
+    assert_eq!(
+        deliver_polar(&app, &path, "m_up_change", &upgrade)
+            .await
+            .status(),
+        202
+    );
+    wait_for_roles(&discord, BUYER, &[GOLD, CHAT], &[SUPPORTER]).await;
+    // Both holdings synced: only the new one has roles on the member.
+    crate::helpers::wait_for_count(&app, APPLIED, 1).await;
+    assert_eq!(removals_of(&discord, CHAT), 0, "{:?}", discord.requests());
+    assert_eq!(removals_of(&discord, SUPPORTER), 1);
+    // One current subscription, on the Gold tier, under the same Polar id.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM subscriptions s JOIN paid_roles p ON p.id = s.paid_role_id
+             WHERE s.status = 'active' AND p.role_id = 3103"
+        )
+        .await,
+        1
+    );
+    // A late copy of an older event naming the old product changes nothing.
+    let late = polar_event("subscription.updated", "active", false, t0 + 500);
+    deliver_polar(&app, &path, "m_up_late", &late).await;
+    app.services.sync.wake();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_roles(&discord, BUYER, &[GOLD, CHAT], &[SUPPORTER]).await;
+    assert_eq!(removals_of(&discord, GOLD), 0);
+}
