@@ -515,13 +515,7 @@ pub fn mark_tier_due(
     paid_role_id: i64,
     now: UnixMillis,
 ) -> Result<usize, DbError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE subscriptions SET next_sync_at = ?2, sync_attempts = 0,
-                 sync_version = sync_version + 1
-             WHERE paid_role_id = ?1",
-        )?
-        .execute(params![paid_role_id, now])?)
+    mark_due_where(conn, "paid_role_id = ?1", paid_role_id, now)
 }
 
 /// Makes every subscription of a guild due now (the bot is back in it). Returns how many.
@@ -530,13 +524,23 @@ pub fn mark_guild_due(
     guild: GuildId,
     now: UnixMillis,
 ) -> Result<usize, DbError> {
+    mark_due_where(conn, "guild_id = ?1", guild.as_i64(), now)
+}
+
+/// Makes the subscriptions `filter` (on `?1` = `key`) selects due at `now`.
+fn mark_due_where(
+    conn: &Connection,
+    filter: &str,
+    key: i64,
+    now: UnixMillis,
+) -> Result<usize, DbError> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE subscriptions SET next_sync_at = ?2, sync_attempts = 0,
                  sync_version = sync_version + 1
-             WHERE guild_id = ?1",
-        )?
-        .execute(params![guild.as_i64(), now])?)
+             WHERE {filter}"
+        ))?
+        .execute(params![key, now])?)
 }
 
 /// Stops the role syncs of subscriptions the worker read (`seen`) in a guild the bot has

@@ -137,11 +137,7 @@ async fn metrics(app: &TestApp) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_guild_passes_and_its_test_purchase_grants_then_takes_the_role_back() {
     const KEY: &str = "sepay-doctor-key";
-    let discord = fake_discord().await;
-    let app = start(&discord, &[("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL)], None).await;
-    app.add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
-        .await;
-    log_channel_and_owner(&app).await;
+    let (discord, app) = sepay_shop(KEY).await;
     // The tier kicks when access ends: the end of a test purchase never does.
     app.db
         .call(|conn| Ok(conn.execute("UPDATE paid_roles SET on_end = 'kick'", [])?))
@@ -255,6 +251,16 @@ async fn never_kicked(app: &TestApp, discord: &FakeDiscord) {
         0,
         "the end of a test purchase kicked"
     );
+}
+
+/// A healthy SePay shop selling Supporter, with a log channel and the owner known.
+async fn sepay_shop(key: &str) -> (Arc<FakeDiscord>, TestApp) {
+    let discord = fake_discord().await;
+    let app = start(&discord, &[("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL)], None).await;
+    app.add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), key)
+        .await;
+    log_channel_and_owner(&app).await;
+    (discord, app)
 }
 
 async fn real_count(app: &TestApp, sql: &'static str) -> i64 {
@@ -521,11 +527,7 @@ async fn a_guild_not_set_up_fails_and_a_polar_sandbox_test_purchase_ends_on_time
 #[tokio::test]
 async fn doctor_checks_every_role_a_tier_gives() {
     const KEY: &str = "sepay-doctor-tier-key";
-    let discord = fake_discord().await;
-    let app = start(&discord, &[("DOCOBO_SERVER__PUBLIC_URL", PUBLIC_URL)], None).await;
-    app.add_sepay_pass(guild(), RoleId::new(SUPPORTER).expect("role"), KEY)
-        .await;
-    log_channel_and_owner(&app).await;
+    let (discord, app) = sepay_shop(KEY).await;
     app.db
         .call(|conn| {
             conn.execute(

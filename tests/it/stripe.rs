@@ -676,17 +676,10 @@ fn plugin_inspect_and_plugin_test_read_the_built_stripe_plugin() {
     );
 }
 
-/// `/admin tier` as the owner.
+/// `/admin tier` as the owner; the reply describes the tier.
 async fn admin_tier(discord: &FakeDiscord, options: &[(&str, String)]) {
-    let mut command = docobo_testkit::discord::SlashCommand::new(GUILD, crate::bot::OWNER, "admin")
-        .subcommand("tier");
-    for (name, value) in options {
-        command = command.option(name, value.clone());
-    }
-    let reply = discord
-        .run_slash_command(&command, WAIT)
-        .await
-        .expect("/admin tier answers");
+    let options: Vec<(&str, Value)> = options.iter().map(|(k, v)| (*k, json!(v))).collect();
+    let reply = crate::tiers::tier(discord, &options).await;
     assert!(
         reply.content().is_some_and(|t| t.starts_with("The tier")),
         "{reply:?}"

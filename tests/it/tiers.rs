@@ -49,7 +49,7 @@ fn guild_spec() -> docobo_testkit::discord::GuildSpec {
 }
 
 /// `/admin tier` as the owner, with `options`.
-async fn tier(discord: &FakeDiscord, options: &[(&str, Value)]) -> Reply {
+pub(crate) async fn tier(discord: &FakeDiscord, options: &[(&str, Value)]) -> Reply {
     let mut command = SlashCommand::new(GUILD, OWNER, "admin").subcommand("tier");
     for (name, value) in options {
         command = command.option(name, value.clone());
