@@ -113,7 +113,7 @@ fn edit_in(
         }
     }
     if let Some(trial) = edit.trial_role {
-        if trial.is_some_and(|t| before.roles().contains(&t)) {
+        if trial.is_some_and(|t| before.roles().contains(&t) || edit.add_role == Some(t)) {
             return Ok(Err(AdminError::refused(
                 "The trial role must be a role the tier does not give already (it is taken away when the trial ends).",
             )));

@@ -457,10 +457,18 @@ impl TierSettings {
         role: RoleId,
         id: i64,
     ) -> Result<(), DbError> {
-        for r in self.extra.into_iter().filter(|r| *r != role) {
+        // As `/admin tier` allows: never @everyone, at most its number of roles.
+        let everyone = RoleId::new(guild.get()).ok();
+        for r in self
+            .extra
+            .into_iter()
+            .filter(|r| *r != role && Some(*r) != everyone)
+            .take(super::tiers::MAX_ROLES - 1)
+        {
             crate::db::tiers::add_role(conn, id, r)?;
         }
-        crate::db::tiers::set_trial_role(conn, id, self.trial)?;
+        let trial = self.trial.filter(|t| Some(*t) != everyone);
+        crate::db::tiers::set_trial_role(conn, id, trial)?;
         crate::db::tiers::set_kick(conn, id, self.kick)?;
         paid_roles::set_partial_refund(conn, guild, role, self.revoke)?;
         Ok(())

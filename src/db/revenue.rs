@@ -44,6 +44,21 @@ pub fn new_period(conn: &Connection, id: i64, period_end: UnixMillis) -> Result<
     Ok(changed == 1)
 }
 
+/// Carries the period already counted from subscription `from` to `to` (a plan change's
+/// new row), so that the same paid period is not counted twice.
+///
+/// # Errors
+/// A database error.
+pub fn carry_paid_through(conn: &Connection, from: i64, to: i64) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE subscriptions SET paid_through =
+             (SELECT paid_through FROM subscriptions WHERE id = ?1)
+         WHERE id = ?2",
+    )?
+    .execute(params![from, to])?;
+    Ok(())
+}
+
 /// The guild's revenue from month `from` (`YYYY-MM`) on: `(month, currency, minor units)`.
 ///
 /// # Errors

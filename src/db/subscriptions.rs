@@ -395,11 +395,11 @@ pub fn for_holding(
     )
 }
 
-/// Whether every subscription of a holding is a test purchase (none is a real one).
+/// Whether a holding's latest subscription is a test purchase.
 ///
 /// # Errors
 /// A database error.
-pub fn holding_only_tests(
+pub fn holding_latest_is_test(
     conn: &Connection,
     guild: GuildId,
     user: UserId,
@@ -407,12 +407,35 @@ pub fn holding_only_tests(
 ) -> Result<bool, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT NOT EXISTS (SELECT 1 FROM subscriptions
-                 WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3 AND test = 0)",
+            "SELECT test FROM subscriptions
+             WHERE guild_id = ?1 AND user_id = ?2 AND paid_role_id = ?3
+             ORDER BY id DESC LIMIT 1",
         )?
         .query_row(params![guild.as_i64(), user.as_i64(), paid_role_id], |r| {
-            r.get(0)
-        })?)
+            r.get::<_, bool>(0)
+        })
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Records which roles are on the member for the subscriptions a sync read (`seen`), e.g.
+/// after a sync that failed midway (what it did give or take is not done again blindly).
+///
+/// # Errors
+/// A database error.
+pub fn set_applied(
+    conn: &Connection,
+    seen: &[Subscription],
+    applied: &std::collections::BTreeSet<crate::domain::RoleId>,
+) -> Result<(), DbError> {
+    let mut update = conn.prepare_cached(
+        "UPDATE subscriptions SET role_applied = ?2, applied_roles = ?3 WHERE id = ?1",
+    )?;
+    let text = (!applied.is_empty()).then(|| super::tiers::applied_text(applied));
+    for sub in seen {
+        update.execute(params![sub.id, !applied.is_empty(), text])?;
+    }
+    Ok(())
 }
 
 /// Records a successful role sync on the subscriptions it read (`seen`): the role is (or

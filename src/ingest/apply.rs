@@ -443,6 +443,7 @@ impl Ctx<'_> {
                 if was_test || event.test {
                     rows::set_test(self.tx, created.id)?;
                 }
+                revenue::carry_paid_through(self.tx, sub.id, created.id)?;
                 Ok(Decision {
                     outcome: Outcome::Applied,
                     detail: Some(format!(

@@ -26,8 +26,9 @@ struct Loaded {
     /// gives is never taken away by this one (a plan change keeps shared roles on).
     others: Vec<(Subscription, Option<Tier>)>,
     tier: Option<Tier>,
-    /// Only test purchases (`/doctor`'s): their end never kicks the admin who made them.
-    only_tests: bool,
+    /// The holding's latest subscription is a test purchase (`/doctor`'s): its end never
+    /// kicks the admin who made it.
+    latest_is_test: bool,
 }
 
 impl Loaded {
@@ -49,7 +50,12 @@ impl Loaded {
             paused: guilds::enforcement_paused_at(conn, h.guild)?.is_some(),
             others,
             tier: tiers.get(&h.paid_role).cloned(),
-            only_tests: subscriptions::holding_only_tests(conn, h.guild, h.user, h.paid_role)?,
+            latest_is_test: subscriptions::holding_latest_is_test(
+                conn,
+                h.guild,
+                h.user,
+                h.paid_role,
+            )?,
         })
     }
 }
@@ -63,6 +69,9 @@ struct Plan {
     applied: BTreeSet<RoleId>,
     /// Kick the member after the revokes (the tier's end policy, nothing else keeps them).
     kick: bool,
+    /// What the record said was on the member before (kept, less what was taken and plus
+    /// what was given, when a change fails midway).
+    was: BTreeSet<RoleId>,
 }
 
 /// Decides a holding's changes: give what the tier gives (and its trial role while
@@ -72,7 +81,7 @@ fn plan(
     tier: &Tier,
     subs: &[Subscription],
     others: &[(Subscription, Option<Tier>)],
-    desired: bool,
+    (entitled, desired): (bool, bool),
     now: UnixMillis,
     grace: i64,
 ) -> Result<Plan, DbError> {
@@ -113,8 +122,10 @@ fn plan(
     Ok(Plan {
         grant: wanted.difference(&applied).copied().collect(),
         revoke,
-        kick: ending && tier.kick && kept_by_others.is_empty(),
+        // Only the end of paying kicks, never a member recorded as away.
+        kick: ending && !entitled && tier.kick && kept_by_others.is_empty(),
         applied: wanted,
+        was: applied,
     })
 }
 
@@ -128,6 +139,8 @@ enum Outcome {
     Failed {
         retry_at: UnixMillis,
         error: String,
+        /// What is on the member after the changes that did succeed.
+        on_member: BTreeSet<RoleId>,
     },
 }
 
@@ -175,7 +188,7 @@ impl RoleSync {
             paused,
             others,
             tier: Some(tier),
-            only_tests,
+            latest_is_test,
         } = loaded
         else {
             // The paid role or guild row is gone: nothing to apply.
@@ -189,8 +202,8 @@ impl RoleSync {
         };
         let entitled = subs.iter().any(|s| s.is_entitled(now, grace));
         let desired = entitled && present;
-        let mut plan = plan(&tier, &subs, &others, desired, now, grace)?;
-        plan.kick &= !only_tests;
+        let mut plan = plan(&tier, &subs, &others, (entitled, desired), now, grace)?;
+        plan.kick &= !latest_is_test;
         if paused && (!plan.revoke.is_empty() || plan.kick) {
             // Enforcement is paused: the roles stay, and so does the record that they are
             // on the member, so `resume` (which makes the guild due) takes them away then.
@@ -212,30 +225,51 @@ impl RoleSync {
                     .await;
             }
         }
-        // Gives first, then takes away: a role the member keeps is never off meanwhile.
+        // Gives first, then takes away: a role the member keeps is never off meanwhile. A
+        // role refused or gone does not stop the others; Discord failing, or the member
+        // gone, does (every other call would fail the same way).
         let mut result = Ok(());
         let mut role_id = role.role_id;
+        let mut on_member = plan.was.clone();
         for (&r, grant) in plan
             .grant
             .iter()
             .map(|r| (r, true))
             .chain(plan.revoke.iter().map(|r| (r, false)))
         {
-            role_id = r;
-            result = if grant {
+            let done = if grant {
                 self.roles.grant_role(h.guild, h.user, r).await
             } else {
-                self.roles.revoke_role(h.guild, h.user, r).await
+                match self.roles.revoke_role(h.guild, h.user, r).await {
+                    // A role deleted at Discord is on nobody.
+                    Err(RoleError::NotFound(Missing::Role)) => Ok(()),
+                    other => other,
+                }
             };
-            if result.is_err() {
-                break;
+            match done {
+                Ok(()) if grant => {
+                    on_member.insert(r);
+                }
+                Ok(()) => {
+                    on_member.remove(&r);
+                }
+                Err(e) => {
+                    let stop = matches!(
+                        e,
+                        RoleError::DiscordApi(_) | RoleError::NotFound(Missing::Member)
+                    );
+                    if result.is_ok() {
+                        role_id = r;
+                        result = Err(e);
+                    }
+                    if stop {
+                        break;
+                    }
+                }
             }
         }
-        if result.is_ok() {
-            role_id = role.role_id;
-            if plan.kick {
-                self.kick(h, &tier).await;
-            }
+        if result.is_ok() && plan.kick {
+            self.kick(h, &tier).await;
         }
         let previous_error = subs.iter().find_map(|s| s.last_sync_error.clone());
         let attempts = subs.iter().map(|s| s.sync_attempts).max().unwrap_or(0);
@@ -291,6 +325,7 @@ impl RoleSync {
                 Outcome::Failed {
                     retry_at: now + i64::try_from(retry.as_millis()).unwrap_or(i64::MAX / 2),
                     error: text,
+                    on_member,
                 }
             }
         };
@@ -317,8 +352,13 @@ impl RoleSync {
                         }
                         subscriptions::mark_synced(conn, &subs, &BTreeSet::new(), None)?;
                     }
-                    Outcome::Failed { retry_at, error } => {
+                    Outcome::Failed {
+                        retry_at,
+                        error,
+                        on_member,
+                    } => {
                         subscriptions::mark_failed(conn, &subs, &error, Some(retry_at))?;
+                        subscriptions::set_applied(conn, &subs, &on_member)?;
                     }
                 }
                 for (id, key) in &announced {
@@ -335,6 +375,17 @@ impl RoleSync {
     /// A refusal is the owner's to fix and is told once per streak; the roles are gone
     /// either way, and the kick is not retried (a member who rejoins is not kicked again).
     async fn kick(&self, h: Holding, tier: &Tier) {
+        // Read again just before: a purchase made while this sync ran keeps the member.
+        let (now, grace) = (self.services.now(), self.services.grace_ms);
+        let kept = self
+            .services
+            .db
+            .read(move |conn| subscriptions::for_member(conn, h.guild, h.user))
+            .await
+            .map(|subs| subs.iter().any(|s| s.is_entitled(now, grace)));
+        if !matches!(kept, Ok(false)) {
+            return;
+        }
         if let Err(error) = self.roles.kick_member(h.guild, h.user).await {
             tracing::warn!(guild = h.guild.get(), user = h.user.get(), error = %error, "kick refused");
             let (kind, fix) = match &error {
@@ -371,7 +422,7 @@ fn failure_text(error: &RoleError, desired: bool, role: RoleId, user: UserId) ->
             if desired { "give" } else { "remove" },
         ),
         RoleError::NotFound(_) => format!(
-            "The paid role <@&{role}> no longer exists at Discord. Fix: run /setup and pick the roles again."
+            "The paid role <@&{role}> no longer exists at Discord. Fix: run /setup and pick the roles again (or, for a role a tier gives besides its own, /admin tier remove_role)."
         ),
         RoleError::DiscordApi(e) => format!("Discord API error: {e}"),
     }
@@ -532,14 +583,14 @@ mod tests {
         let mut new = Subscription::example(Active, Some(5_000), None);
         new.paid_role_id = 2;
         let others = vec![(new.clone(), Some(silver.clone()))];
-        let p = plan(&gold, &[ended], &others, false, now, grace).expect("plan");
+        let p = plan(&gold, &[ended], &others, (false, false), now, grace).expect("plan");
         assert_eq!(p.revoke, roles(&[10]));
         assert!(
             p.grant.is_empty() && p.applied.is_empty() && !p.kick,
             "{p:?}"
         );
         // The new tier gives all of its roles (30 again is harmless: Discord keeps it on).
-        let p = plan(&silver, &[new], &[], true, now, grace).expect("plan");
+        let p = plan(&silver, &[new], &[], (true, true), now, grace).expect("plan");
         assert_eq!(p.grant, roles(&[20, 30]));
         assert!(p.revoke.is_empty());
         assert_eq!(p.applied, roles(&[20, 30]));
@@ -552,13 +603,18 @@ mod tests {
         // A row from before V12: applied, no list: its own role (and the tier's others).
         let mut old = Subscription::example(Expired, Some(500), None);
         old.role_applied = true;
-        let p = plan(&gold, &[old], &[], false, 1_000, 0).expect("plan");
+        let p = plan(&gold, &[old], &[], (false, false), 1_000, 0).expect("plan");
         assert_eq!(p.revoke, roles(&[10, 30]));
         assert!(p.kick);
         // Never applied: nothing to take away, nobody to kick.
         let never = Subscription::example(Expired, Some(500), None);
-        let p = plan(&gold, &[never], &[], false, 1_000, 0).expect("plan");
+        let p = plan(&gold, &[never], &[], (false, false), 1_000, 0).expect("plan");
         assert_eq!(p, Plan::default());
+        // Paying but recorded as away (left, or a late event): roles go, no kick.
+        let mut away = Subscription::example(SubscriptionStatus::Active, Some(5_000), None);
+        away.role_applied = true;
+        let p = plan(&gold, &[away], &[], (true, false), 1_000, 0).expect("plan");
+        assert!(!p.kick && !p.revoke.is_empty(), "{p:?}");
     }
 
     #[test]

@@ -189,63 +189,7 @@ impl Sweeper {
         // One transaction: whether they came back, and every paid role's verdict marked due.
         let (reports, guild_row, wake) = services
             .db
-            .write(move |conn| {
-                let came_back = members::set_in_guild(conn, guild, user, true)?;
-                let subs = subscriptions::for_member(conn, guild, user)?;
-                let mut reports = Vec::new();
-                let mut wake = false;
-                let tiers = crate::db::tiers::of_guild(conn, guild)?;
-                for role in paid_roles::all(conn, guild)? {
-                    let holding: Vec<&Subscription> =
-                        subs.iter().filter(|s| s.paid_role_id == role.id).collect();
-                    if moved_meanwhile(&before, &holding) {
-                        continue;
-                    }
-                    let entitled = holding.iter().any(|s| s.is_entitled(now, grace));
-                    // A paying member must show every role of the tier; one who is not
-                    // is judged by the tier's own role (the one nobody else sells).
-                    let on_member = match tiers.get(&role.id) {
-                        Some(tier) if entitled => tier.roles().iter().all(|r| has.contains(r)),
-                        _ => has.contains(&role.role_id),
-                    };
-                    let seen = Seen {
-                        entitled,
-                        applied: holding.iter().any(|s| s.role_applied),
-                        on_member,
-                        came_back,
-                    };
-                    let desired_applied = match verdict(seen) {
-                        Verdict::Regrant => {
-                            // Only a role Docobo had given can have been removed by hand.
-                            if seen.applied && !came_back {
-                                tracing::info!(
-                                    guild = guild.get(),
-                                    user = user.get(),
-                                    role = role.role_id.get(),
-                                    "sweep: a paid role was removed by hand; putting it back"
-                                );
-                            }
-                            false
-                        }
-                        Verdict::Revoke => true,
-                        Verdict::Report => {
-                            reports.push(role.role_id);
-                            continue;
-                        }
-                        Verdict::Fine => continue,
-                    };
-                    subscriptions::mark_member_due(
-                        conn,
-                        guild,
-                        user,
-                        Some(role.id),
-                        Some(desired_applied),
-                        now,
-                    )?;
-                    wake = true;
-                }
-                Ok((reports, guilds::get(conn, guild)?, wake))
-            })
+            .write(move |conn| judge_member(conn, (guild, user), &has, &before, (now, grace)))
             .await?;
         if wake {
             services.sync.wake();
@@ -286,6 +230,90 @@ impl Sweeper {
             self.notifier.log_line(g, &line).await;
         }
     }
+}
+
+/// The sweep's verdicts on one member, in one transaction: whether they came back, and
+/// each paid role marked due (or reported) as what Discord shows requires. Returns the roles
+/// to report, the guild, and whether anything was made due.
+fn judge_member(
+    conn: &rusqlite::Connection,
+    (guild, user): (GuildId, UserId),
+    has: &HashSet<RoleId>,
+    before: &[Subscription],
+    (now, grace): (crate::domain::UnixMillis, i64),
+) -> Result<(Vec<RoleId>, Option<guilds::Guild>, bool), crate::db::DbError> {
+    let came_back = members::set_in_guild(conn, guild, user, true)?;
+    let subs = subscriptions::for_member(conn, guild, user)?;
+    let mut reports = Vec::new();
+    let mut wake = false;
+    let tiers = crate::db::tiers::of_guild(conn, guild)?;
+    // Roles the member's entitled tiers give: never "unpaid", never revoked.
+    let kept: std::collections::BTreeSet<RoleId> = subs
+        .iter()
+        .filter(|s| s.is_entitled(now, grace))
+        .filter_map(|s| tiers.get(&s.paid_role_id))
+        .flat_map(crate::db::tiers::Tier::roles)
+        .collect();
+    for role in paid_roles::all(conn, guild)? {
+        let holding: Vec<&Subscription> =
+            subs.iter().filter(|s| s.paid_role_id == role.id).collect();
+        if moved_meanwhile(before, &holding) {
+            continue;
+        }
+        let entitled = holding.iter().any(|s| s.is_entitled(now, grace));
+        // A paying member must show every role of the tier; one who is not
+        // is judged by the tier's own role (the one nobody else sells).
+        let on_member = match tiers.get(&role.id) {
+            Some(tier) if entitled => tier.roles().iter().all(|r| has.contains(r)),
+            _ => has.contains(&role.role_id) && !kept.contains(&role.role_id),
+        };
+        let seen = Seen {
+            entitled,
+            applied: holding.iter().any(|s| s.role_applied),
+            on_member,
+            came_back,
+        };
+        let desired_applied = match verdict(seen) {
+            Verdict::Regrant => {
+                // Only a role Docobo had given can have been removed by hand.
+                if seen.applied && !came_back {
+                    tracing::info!(
+                        guild = guild.get(),
+                        user = user.get(),
+                        role = role.role_id.get(),
+                        "sweep: a paid role was removed by hand; putting it back"
+                    );
+                }
+                // What is on the member stays recorded (a role given and
+                // still there is not lost track of); the rest is given again.
+                let present: std::collections::BTreeSet<RoleId> = tiers
+                    .get(&role.id)
+                    .map(|t| t.roles().into_iter().filter(|r| has.contains(r)).collect())
+                    .unwrap_or_default();
+                let rows: Vec<Subscription> = holding.iter().map(|s| (*s).clone()).collect();
+                subscriptions::set_applied(conn, &rows, &present)?;
+                subscriptions::mark_member_due(conn, guild, user, Some(role.id), None, now)?;
+                wake = true;
+                continue;
+            }
+            Verdict::Revoke => true,
+            Verdict::Report => {
+                reports.push(role.role_id);
+                continue;
+            }
+            Verdict::Fine => continue,
+        };
+        subscriptions::mark_member_due(
+            conn,
+            guild,
+            user,
+            Some(role.id),
+            Some(desired_applied),
+            now,
+        )?;
+        wake = true;
+    }
+    Ok((reports, guilds::get(conn, guild)?, wake))
 }
 
 #[cfg(test)]
