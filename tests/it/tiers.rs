@@ -105,6 +105,7 @@ fn removals_of(discord: &FakeDiscord, role: u64) -> usize {
 
 /// A tier gives all its roles at once, a role added later reaches the members who hold it,
 /// a role taken out is taken from them, and the end of access takes every one away.
+#[allow(clippy::too_many_lines, reason = "one end-to-end story, step by step")]
 #[tokio::test]
 async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
     let discord = discord_with(guild_spec()).await;
@@ -146,6 +147,17 @@ async fn a_tier_of_several_roles_is_given_edited_and_ended_as_one() {
     )
     .await;
     assert!(text(&added).contains(&format!("<@&{CHAT}>")), "{added:?}");
+    // `/join` says what the tier gives.
+    let join = discord
+        .run_slash_command(&SlashCommand::new(GUILD, BUYER, "join"), WAIT)
+        .await
+        .expect("/join answers");
+    assert!(
+        text(&join).contains(&format!(
+            "<@&{SUPPORTER}> gives <@&{SUPPORTER}>, <@&{CHAT}>."
+        )),
+        "{join:?}"
+    );
     let t0 = now_ms();
     let body = polar_event("subscription.active", "active", false, t0);
     assert_eq!(
