@@ -34,16 +34,21 @@ struct Loaded {
 impl Loaded {
     fn read(conn: &rusqlite::Connection, h: Holding) -> Result<Self, DbError> {
         let tiers = tiers::of_guild(conn, h.guild)?;
-        let others = subscriptions::for_member(conn, h.guild, h.user)?
+        // One read of the member's rows: this holding's (oldest first) and the others.
+        let (mut subs, others): (Vec<Subscription>, Vec<Subscription>) =
+            subscriptions::for_member(conn, h.guild, h.user)?
+                .into_iter()
+                .partition(|s| s.paid_role_id == h.paid_role);
+        subs.reverse();
+        let others = others
             .into_iter()
-            .filter(|s| s.paid_role_id != h.paid_role)
             .map(|s| {
                 let tier = tiers.get(&s.paid_role_id).cloned();
                 (s, tier)
             })
             .collect();
         Ok(Self {
-            subs: subscriptions::for_holding(conn, h.guild, h.user, h.paid_role)?,
+            subs,
             role: paid_roles::by_id(conn, h.paid_role)?,
             guild: guilds::get(conn, h.guild)?,
             present: members::in_guild(conn, h.guild, h.user)?.unwrap_or(true),
